@@ -1,0 +1,212 @@
+//! The command line: subcommands are the roles of the system.
+//!
+//! Flags that are configuration keys are collected into [`FlagValues`] and
+//! layered over file and environment by `config::load`, so that a bad flag
+//! value is reported exactly like a bad file value.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{FlagValues, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sentryk8s",
+    version,
+    about = "Distributed, self-healing uptime monitor for web services",
+    long_about = "Distributed, self-healing uptime monitor for web services.\n\n\
+        One binary, several roles: `migrate` prepares PostgreSQL, `scheduler` \
+        publishes every due check slot to RabbitMQ, `worker` runs the checks and \
+        records results, `checks` and `status` are for people. Configuration: \
+        built-in defaults < --config FILE < SENTRYK8S_* environment < flags; \
+        `sentryk8s config` prints the effective configuration."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "SENTRYK8S_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// PostgreSQL URL [config: database_url].
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// RabbitMQ URL [config: amqp_url].
+    #[arg(long, global = true, value_name = "URL")]
+    pub amqp_url: Option<String>,
+    /// Ops HTTP server address, e.g. 0.0.0.0:9090 [config: listen].
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Log format [config: log_format].
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. "info" or "sentryk8s=debug" (RUST_LOG wins) [config: log_level].
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the embedded schema migrations (run by the Helm hook Job).
+    Migrate(MigrateArgs),
+    /// Own a share of the partitions and publish every due check slot.
+    Scheduler(SchedulerArgs),
+    /// Consume check jobs, run them, store results and derive state.
+    Worker(WorkerArgs),
+    /// Manage the declared checks.
+    Checks(ChecksArgs),
+    /// Show what is up or down now.
+    Status(StatusArgs),
+    /// Print the effective configuration (secrets redacted).
+    Config,
+    /// Migrate, apply a checks file and run a scheduler and a worker in one process.
+    Standalone(StandaloneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Keep retrying the connection this long (e.g. "60s") while PostgreSQL starts.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<std::time::Duration>,
+    /// Partitions at first install [config: partitions].
+    #[arg(long)]
+    pub partitions: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Take the shard ordinal from HOSTNAME (sentryk8s-scheduler-2 → 2) [config: scheduler.shard_from_hostname].
+    #[arg(long)]
+    pub shard_from_hostname: bool,
+    /// Number of scheduler replicas [config: scheduler.shards].
+    #[arg(long)]
+    pub shards: Option<u32>,
+    /// Partition lease lifetime, e.g. "15s" [config: scheduler.lease_ttl].
+    #[arg(long, value_name = "DURATION")]
+    pub lease_ttl: Option<String>,
+    /// Lease renewal period, e.g. "5s" [config: scheduler.renew_interval].
+    #[arg(long, value_name = "DURATION")]
+    pub renew_interval: Option<String>,
+    /// Partitions at first install (stored in the database) [config: partitions].
+    #[arg(long)]
+    pub partitions: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Checks in flight at once [config: worker.concurrency].
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ChecksArgs {
+    #[command(subcommand)]
+    pub command: ChecksCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChecksCommand {
+    /// Make the database match one or more checks files.
+    Apply(ApplyArgs),
+    /// List the declared checks.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Checks file, directory of *.yaml files, or "-" for stdin; repeatable.
+    #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Delete checks that are in the database but in none of the files.
+    #[arg(long)]
+    pub prune: bool,
+    /// Print the plan without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ListFormat::Table)]
+    pub output: ListFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = StatusFormat::Table)]
+    pub output: StatusFormat,
+    /// Refresh every two seconds until interrupted.
+    #[arg(long)]
+    pub watch: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct StandaloneArgs {
+    /// Checks file or directory to apply (with --prune) before starting.
+    #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Checks in flight at once [config: worker.concurrency].
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(text)
+}
+
+impl Cli {
+    /// The flags that are configuration keys, for the highest config layer.
+    pub fn flag_values(&self) -> FlagValues {
+        let mut flags = FlagValues::default();
+        let g = &self.global;
+        flags.set("database_url", "--database-url", g.database_url.clone());
+        flags.set("amqp_url", "--amqp-url", g.amqp_url.clone());
+        flags.set("listen", "--listen", g.listen.clone());
+        flags.set(
+            "log_format",
+            "--log-format",
+            g.log_format.map(|f| if f == LogFormat::Json { "json" } else { "text" }),
+        );
+        flags.set("log_level", "--log-level", g.log_level.clone());
+        match &self.command {
+            Command::Migrate(a) => flags.set("partitions", "--partitions", a.partitions),
+            Command::Scheduler(a) => {
+                flags.set(
+                    "scheduler.shard_from_hostname",
+                    "--shard-from-hostname",
+                    a.shard_from_hostname.then_some(true),
+                );
+                flags.set("scheduler.shards", "--shards", a.shards);
+                flags.set("scheduler.lease_ttl", "--lease-ttl", a.lease_ttl.clone());
+                flags.set("scheduler.renew_interval", "--renew-interval", a.renew_interval.clone());
+                flags.set("partitions", "--partitions", a.partitions);
+            }
+            Command::Worker(a) => flags.set("worker.concurrency", "--concurrency", a.concurrency),
+            Command::Standalone(a) => flags.set("worker.concurrency", "--concurrency", a.concurrency),
+            Command::Checks(_) | Command::Status(_) | Command::Config => {}
+        }
+        flags
+    }
+}

@@ -1,0 +1,29 @@
+//! One file per subcommand: thin wiring of the shared modules into a role.
+
+mod config;
+mod migrate;
+
+use std::process::ExitCode;
+
+use crate::cli::Command;
+use crate::config::Config;
+
+/// Exit status of a command that failed on bad input (usage, config,
+/// checks file): distinct from 1, a runtime failure.
+pub const EXIT_INVALID: u8 = 2;
+
+/// Runs a subcommand to completion.
+pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Migrate(args) => migrate::run(args, config).await,
+        Command::Config => config::run(config),
+        Command::Scheduler(_)
+        | Command::Worker(_)
+        | Command::Checks(_)
+        | Command::Status(_)
+        | Command::Standalone(_) => {
+            eprintln!("error: not implemented yet");
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! PostgreSQL access: URL parsing, the connection pool, single connections
+//! that wait for the server, and the readiness probe.
+//!
+//! Queries live beside the module that owns their table (leases in
+//! `scheduler::leases`, results in `worker::batcher`, …); this module only
+//! knows how to reach the database.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::config::Host;
+use tokio_postgres::{Client, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::ops_server::{BoxFuture, ReadinessProbe};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("invalid PostgreSQL URL: {0}")]
+    InvalidUrl(String),
+    #[error("cannot build the connection pool: {0}")]
+    Pool(String),
+    #[error("could not connect to PostgreSQL at {target} within {waited}: {cause}")]
+    Unreachable { target: String, waited: String, cause: String },
+    #[error("interrupted while waiting for PostgreSQL at {0}")]
+    Interrupted(String),
+}
+
+/// Parses and sanity-checks a database URL without connecting.
+pub fn parse_database_url(url: &str) -> Result<tokio_postgres::Config, DbError> {
+    // tokio-postgres errors do not echo the input, so no password leaks here.
+    let config = tokio_postgres::Config::from_str(url).map_err(|e| DbError::InvalidUrl(e.to_string()))?;
+    if config.get_hosts().is_empty() {
+        return Err(DbError::InvalidUrl("no host given".into()));
+    }
+    if config.get_dbname().is_none() {
+        return Err(DbError::InvalidUrl("no database name given".into()));
+    }
+    Ok(config)
+}
+
+/// "host:port/dbname" of a connection config: what error messages name.
+pub fn describe_target(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "?".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}/{}", config.get_dbname().unwrap_or(""))
+}
+
+fn pg_config(config: &Config, application: &str) -> Result<tokio_postgres::Config, DbError> {
+    let mut pg = parse_database_url(&config.database_url)?;
+    pg.connect_timeout(config.database.connect_timeout);
+    if pg.get_application_name().is_none() {
+        pg.application_name(format!("sentryk8s-{application}"));
+    }
+    // TCP keepalives notice a silently dead server (a node gone, a proxy
+    // that dropped us) instead of a query hanging until the OS gives up.
+    pg.keepalives(true);
+    pg.keepalives_idle(Duration::from_secs(10));
+    Ok(pg)
+}
+
+/// Builds the pool; connections are opened lazily on first use.
+///
+/// `Verified` recycling costs one round trip per checkout, but a connection
+/// hard-closed by a PostgreSQL restart is then replaced instead of failing
+/// the first query after the restart.
+pub fn pool(config: &Config, application: &str) -> Result<Pool, DbError> {
+    let pg = pg_config(config, application)?;
+    let manager =
+        Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Verified });
+    let timeout = Some(config.database.connect_timeout);
+    Pool::builder(manager)
+        .max_size(config.database.pool_size as usize)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(timeout)
+        .create_timeout(timeout)
+        .recycle_timeout(timeout)
+        .build()
+        .map_err(|e| DbError::Pool(e.to_string()))
+}
+
+/// Opens one dedicated connection (migrations, LISTEN), retrying until
+/// `wait` has passed. `wait = 0` tries once.
+pub async fn connect_with_wait(
+    config: &Config,
+    application: &str,
+    wait: Duration,
+    shutdown: &CancellationToken,
+) -> Result<Client, DbError> {
+    let pg = pg_config(config, application)?;
+    let target = describe_target(&pg);
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        // connect_timeout bounds the TCP connect; this bounds the startup
+        // handshake too, against a peer that accepts and then says nothing.
+        let limit = config.database.connect_timeout;
+        let attempt = tokio::select! {
+            r = tokio::time::timeout(limit, pg.connect(NoTls)) => r.map_err(|_| format!("no answer within {}", humantime::format_duration(limit))).and_then(|r| r.map_err(|e| error_chain(&e))),
+            _ = shutdown.cancelled() => return Err(DbError::Interrupted(target)),
+        };
+        match attempt {
+            Ok((client, connection)) => {
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "PostgreSQL connection closed");
+                    }
+                });
+                return Ok(client);
+            }
+            Err(e) => {
+                let elapsed = started.elapsed();
+                if elapsed >= wait {
+                    return Err(DbError::Unreachable {
+                        target,
+                        waited: humantime::format_duration(round_ms(elapsed)).to_string(),
+                        cause: e,
+                    });
+                }
+                tracing::info!(%target, error = %e, "PostgreSQL not reachable yet, retrying");
+                // The last attempt lands on the deadline, not after it.
+                tokio::select! {
+                    _ = tokio::time::sleep(delay.min(wait - elapsed)) => {}
+                    _ = shutdown.cancelled() => return Err(DbError::Interrupted(target)),
+                }
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}
+
+/// The error and its causes on one line ("db error: …: connection refused").
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Ready when a pooled connection answers `SELECT 1` within two seconds.
+pub struct PostgresProbe(pub Pool);
+
+impl ReadinessProbe for PostgresProbe {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let attempt = async {
+                let client = self.0.get().await.map_err(|e| error_chain(&e))?;
+                client.simple_query("SELECT 1").await.map_err(|e| error_chain(&e))?;
+                Ok::<(), String>(())
+            };
+            match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+                Ok(result) => result,
+                Err(_) => Err("no answer within 2s".into()),
+            }
+        })
+    }
+}

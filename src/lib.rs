@@ -1,0 +1,16 @@
+//! SentryK8s: a distributed, self-healing uptime monitor.
+//!
+//! The binary (`main.rs`) only wires; everything lives here so that tests
+//! drive the same code the roles run. See DESIGN.md for the big picture and
+//! README.md for how to run it.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod migrate;
+pub mod model;
+pub mod ops_server;
+pub mod queue;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,211 @@
+//! The declared check, as stored in `checks.spec` and carried in every job.
+//!
+//! This is the normalised form: the checks file's conveniences (`${VAR}`,
+//! `follow_redirects: true`, a single string where a list is allowed,
+//! defaults) are resolved before a spec is stored, so the worker reads
+//! exactly what it runs.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckSpec {
+    /// http:// or https:// URL to request.
+    pub url: String,
+    /// HTTP method, upper case.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Request headers (values may be secrets: never print them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Request body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Hard deadline of the whole check, in milliseconds.
+    pub timeout_ms: u64,
+    /// Redirects followed at most; 0 means a redirect is the response.
+    #[serde(default)]
+    pub max_redirects: u32,
+    /// Verify the server's TLS certificate and name.
+    #[serde(default = "default_true")]
+    pub tls_verify: bool,
+    /// Response body bytes read at most; `None` uses the worker's limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_limit: Option<u64>,
+    /// What "up" means.
+    #[serde(default)]
+    pub expect: Expect,
+    /// Consecutive failures before the check is DOWN.
+    #[serde(default = "default_one")]
+    pub failure_threshold: u32,
+    /// Consecutive successes before a DOWN check is UP again.
+    #[serde(default = "default_one")]
+    pub success_threshold: u32,
+    /// Free-form labels, shown in status and alerts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Names of notification channels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<String>,
+}
+
+/// Assertions on the response; all must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Expect {
+    /// Accepted status codes; empty means 200–399.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<StatusMatch>,
+    /// Slowest acceptable total time, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_time_ms: Option<u64>,
+    /// Substrings the body must contain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub body_contains: Vec<String>,
+    /// Substrings the body must not contain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub body_not_contains: Vec<String>,
+    /// Regular expressions the body must match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub body_regex: Vec<String>,
+    /// JSON pointer (RFC 6901) → expected value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub json: BTreeMap<String, serde_json::Value>,
+    /// Fewest days the TLS certificate may have left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_days_left: Option<u32>,
+}
+
+/// One accepted status: a code (`200`), a class (`"2xx"`) or a range
+/// (`"200-299"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusMatch {
+    Code(u16),
+    Class(u8),
+    Range(u16, u16),
+}
+
+impl StatusMatch {
+    pub fn matches(&self, status: u16) -> bool {
+        match *self {
+            StatusMatch::Code(c) => status == c,
+            StatusMatch::Class(c) => status / 100 == c as u16,
+            StatusMatch::Range(lo, hi) => (lo..=hi).contains(&status),
+        }
+    }
+
+    /// Parses `"2xx"`, `"200-299"` or `"200"`.
+    pub fn parse(text: &str) -> Result<StatusMatch, String> {
+        let t = text.trim();
+        let bad = || {
+            format!("invalid status \"{text}\": use a code (200), a class (\"2xx\") or a range (\"200-299\")")
+        };
+        if let Some(d) = t.strip_suffix("xx").or_else(|| t.strip_suffix("XX")) {
+            return match d.parse::<u8>() {
+                Ok(c @ 1..=5) if d.len() == 1 => Ok(StatusMatch::Class(c)),
+                _ => Err(bad()),
+            };
+        }
+        if let Some((lo, hi)) = t.split_once('-') {
+            let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+            let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+            if !(100..=599).contains(&lo) || !(100..=599).contains(&hi) || lo > hi {
+                return Err(bad());
+            }
+            return Ok(StatusMatch::Range(lo, hi));
+        }
+        match t.parse::<u16>() {
+            Ok(c @ 100..=599) => Ok(StatusMatch::Code(c)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for StatusMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusMatch::Code(c) => write!(f, "{c}"),
+            StatusMatch::Class(c) => write!(f, "{c}xx"),
+            StatusMatch::Range(lo, hi) => write!(f, "{lo}-{hi}"),
+        }
+    }
+}
+
+impl Serialize for StatusMatch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StatusMatch::Code(c) => s.serialize_u16(*c),
+            other => s.serialize_str(&other.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusMatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Code(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Code(c) => StatusMatch::parse(&c.to_string()).map_err(serde::de::Error::custom),
+            Raw::Text(t) => StatusMatch::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Expect {
+    /// Whether `status` is accepted (200–399 when nothing is declared).
+    pub fn status_ok(&self, status: u16) -> bool {
+        if self.status.is_empty() {
+            (200..=399).contains(&status)
+        } else {
+            self.status.iter().any(|m| m.matches(status))
+        }
+    }
+}
+
+fn default_method() -> String {
+    "GET".to_string()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_one() -> u32 {
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_matchers() {
+        assert_eq!(StatusMatch::parse("2xx"), Ok(StatusMatch::Class(2)));
+        assert_eq!(StatusMatch::parse("200-204"), Ok(StatusMatch::Range(200, 204)));
+        assert_eq!(StatusMatch::parse("404"), Ok(StatusMatch::Code(404)));
+        for bad in ["6xx", "0xx", "22xx", "abc", "99", "600", "300-200", ""] {
+            assert!(StatusMatch::parse(bad).is_err(), "{bad}");
+        }
+        let e = Expect::default();
+        assert!(e.status_ok(200) && e.status_ok(302) && !e.status_ok(404) && !e.status_ok(500));
+        let e = Expect { status: vec![StatusMatch::Code(404), StatusMatch::Class(5)], ..Expect::default() };
+        assert!(e.status_ok(404) && e.status_ok(503) && !e.status_ok(200));
+    }
+
+    #[test]
+    fn spec_round_trips_through_json() {
+        let spec: CheckSpec = serde_json::from_str(
+            r#"{"url":"http://x/","timeout_ms":1000,"expect":{"status":[200,"3xx"],"json":{"/a":1}}}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.method, "GET");
+        assert!(spec.tls_verify);
+        assert_eq!(spec.failure_threshold, 1);
+        let again: CheckSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(spec, again);
+    }
+}

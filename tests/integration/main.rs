@@ -1,0 +1,8 @@
+//! Integration tests: one binary, one module per capability, all against
+//! real PostgreSQL, RabbitMQ, HTTP servers and the real `sentryk8s` binary.
+
+mod support;
+
+mod config_cli;
+mod migrate;
+mod ops;

@@ -1,0 +1,87 @@
+//! Unique RabbitMQ exchange and queue names per test, deleted at the end.
+
+use amqprs::channel::{ExchangeDeleteArguments, QueueDeleteArguments, QueuePurgeArguments};
+use amqprs::connection::Connection;
+
+pub fn amqp_url() -> String {
+    std::env::var("SENTRYK8S_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
+}
+
+pub struct TestBroker {
+    pub url: String,
+    pub exchange: String,
+    pub queue: String,
+}
+
+impl TestBroker {
+    pub fn new() -> TestBroker {
+        let id = super::unique_name("sk-test");
+        TestBroker { url: amqp_url(), exchange: id.clone(), queue: format!("{id}.checks") }
+    }
+
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dead", self.queue)
+    }
+
+    /// Environment for the binary so it uses this test's names.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("SENTRYK8S_AMQP_URL".into(), self.url.clone()),
+            ("SENTRYK8S_AMQP__EXCHANGE".into(), self.exchange.clone()),
+            ("SENTRYK8S_AMQP__QUEUE".into(), self.queue.clone()),
+        ]
+    }
+
+    pub async fn connect(&self) -> Connection {
+        let target = sentryk8s::queue::AmqpTarget::parse(&self.url).expect("test AMQP URL");
+        sentryk8s::queue::connect(&target, "sentryk8s-test", std::time::Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to test RabbitMQ ({e}); is it running?"))
+    }
+
+    pub async fn purge(&self) {
+        let connection = self.connect().await;
+        if let Ok(channel) = connection.open_channel(None).await {
+            let _ = channel.queue_purge(QueuePurgeArguments::new(&self.queue)).await;
+        }
+        let _ = connection.close().await;
+    }
+}
+
+impl Default for TestBroker {
+    fn default() -> Self {
+        TestBroker::new()
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let queues = [self.queue.clone(), self.dead_letter_queue()];
+        let exchanges = [self.exchange.clone(), format!("{}.dlx", self.exchange)];
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let target = sentryk8s::queue::AmqpTarget::parse(&url).ok()?;
+                let connection = sentryk8s::queue::connect(
+                    &target,
+                    "sentryk8s-test-cleanup",
+                    std::time::Duration::from_secs(30),
+                )
+                .await
+                .ok()?;
+                let channel = connection.open_channel(None).await.ok()?;
+                for q in &queues {
+                    let _ = channel.queue_delete(QueueDeleteArguments::new(q)).await;
+                }
+                for e in &exchanges {
+                    let _ = channel.exchange_delete(ExchangeDeleteArguments::new(e)).await;
+                }
+                let _ = connection.close().await;
+                Some(())
+            })
+        })
+        .join();
+    }
+}

@@ -1,0 +1,55 @@
+//! The test bed: real PostgreSQL, real RabbitMQ, real HTTP servers and the
+//! real binary, each isolated per test so tests run in parallel and twice
+//! in a row.
+//!
+//! Where the services are: `SENTRYK8S_TEST_DATABASE_URL` (an admin URL,
+//! default postgres://postgres@127.0.0.1:5432/postgres) and
+//! `SENTRYK8S_TEST_AMQP_URL` (default amqp://guest:guest@127.0.0.1:5672/%2f).
+
+#![allow(dead_code, unused_imports)]
+
+pub mod binary;
+pub mod broker;
+pub mod db;
+pub mod http;
+pub mod proxy;
+pub mod target;
+
+pub use binary::{free_port, Binary};
+pub use broker::TestBroker;
+pub use db::TestDb;
+pub use proxy::TcpProxy;
+pub use target::{Behavior, TestTarget};
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A name no other test (in this run or an earlier one) uses.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos % 1_000_000_000
+    )
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: std::time::Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
