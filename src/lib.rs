@@ -14,3 +14,4 @@ pub mod ops_server;
 pub mod queue;
 pub mod shutdown;
 pub mod telemetry;
+pub mod worker;

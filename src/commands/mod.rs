@@ -2,6 +2,7 @@
 
 mod config;
 mod migrate;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -17,8 +18,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Migrate(args) => migrate::run(args, config).await,
         Command::Config => config::run(config),
+        Command::Worker(_) => worker::run(config).await,
         Command::Scheduler(_)
-        | Command::Worker(_)
         | Command::Checks(_)
         | Command::Status(_)
         | Command::Standalone(_) => {
