@@ -7,3 +7,5 @@ mod config_cli;
 mod migrate;
 mod ops;
 mod worker_checks;
+mod worker_delivery;
+mod worker_outages;
