@@ -55,6 +55,12 @@ impl WorkerBed {
         WorkerBed { db, broker, connection, channel, listen: format!("127.0.0.1:{}", free_port()).parse().unwrap() }
     }
 
+    /// Opens a new publishing connection (after a broker restart).
+    pub async fn reconnect_publisher(&mut self) {
+        self.connection = self.broker.connect().await;
+        self.channel = self.connection.open_channel(None).await.expect("open channel");
+    }
+
     /// Environment of a worker for this bed: short batch delay, quick drain.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = self.broker.env();
