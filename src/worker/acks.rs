@@ -4,9 +4,12 @@
 //! the tags it delivered and not yet settled. Results complete out of order
 //! (a slow target holds its delivery while fast ones finish), so the
 //! [`AckTracker`] acknowledges the completed *prefix* of outstanding tags
-//! with one `basic.ack(multiple)` frame, and completed tags stuck behind a
-//! slower one individually (waiting for the prefix would hold them against
-//! the prefetch window and stall the worker behind one slow check).
+//! with one `basic.ack(multiple)` frame. Completed tags stuck behind a
+//! slower one wait for the prefix while they are few; once they would hold
+//! a sizeable part of the prefetch window (`single_ack_threshold`) they are
+//! acknowledged individually, so one slow check never stalls the worker.
+//! (Each single ack is a frame and a write; the multiple ack is what keeps
+//! acknowledgement cost per check near zero.)
 //!
 //! A session whose channel died is never acknowledged on: the broker has
 //! already requeued its deliveries, and the redelivered jobs are harmless
@@ -28,13 +31,21 @@ pub struct AckPlan {
 }
 
 /// Outstanding tags of one channel, in delivery order (pure bookkeeping).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AckTracker {
     /// tag → completed (committed, may be acknowledged).
     outstanding: BTreeMap<u64, bool>,
+    /// Completed tags still waiting behind an uncompleted one.
+    waiting: usize,
+    /// Past this many waiting tags, they are acknowledged singly.
+    single_ack_threshold: usize,
 }
 
 impl AckTracker {
+    pub fn new(single_ack_threshold: usize) -> AckTracker {
+        AckTracker { outstanding: BTreeMap::new(), waiting: 0, single_ack_threshold }
+    }
+
     /// Records a delivery that will be acknowledged later.
     pub fn register(&mut self, tag: u64) {
         self.outstanding.insert(tag, false);
@@ -42,7 +53,9 @@ impl AckTracker {
 
     /// Forgets a tag settled another way (rejected).
     pub fn forget(&mut self, tag: u64) {
-        self.outstanding.remove(&tag);
+        if self.outstanding.remove(&tag) == Some(true) {
+            self.waiting -= 1;
+        }
     }
 
     pub fn outstanding(&self) -> usize {
@@ -55,7 +68,10 @@ impl AckTracker {
     pub fn complete(&mut self, tags: &[u64]) -> AckPlan {
         for tag in tags {
             if let Some(done) = self.outstanding.get_mut(tag) {
-                *done = true;
+                if !*done {
+                    *done = true;
+                    self.waiting += 1;
+                }
             }
         }
         let mut plan = AckPlan::default();
@@ -64,15 +80,16 @@ impl AckTracker {
                 break;
             }
             self.outstanding.remove(&tag);
+            self.waiting -= 1;
             plan.multiple_up_to = Some(tag);
         }
-        for tag in tags {
-            if self.outstanding.get(tag) == Some(&true) {
+        if self.waiting > self.single_ack_threshold {
+            plan.singles = self.outstanding.iter().filter(|(_, done)| **done).map(|(tag, _)| *tag).collect();
+            for tag in &plan.singles {
                 self.outstanding.remove(tag);
-                plan.singles.push(*tag);
             }
+            self.waiting = 0;
         }
-        plan.singles.sort_unstable();
         plan
     }
 }
@@ -92,8 +109,14 @@ pub struct Delivery {
 }
 
 impl Session {
-    pub fn new(channel: Channel) -> Arc<Session> {
-        Arc::new(Session { channel, tracker: Mutex::new(AckTracker::default()), open: AtomicBool::new(true) })
+    /// `single_ack_threshold`: see [`AckTracker::new`]; about a quarter of
+    /// the prefetch window.
+    pub fn new(channel: Channel, single_ack_threshold: usize) -> Arc<Session> {
+        Arc::new(Session {
+            channel,
+            tracker: Mutex::new(AckTracker::new(single_ack_threshold)),
+            open: AtomicBool::new(true),
+        })
     }
 
     /// Registers `tag` and returns its handle.
@@ -159,7 +182,7 @@ mod tests {
     use super::*;
 
     fn tracker(tags: std::ops::RangeInclusive<u64>) -> AckTracker {
-        let mut t = AckTracker::default();
+        let mut t = AckTracker::new(0);
         for tag in tags {
             t.register(tag);
         }
@@ -184,6 +207,20 @@ mod tests {
     }
 
     #[test]
+    fn a_few_completions_wait_for_the_prefix() {
+        let mut t = AckTracker::new(2);
+        for tag in 1..=6 {
+            t.register(tag);
+        }
+        assert_eq!(t.complete(&[2, 3]), AckPlan::default());
+        // A third one waiting passes the threshold: all three go singly.
+        assert_eq!(t.complete(&[5]), AckPlan { multiple_up_to: None, singles: vec![2, 3, 5] });
+        assert_eq!(t.complete(&[1]), AckPlan { multiple_up_to: Some(1), singles: vec![] });
+        assert_eq!(t.complete(&[4]), AckPlan { multiple_up_to: Some(4), singles: vec![] });
+        assert_eq!(t.outstanding(), 1);
+    }
+
+    #[test]
     fn unknown_forgotten_and_repeated_tags_are_ignored() {
         let mut t = tracker(1..=3);
         t.forget(1);
@@ -194,9 +231,12 @@ mod tests {
 
     #[test]
     fn every_tag_is_acked_exactly_once_in_any_order() {
-        // A small exhaustive-ish check: rotate completion orders.
-        for shift in 0..7u64 {
-            let mut t = tracker(1..=7);
+        // Rotated completion orders, for several single-ack thresholds.
+        for (shift, threshold) in (0..7u64).flat_map(|s| (0..4).map(move |th| (s, th))) {
+            let mut t = AckTracker::new(threshold);
+            for tag in 1..=7 {
+                t.register(tag);
+            }
             let mut acked = std::collections::BTreeSet::new();
             let order: Vec<u64> = (0..7).map(|i| (i * 3 + shift) % 7 + 1).collect();
             let mut completed = std::collections::BTreeSet::new();

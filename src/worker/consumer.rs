@@ -121,7 +121,7 @@ impl Consumer {
             };
             retry_delay = Duration::from_millis(200);
             self.link.set(Some(connection.clone()));
-            let session = Session::new(channel.clone());
+            let session = Session::new(channel.clone(), self.prefetch as usize / 4);
             tracing::info!(queue = %self.topology.queue, prefetch = self.prefetch, concurrency = self.concurrency, "consuming check jobs");
             let watcher = connection.clone();
             let failure = watcher.listen_network_io_failure();

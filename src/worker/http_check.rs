@@ -173,7 +173,9 @@ impl HttpChecker {
             cert_expires_at: None,
         };
         let deadline = progress.deadline;
-        let result = tokio::time::timeout_at(deadline, self.execute(spec, &mut progress)).await;
+        // Boxed: the whole exchange is a state machine of several KiB, and
+        // an unboxed one is copied each time the check's future moves.
+        let result = tokio::time::timeout_at(deadline, Box::pin(self.execute(spec, &mut progress))).await;
         progress.timings.total_ms = start.elapsed().as_secs_f64() * 1000.0;
         let mut outcome = CheckOutcome {
             started_at,
@@ -344,9 +346,10 @@ impl HttpChecker {
         let started = Instant::now();
         let stream = connect_any(&addresses, p.deadline).await;
         add(&mut p.timings.connect_ms, started);
-        let stream = stream?;
-        // Requests are small and sent at once; Nagle would only add latency.
-        let _ = stream.set_nodelay(true);
+        // No TCP_NODELAY: hyper writes a request (head and body) in one
+        // writev, which Nagle never delays, so the setsockopt would be a
+        // wasted system call per check.
+        let stream = ClosingStream(stream?);
 
         if !https {
             return self.http(stream, false, url, out, p).await;
@@ -550,5 +553,58 @@ fn hyper_failure(error: &hyper::Error) -> Failure {
     Failure::new(ErrorClass::Protocol, message)
 }
 
+/// A TCP stream whose graceful shutdown is a no-op. hyper shuts the write
+/// side down when a `Connection: close` exchange ends; the check drops the
+/// socket right after, and `close` sends the FIN anyway, so the
+/// `shutdown(2)` would be one more system call per check for nothing.
+struct ClosingStream(TcpStream);
+
+impl AsyncRead for ClosingStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ClosingStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 /// Shared checker type used by the role.
 pub type SharedChecker = Arc<HttpChecker>;
+
