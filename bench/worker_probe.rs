@@ -82,7 +82,8 @@ impl Drop for Killer {
 /// CPU seconds of a process and its direct children (nginx's workers).
 fn cpu_seconds_with_children(pid: u32) -> f64 {
     let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    cpu_seconds(pid) + children.split_whitespace().filter_map(|c| c.parse().ok()).map(cpu_seconds).sum::<f64>()
+    cpu_seconds(pid)
+        + children.split_whitespace().filter_map(|c| c.parse().ok()).map(cpu_seconds).sum::<f64>()
 }
 
 fn which(program: &str) -> Option<String> {
@@ -126,7 +127,8 @@ async fn start_builtin_target(port: u16) {
             let Ok((stream, _)) = listener.accept().await else { continue };
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(|_req| async {
-                    let mut r = hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("ok\n")));
+                    let mut r =
+                        hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("ok\n")));
                     r.headers_mut().insert("connection", hyper::header::HeaderValue::from_static("close"));
                     Ok::<_, std::convert::Infallible>(r)
                 });
@@ -199,12 +201,14 @@ async fn main() {
     let admin = std::env::var("SENTRYK8S_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let db_name = format!("sk_bench_{}", std::process::id());
-    let (admin_client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("PostgreSQL");
+    let (admin_client, conn) =
+        tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("PostgreSQL");
     tokio::spawn(conn);
     admin_client.batch_execute(&format!("CREATE DATABASE \"{db_name}\"")).await.expect("create db");
     let mut db_url = url::Url::parse(&admin).expect("url");
     db_url.set_path(&format!("/{db_name}"));
-    let (mut client, conn) = tokio_postgres::connect(db_url.as_str(), tokio_postgres::NoTls).await.expect("db");
+    let (mut client, conn) =
+        tokio_postgres::connect(db_url.as_str(), tokio_postgres::NoTls).await.expect("db");
     tokio::spawn(conn);
     sentryk8s::migrate::run(&mut client, 16).await.expect("migrate");
 
@@ -225,15 +229,16 @@ async fn main() {
         ids.push(row.get::<_, i64>(0));
     }
 
-    let amqp_url =
-        std::env::var("SENTRYK8S_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let amqp_url = std::env::var("SENTRYK8S_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     let exchange = format!("sk-bench-{}", std::process::id());
     let mut amqp = sentryk8s::config::Config::defaults().expect("defaults").amqp;
     amqp.exchange = exchange.clone();
     amqp.queue = format!("{exchange}.checks");
     let topology = Topology::from_config(&amqp);
     let target = AmqpTarget::parse(&amqp_url).expect("amqp url");
-    let connection = queue::connect(&target, "sentryk8s-bench", Duration::from_secs(30)).await.expect("RabbitMQ");
+    let connection =
+        queue::connect(&target, "sentryk8s-bench", Duration::from_secs(30)).await.expect("RabbitMQ");
     let channel = connection.open_channel(None).await.expect("channel");
     queue::declare_topology(&channel, &topology).await.expect("topology");
 
@@ -252,7 +257,8 @@ async fn main() {
             version: 1,
             spec: spec.clone(),
         };
-        let props = BasicProperties::default().with_message_id(&job.message_id()).with_persistence(true).finish();
+        let props =
+            BasicProperties::default().with_message_id(&job.message_id()).with_persistence(true).finish();
         channel
             .basic_publish(props, job.encode(), BasicPublishArguments::new(&exchange, "check"))
             .await
@@ -297,7 +303,8 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let Some((done, ok)) = checks_done(listen).await else { continue };
         last = (done, ok);
-        let sample = (Instant::now(), done, cpu_seconds(pid), nginx_pid.map(cpu_seconds_with_children).unwrap_or(0.0));
+        let sample =
+            (Instant::now(), done, cpu_seconds(pid), nginx_pid.map(cpu_seconds_with_children).unwrap_or(0.0));
         if start.is_none() && done >= lo {
             start = Some(sample);
         }
@@ -417,11 +424,11 @@ async fn probe_many(addr: SocketAddr, path: &str, total: u64, concurrency: u64) 
             let mut ok = 0u64;
             let mut sent = 0u64;
             let Ok(stream) = TcpStream::connect(addr).await else { return (0, 0) };
-            let Ok((mut sender, conn)) =
-                hyper::client::conn::http1::handshake::<_, http_body_util::Empty<hyper::body::Bytes>>(
-                    hyper_util::rt::TokioIo::new(stream),
-                )
-                .await
+            let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake::<
+                _,
+                http_body_util::Empty<hyper::body::Bytes>,
+            >(hyper_util::rt::TokioIo::new(stream))
+            .await
             else {
                 return (0, 0);
             };

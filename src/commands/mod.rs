@@ -19,10 +19,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate::run(args, config).await,
         Command::Config => config::run(config),
         Command::Worker(_) => worker::run(config).await,
-        Command::Scheduler(_)
-        | Command::Checks(_)
-        | Command::Status(_)
-        | Command::Standalone(_) => {
+        Command::Scheduler(_) | Command::Checks(_) | Command::Status(_) | Command::Standalone(_) => {
             eprintln!("error: not implemented yet");
             Ok(ExitCode::from(EXIT_INVALID))
         }

@@ -71,7 +71,7 @@ impl RegexCache {
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).last().unwrap_or("invalid").to_string()
+    text.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("invalid").to_string()
 }
 
 /// Evaluates every assertion; returns one entry per failure (empty = up).
@@ -227,7 +227,10 @@ mod tests {
         let e = Expect { json, ..Expect::default() };
         assert!(eval(&e, &observed(200, br#"{"status":"ok","db":{"connections":3}}"#)).is_empty());
         let failed = eval(&e, &observed(200, br#"{"status":"degraded"}"#));
-        assert_eq!(failed, vec!["json /db/connections: missing", r#"json /status: expected "ok", got "degraded""#]);
+        assert_eq!(
+            failed,
+            vec!["json /db/connections: missing", r#"json /status: expected "ok", got "degraded""#]
+        );
         assert_eq!(eval(&e, &observed(200, b"<html>")), vec!["json: body is not valid JSON"]);
     }
 

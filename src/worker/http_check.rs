@@ -264,7 +264,7 @@ impl HttpChecker {
                 Failure::new(ErrorClass::Protocol, format!("redirect {} has an invalid Location", hop.status))
             })?;
             visited.push(url.clone());
-            if visited.iter().any(|u| *u == next) {
+            if visited.contains(&next) {
                 return Err(Failure::new(
                     ErrorClass::Protocol,
                     format!("redirect loop: hop {} leads back to an earlier URL", visited.len()),
@@ -276,7 +276,7 @@ impl HttpChecker {
                     headers.remove(name);
                 }
             }
-            if matches!(hop.status, 301 | 302 | 303) && method != Method::HEAD {
+            if matches!(hop.status, 301..=303) && method != Method::HEAD {
                 method = Method::GET;
                 body = Bytes::new();
                 headers.remove(hyper::header::CONTENT_TYPE);
@@ -372,7 +372,14 @@ impl HttpChecker {
     }
 
     /// The HTTP exchange on an established connection.
-    async fn http<IO>(&self, io: IO, h2: bool, url: &Url, out: &Outgoing<'_>, p: &mut Progress) -> Result<Hop, Failure>
+    async fn http<IO>(
+        &self,
+        io: IO,
+        h2: bool,
+        url: &Url,
+        out: &Outgoing<'_>,
+        p: &mut Progress,
+    ) -> Result<Hop, Failure>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -465,11 +472,8 @@ async fn read_response(
     p.status = Some(status);
     p.version = Some(response.version());
     p.phase = Phase::Body;
-    let location = response
-        .headers()
-        .get(hyper::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let location =
+        response.headers().get(hyper::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
     let mut body = response.into_body();
     let mut kept = if out.keep_body { Some(Vec::new()) } else { None };
     let mut read: u64 = 0;
@@ -608,3 +612,44 @@ impl AsyncWrite for ClosingStream {
 /// Shared checker type used by the role.
 pub type SharedChecker = Arc<HttpChecker>;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connect_tries_the_next_address_when_one_refuses() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let good = listener.local_addr().unwrap();
+        let refused = {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap()
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let stream = connect_any(&[refused, good], deadline).await.expect("second address");
+        assert_eq!(stream.peer_addr().unwrap(), good);
+        let failure = connect_any(&[refused, refused], deadline).await.unwrap_err();
+        assert_eq!(failure.class, ErrorClass::Refused);
+        assert!(failure.message.starts_with("all 2 addresses failed"), "{}", failure.message);
+    }
+
+    #[test]
+    fn http1_requests_use_origin_form_and_close() {
+        let url = Url::parse("http://example.test:8080/a/b?c=d#frag").unwrap();
+        let headers = HeaderMap::new();
+        let out = Outgoing {
+            method: &Method::GET,
+            headers: &headers,
+            body: &Bytes::new(),
+            keep_body: false,
+            limit: 10,
+            tls_verify: true,
+        };
+        let request = build_request(&url, &out, false).unwrap();
+        assert_eq!(request.uri(), "/a/b?c=d");
+        assert_eq!(request.headers()["host"], "example.test:8080");
+        assert_eq!(request.headers()["connection"], "close");
+        let request = build_request(&url, &out, true).unwrap();
+        assert_eq!(request.uri(), "http://example.test:8080/a/b?c=d");
+        assert!(request.headers().get("host").is_none());
+    }
+}

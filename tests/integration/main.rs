@@ -4,6 +4,7 @@
 mod support;
 
 mod config_cli;
+mod http_check;
 mod migrate;
 mod ops;
 mod worker_checks;
