@@ -79,6 +79,10 @@ enum WriteError {
     MissingPartition(Vec<NaiveDate>),
     #[error("PostgreSQL refused the data: {0}")]
     Rejected(String),
+    /// A deadlock or serialisation failure with another worker's batch:
+    /// retried at once, it is no sign of an outage.
+    #[error("transaction conflict: {0}")]
+    Conflict(String),
 }
 
 fn classify(error: &tokio_postgres::Error) -> WriteError {
@@ -89,6 +93,11 @@ fn classify(error: &tokio_postgres::Error) -> WriteError {
         }
         Some(code) if code.code().starts_with("22") || code.code().starts_with("23") => {
             WriteError::Rejected(text)
+        }
+        Some(code)
+            if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE =>
+        {
+            WriteError::Conflict(text)
         }
         _ => WriteError::Unavailable(text),
     }
@@ -238,15 +247,21 @@ async fn settle(items: impl Iterator<Item = Item>) {
 
 /// One transaction; creates missing daily partitions and tries again.
 async fn write(pool: &Pool, items: &[Item], worker: &str) -> Result<(), WriteError> {
-    for attempt in 0..3 {
+    let mut partitions_created = false;
+    let mut conflicts = 0;
+    loop {
         match write_once(pool, items, worker).await {
-            Err(WriteError::MissingPartition(_)) if attempt < 2 => {
+            Err(WriteError::MissingPartition(_)) if !partitions_created => {
                 ensure_partitions(pool, items).await?;
+                partitions_created = true;
+            }
+            Err(WriteError::Conflict(why)) if conflicts < 5 => {
+                tracing::debug!(error = %why, "batch conflicted with another worker's; retrying");
+                conflicts += 1;
             }
             other => return other,
         }
     }
-    Err(WriteError::Unavailable("result partitions could not be created".into()))
 }
 
 /// Creates the daily partitions of every slot in `items` (distinct days

@@ -427,10 +427,15 @@ fn build_request(url: &Url, out: &Outgoing<'_>, h2: bool) -> Result<Request<Full
     } else {
         let path = &url[Position::BeforePath..Position::AfterQuery];
         builder = builder.uri(if path.is_empty() { "/" } else { path });
-        let authority = &url[Position::BeforeHost..Position::AfterPort];
-        builder = builder.header(hyper::header::HOST, HeaderValue::from_str(authority).map_err(invalid)?);
+        // A Host header in the spec wins (checking one virtual host by IP).
+        if !out.headers.contains_key(hyper::header::HOST) {
+            let authority = &url[Position::BeforeHost..Position::AfterPort];
+            builder = builder.header(hyper::header::HOST, HeaderValue::from_str(authority).map_err(invalid)?);
+        }
         // A fresh connection per check: tell the server not to keep it.
-        builder = builder.header(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        if !out.headers.contains_key(hyper::header::CONNECTION) {
+            builder = builder.header(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        }
     }
     let mut request = builder.body(Full::new(out.body.clone())).map_err(invalid)?;
     for (name, value) in out.headers {
@@ -651,5 +656,11 @@ mod tests {
         let request = build_request(&url, &out, true).unwrap();
         assert_eq!(request.uri(), "http://example.test:8080/a/b?c=d");
         assert!(request.headers().get("host").is_none());
+
+        let mut headers = HeaderMap::new();
+        headers.insert(hyper::header::HOST, HeaderValue::from_static("vhost.test"));
+        let out = Outgoing { headers: &headers, ..out };
+        let request = build_request(&url, &out, false).unwrap();
+        assert_eq!(request.headers().get_all("host").iter().collect::<Vec<_>>(), vec!["vhost.test"]);
     }
 }

@@ -269,3 +269,29 @@ async fn sigterm_returns_checks_that_outlive_the_drain_to_the_queue() {
     .await;
     assert!(requeued, "the unfinished job must go back to the queue\n{}", worker.output());
 }
+
+#[tokio::test]
+async fn a_missing_partition_is_created_and_a_deleted_check_does_not_abort_the_batch() {
+    let bed = WorkerBed::new().await;
+    let target = TestTarget::start(Behavior::default()).await;
+    let client = bed.db.client().await;
+    let slot = now_ms();
+    let partition = format!("check_results_{}", slot.format("%Y%m%d"));
+    client.batch_execute(&format!("DROP TABLE {partition}")).await.unwrap();
+
+    let spec = json!({"url": target.url("/"), "timeout_ms": 2000});
+    let kept = bed.add_check("kept", &spec).await;
+    let deleted = bed.add_check("deleted", &spec).await;
+    client.execute("DELETE FROM checks WHERE id = $1", &[&deleted]).await.unwrap();
+    // Both results land in one batch (long batch delay).
+    bed.publish(&WorkerBed::job(kept, "kept", &spec, slot)).await;
+    bed.publish(&WorkerBed::job(deleted, "deleted", &spec, slot)).await;
+    let worker = bed.spawn_worker(&[("SENTRYK8S_WORKER__BATCH_MAX_DELAY", "500ms")]);
+    assert!(bed.wait_for_count(ROWS, 2, Duration::from_secs(20)).await, "{}", worker.output());
+    let exists: bool =
+        client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&partition]).await.unwrap().get(0);
+    assert!(exists, "the worker created {partition}");
+    assert_eq!(bed.state(kept).await.map(|s| s.0), Some("up".to_string()));
+    assert_eq!(bed.state(deleted).await, None, "no state for a deleted check");
+    assert!(worker.output().contains("created missing result partitions"), "{}", worker.output());
+}
