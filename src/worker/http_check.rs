@@ -303,6 +303,11 @@ impl HttpChecker {
         if !headers.contains_key(hyper::header::ACCEPT) {
             headers.insert(hyper::header::ACCEPT, HeaderValue::from_static("*/*"));
         }
+        if !headers.contains_key(hyper::header::AUTHORIZATION) {
+            if let Some(value) = basic_auth(&spec.url) {
+                headers.insert(hyper::header::AUTHORIZATION, value);
+            }
+        }
         Ok(headers)
     }
 
@@ -423,7 +428,14 @@ fn build_request(url: &Url, out: &Outgoing<'_>, h2: bool) -> Result<Request<Full
     let mut builder = Request::builder().method(out.method.clone());
     if h2 {
         // HTTP/2 takes :scheme and :authority from an absolute URI.
-        builder = builder.uri(&url[..Position::AfterQuery]).version(Version::HTTP_2);
+        // Without the userinfo: credentials travel as Authorization only.
+        let uri = format!(
+            "{}://{}{}",
+            url.scheme(),
+            &url[Position::BeforeHost..Position::AfterPort],
+            &url[Position::BeforePath..Position::AfterQuery]
+        );
+        builder = builder.uri(uri).version(Version::HTTP_2);
     } else {
         let path = &url[Position::BeforePath..Position::AfterQuery];
         builder = builder.uri(if path.is_empty() { "/" } else { path });
@@ -444,6 +456,44 @@ fn build_request(url: &Url, out: &Outgoing<'_>, h2: bool) -> Result<Request<Full
         }
     }
     Ok(request)
+}
+
+/// `https://user:pass@host/` means basic auth (the checks file documents
+/// it); the userinfo itself is never sent or shown.
+fn basic_auth(url: &str) -> Option<HeaderValue> {
+    use base64::Engine;
+    let url = Url::parse(url).ok()?;
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let credentials =
+        format!("{}:{}", percent_decode(url.username()), percent_decode(url.password().unwrap_or("")));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// `%XX` sequences to bytes (userinfo is percent-encoded in a URL);
+/// malformed sequences are kept as written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (other, _) => {
+                out.push(other);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Polls the connection and the request together, in this task (no spawn:
@@ -621,6 +671,16 @@ pub type SharedChecker = Arc<HttpChecker>;
 mod tests {
     use super::*;
 
+    #[test]
+    fn url_userinfo_becomes_basic_auth() {
+        let value = basic_auth("https://al%40ice:s%3Acret@example.test/").unwrap();
+        // base64("al@ice:s:cret")
+        assert_eq!(value.to_str().unwrap(), "Basic YWxAaWNlOnM6Y3JldA==");
+        assert!(value.is_sensitive());
+        assert!(basic_auth("https://example.test/").is_none());
+        assert_eq!(percent_decode("a%2"), "a%2");
+    }
+
     #[tokio::test]
     async fn connect_tries_the_next_address_when_one_refuses() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -655,6 +715,8 @@ mod tests {
         assert_eq!(request.headers()["connection"], "close");
         let request = build_request(&url, &out, true).unwrap();
         assert_eq!(request.uri(), "http://example.test:8080/a/b?c=d");
+        let with_user = Url::parse("https://u:p@example.test/x").unwrap();
+        assert_eq!(build_request(&with_user, &out, true).unwrap().uri(), "https://example.test/x");
         assert!(request.headers().get("host").is_none());
 
         let mut headers = HeaderMap::new();

@@ -165,3 +165,20 @@ async fn a_mistyped_timeout_is_capped_and_invalid_specs_fail_cleanly() {
         .await;
     assert!(!outcome.error_message.unwrap_or_default().contains("a\nb"), "header values are never echoed");
 }
+
+#[tokio::test]
+async fn url_credentials_are_sent_as_basic_auth_and_never_shown() {
+    let addr = echo_server().await;
+    let outcome = checker()
+        .run(&spec(json!({
+            "url": format!("http://monitor:hunter2@{addr}/private"),
+            "timeout_ms": 2000,
+            "expect": {"body_contains": ["GET /private", "auth=yes"], "status": [404]},
+        })))
+        .await;
+    // The status assertion fails on purpose: the failure text must not
+    // carry the credentials.
+    assert_eq!(outcome.error_class, Some(ErrorClass::Assertion), "{outcome:?}");
+    assert_eq!(outcome.failed_assertions, vec!["status 200 not in [404]".to_string()]);
+    assert!(!format!("{outcome:?}").contains("hunter2"));
+}
