@@ -12,5 +12,6 @@ pub mod migrate;
 pub mod model;
 pub mod ops_server;
 pub mod queue;
+pub mod scheduler;
 pub mod shutdown;
 pub mod telemetry;

@@ -37,6 +37,20 @@ const SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 50
 
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Histogram samples queue up in the recorder until upkeep folds them in;
+/// without it a scheduler recording 17k lateness samples a second grows by
+/// hundreds of MB an hour when nobody scrapes `/metrics`. A plain thread, so
+/// it works whichever runtime (or none) is current.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        handle.run_upkeep();
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
+    }
+}
+
 /// The process-wide metrics recorder, installed on first use.
 ///
 /// Installing twice is impossible (the `metrics` facade has one global
@@ -51,6 +65,7 @@ pub fn metrics() -> PrometheusHandle {
                 Ok(builder) => {
                     let recorder = builder.build_recorder();
                     let handle = recorder.handle();
+                    spawn_upkeep(handle.clone());
                     if metrics::set_global_recorder(recorder).is_err() {
                         tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
                     }

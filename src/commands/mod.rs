@@ -2,6 +2,7 @@
 
 mod config;
 mod migrate;
+mod scheduler;
 
 use std::process::ExitCode;
 
@@ -17,11 +18,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Migrate(args) => migrate::run(args, config).await,
         Command::Config => config::run(config),
-        Command::Scheduler(_)
-        | Command::Worker(_)
-        | Command::Checks(_)
-        | Command::Status(_)
-        | Command::Standalone(_) => {
+        Command::Scheduler(_) => scheduler::run(config).await,
+        Command::Worker(_) | Command::Checks(_) | Command::Status(_) | Command::Standalone(_) => {
             eprintln!("error: not implemented yet");
             Ok(ExitCode::from(EXIT_INVALID))
         }
