@@ -14,4 +14,5 @@ pub mod model;
 pub mod ops_server;
 pub mod queue;
 pub mod shutdown;
+pub mod status;
 pub mod telemetry;

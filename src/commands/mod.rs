@@ -1,7 +1,9 @@
 //! One file per subcommand: thin wiring of the shared modules into a role.
 
+mod checks;
 mod config;
 mod migrate;
+mod status;
 
 use std::process::ExitCode;
 
@@ -17,11 +19,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Migrate(args) => migrate::run(args, config).await,
         Command::Config => config::run(config),
-        Command::Scheduler(_)
-        | Command::Worker(_)
-        | Command::Checks(_)
-        | Command::Status(_)
-        | Command::Standalone(_) => {
+        Command::Checks(args) => checks::run(args, config).await,
+        Command::Status(args) => status::run(args, config).await,
+        Command::Scheduler(_) | Command::Worker(_) | Command::Standalone(_) => {
             eprintln!("error: not implemented yet");
             Ok(ExitCode::from(EXIT_INVALID))
         }
