@@ -59,6 +59,17 @@ pub fn redact_url(input: &str) -> String {
     url.to_string()
 }
 
+/// Text that should be a URL but may not parse: whatever sits between
+/// `://` and the last `@` of the authority (user and password) is masked.
+pub fn mask_userinfo(text: &str) -> String {
+    let Some(start) = text.find("://").map(|i| i + 3) else { return text.to_string() };
+    let authority_end = text[start..].find(['/', '?', '#']).map_or(text.len(), |i| start + i);
+    match text[start..authority_end].rfind('@') {
+        Some(at) => format!("{}{MASK}{}", &text[..start], &text[start + at..]),
+        None => text.to_string(),
+    }
+}
+
 /// The spec as it may be shown: header values, URL secrets and the body
 /// masked.
 pub fn redact_spec(spec: &CheckSpec) -> CheckSpec {
@@ -139,6 +150,13 @@ mod tests {
         }
         assert_eq!(shown.url, "https://bob:***@example.com/x?token=***&page=2");
         assert_eq!(shown.headers["Authorization"], "***");
+    }
+
+    #[test]
+    fn masks_userinfo_of_unparseable_urls() {
+        assert_eq!(mask_userinfo("http://admin:hunter2@exa mple.com/x@y"), "http://***@exa mple.com/x@y");
+        assert_eq!(mask_userinfo("http://example.com/a@b"), "http://example.com/a@b");
+        assert_eq!(mask_userinfo("not a url"), "not a url");
     }
 
     #[test]

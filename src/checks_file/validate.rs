@@ -753,7 +753,7 @@ impl Ctx<'_> {
         // and one written in the file is masked too.
         let shown = match url::Url::parse(&f.written) {
             Ok(u) if u.password().is_some() => quoted(&super::redact::redact_url(&f.written)),
-            _ => quoted(&f.written),
+            _ => quoted(&super::redact::mask_userinfo(&f.written)),
         };
         let problem = match url::Url::parse(f.v.trim()) {
             Err(e) => Some(format!("invalid URL {shown}: {e}")),
@@ -884,11 +884,12 @@ impl Ctx<'_> {
         };
         let mut names: Vec<String> = Vec::new();
         let mut ok = true;
-        for item in &f.v {
+        for (i, item) in f.v.iter().enumerate() {
+            let item_path = item_path(node, path, i);
             if !valid_name(&item.v) {
                 self.error(
                     item.pos,
-                    path,
+                    &item_path,
                     format!(
                         "invalid channel name {}: use lower-case letters, digits and `-`",
                         quoted(&item.v)
@@ -896,7 +897,7 @@ impl Ctx<'_> {
                 );
                 ok = false;
             } else if names.contains(&item.v) {
-                self.error(item.pos, path, format!("channel `{}` is listed twice", item.v));
+                self.error(item.pos, &item_path, format!("channel `{}` is listed twice", item.v));
                 ok = false;
             } else {
                 names.push(item.v.clone());
@@ -1012,10 +1013,11 @@ impl Ctx<'_> {
     fn regexes(&mut self, node: &Node, path: &str) -> Slot<Vec<String>> {
         let Slot::Set(f) = self.string_list(node, path, "a regular expression") else { return Slot::Invalid };
         let mut ok = true;
-        for item in &f.v {
+        for (i, item) in f.v.iter().enumerate() {
             if self.regexes_ok.contains(&item.v) {
                 continue;
             }
+            let item_path = item_path(node, path, i);
             match regex::RegexBuilder::new(&item.v).size_limit(REGEX_SIZE_LIMIT).build() {
                 Ok(_) => {
                     self.regexes_ok.insert(item.v.clone());
@@ -1023,7 +1025,7 @@ impl Ctx<'_> {
                 Err(e) => {
                     self.error(
                         item.pos,
-                        path,
+                        &item_path,
                         format!("invalid regular expression {}: {}", quoted(&item.written), regex_error(&e)),
                     );
                     ok = false;
@@ -1132,7 +1134,7 @@ impl Ctx<'_> {
 
     /// Cross-field rules and defaults; the normalised check.
     fn finish(&mut self, p: Partial, node: &Node, path: &str) -> Option<DeclaredCheck> {
-        let field = |name: &str| join_key(path, name);
+        let field = |name: &str| format!("{path}.{name}");
         let from = |f: &F<u64>| if f.inherited { " (set in defaults)" } else { "" };
         let name = match &p.name {
             Slot::Set(f) => Some(f.clone()),
@@ -1237,6 +1239,15 @@ impl Ctx<'_> {
             pos: name.pos,
             path: path.to_string(),
         })
+    }
+}
+
+/// The path of a list entry: `field[i]`, or `field` when a single value
+/// stands for the list.
+fn item_path(node: &Node, path: &str, index: usize) -> String {
+    match node.kind {
+        Kind::Seq(_) => join_index(path, index),
+        _ => path.to_string(),
     }
 }
 
@@ -1433,7 +1444,7 @@ checks:
                 "c.yaml:3:12: checks[0].timeout: 2m (set in defaults) must be shorter than the interval (1m, the default) (and 3 more checks that inherit it)",
                 "c.yaml:7:24: checks[0].failure_threshold: expected a whole number, found the string \"two\"",
                 "c.yaml:8:17: checks[0].body_limit: expected a size in bytes (65536) or with a unit (\"64KiB\", \"1MiB\", \"1MB\"), found the string \"10GB\"",
-                "c.yaml:9:19: checks[0].alerts: channel `ops` is listed twice",
+                "c.yaml:9:19: checks[0].alerts[1]: channel `ops` is listed twice",
                 "c.yaml:10:21: checks[0].labels.team: expected a string, found the boolean true (quote it: \"true\")",
                 "c.yaml:11:5: checks[1].name: missing: every check needs a unique `name`",
                 "c.yaml:13:10: checks[2].url: expected a string, found a list",

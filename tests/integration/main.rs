@@ -3,6 +3,8 @@
 
 mod support;
 
+mod checks_cli;
 mod config_cli;
 mod migrate;
 mod ops;
+mod status_cli;
