@@ -44,9 +44,9 @@ pub fn expand(text: &str, lookup: Lookup<'_>) -> Result<Expanded, Vec<EnvError>>
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
         let after = &rest[i..];
-        if after.starts_with("$${") {
+        if let Some(tail) = after.strip_prefix("$${") {
             out.push_str("${");
-            rest = &after[3..];
+            rest = tail;
             offset += i + 3;
             continue;
         }

@@ -70,6 +70,9 @@ const HINTS: &[(&str, &str)] = &[
 /// `section` names where `known` applies ("a check", "expect").
 pub fn unknown_field(key: &str, known: &[&str], section: &str) -> String {
     let lower = key.to_ascii_lowercase();
+    if section == "defaults" && lower == "name" {
+        return "`name` cannot have a default: every check needs its own".to_string();
+    }
     if section != "expect" && EXPECT.contains(&lower.as_str()) {
         return format!("unknown field `{key}`: it belongs under `expect:` (expect.{lower})");
     }
@@ -115,6 +118,7 @@ mod tests {
             "unknown field `status`: it belongs under `expect:` (expect.status)"
         );
         assert!(unknown_field("conditions", CHECK, "a check").contains("use `expect`"));
+        assert!(unknown_field("name", &CHECK[1..], "defaults").starts_with("`name` cannot have a default"));
         assert!(unknown_field("zzz", EXPECT, "expect").contains("known fields: status, "));
     }
 }

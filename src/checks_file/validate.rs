@@ -649,11 +649,7 @@ impl Ctx<'_> {
         let mut list = None;
         for (key, value, _) in &entries {
             match key.as_str() {
-                "defaults" => {
-                    if !value.is_null() {
-                        defaults = self.partial(value, "defaults", true);
-                    }
-                }
+                "defaults" if !value.is_null() => defaults = self.partial(value, "defaults", true),
                 "checks" => list = Some(*value),
                 _ => {}
             }
@@ -1063,7 +1059,7 @@ impl Ctx<'_> {
                 ok = false;
                 continue;
             }
-            match self.json_value(value, &vp, 0) {
+            match self.json_value(value, &vp) {
                 Some(v) => {
                     out.insert(pointer, v);
                 }
@@ -1077,14 +1073,14 @@ impl Ctx<'_> {
         }
     }
 
-    fn json_value(&mut self, node: &Node, path: &str, depth: usize) -> Option<serde_json::Value> {
+    fn json_value(&mut self, node: &Node, path: &str) -> Option<serde_json::Value> {
         use serde_json::Value;
         match &node.kind {
             Kind::Seq(items) => {
                 let mut out = Vec::new();
                 let mut ok = true;
                 for (i, item) in items.iter().enumerate() {
-                    match self.json_value(item, &join_index(path, i), depth + 1) {
+                    match self.json_value(item, &join_index(path, i)) {
                         Some(v) => out.push(v),
                         None => ok = false,
                     }
@@ -1096,7 +1092,7 @@ impl Ctx<'_> {
                 let mut out = serde_json::Map::new();
                 let mut ok = true;
                 for (key, value, _) in entries {
-                    match self.json_value(value, &join_key(path, &key), depth + 1) {
+                    match self.json_value(value, &join_key(path, &key)) {
                         Some(v) => {
                             out.insert(key, v);
                         }

@@ -101,7 +101,7 @@ pub fn table(rows: &[CheckStatus], now: DateTime<Utc>, color: bool) -> String {
     };
     push(header, None);
     for (line, r) in lines.iter().zip(rows) {
-        let paint = color.then(|| match (r.enabled, r.state.as_str()) {
+        let paint = color.then_some(match (r.enabled, r.state.as_str()) {
             (false, _) => "2",
             (true, "up") => "32",
             (true, "down") => "31;1",
