@@ -1,8 +1,10 @@
 //! One file per subcommand: thin wiring of the shared modules into a role.
 
+mod checks;
 mod config;
 mod migrate;
 mod scheduler;
+mod status;
 
 use std::process::ExitCode;
 
@@ -19,7 +21,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate::run(args, config).await,
         Command::Config => config::run(config),
         Command::Scheduler(_) => scheduler::run(config).await,
-        Command::Worker(_) | Command::Checks(_) | Command::Status(_) | Command::Standalone(_) => {
+        Command::Checks(args) => checks::run(args, config).await,
+        Command::Status(args) => status::run(args, config).await,
+        Command::Worker(_) | Command::Standalone(_) => {
             eprintln!("error: not implemented yet");
             Ok(ExitCode::from(EXIT_INVALID))
         }

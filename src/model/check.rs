@@ -48,6 +48,9 @@ pub struct CheckSpec {
     /// Names of notification channels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<String>,
+    /// What the check watches, in words, for people (status, alerts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// Assertions on the response; all must hold.

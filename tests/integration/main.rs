@@ -3,7 +3,9 @@
 
 mod support;
 
+mod checks_cli;
 mod config_cli;
 mod migrate;
 mod ops;
 mod scheduler;
+mod status_cli;
