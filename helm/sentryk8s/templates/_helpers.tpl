@@ -416,12 +416,15 @@ podAntiAffinity:
     {{- end }}
 {{- end -}}
 
-{{/* sentryk8s.bundledSecurityContext: pod security of the bundled services (uid 999 is postgres/rabbitmq in the official images). */}}
+{{/* sentryk8s.bundledPodSecurityContext: pod security of the bundled services (uid 999 is postgres/rabbitmq in the official images). */}}
 {{- define "sentryk8s.bundledPodSecurityContext" -}}
 runAsNonRoot: true
 runAsUser: 999
 runAsGroup: 999
 fsGroup: 999
+# Re-chmod the volume only on first mount: PostgreSQL refuses a group-writable
+# PGDATA and Erlang a group-readable .erlang.cookie after a restart.
+fsGroupChangePolicy: OnRootMismatch
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
