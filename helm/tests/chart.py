@@ -15,8 +15,19 @@ CHART = ROOT / "helm" / "sentryk8s"
 VALUES_DIR = ROOT / "helm" / "tests" / "values"
 HELM = os.environ.get("HELM", "helm")
 
-# The value sets every structural test runs over; None is the chart's defaults.
-VALUE_SETS = [None] + sorted(p.name for p in VALUES_DIR.glob("*.yaml"))
+# The value sets every structural test runs over: None is the chart's
+# defaults, then the test sets, the production example and the Argo CD
+# environments (paths relative to the repository unless in VALUES_DIR).
+VALUE_SETS = ([None] + sorted(p.name for p in VALUES_DIR.glob("*.yaml"))
+              + ["helm/sentryk8s/examples/values-production.yaml",
+                 "argocd/environments/staging/values.yaml",
+                 "argocd/environments/production/values.yaml"])
+
+
+def value_path(value_set):
+    """The file of a value set: a name in helm/tests/values/, or a path from the repository root."""
+    local = VALUES_DIR / value_set
+    return local if local.is_file() else ROOT / value_set
 
 # Kinds that come from CRDs: kubernetes-validate has no schema for them.
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"}
@@ -37,7 +48,7 @@ def helm(*args, check=True):
 def values_args(value_set=None, extra=()):
     args = []
     if value_set:
-        args += ["-f", str(VALUES_DIR / value_set)]
+        args += ["-f", str(value_path(value_set))]
     for item in extra:
         args += ["--set", item]
     return args

@@ -11,7 +11,8 @@ here = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(here))
 suite = unittest.defaultTestLoader.discover(str(here), pattern="test_*.py", top_level_dir=str(here))
 result = unittest.TextTestRunner(verbosity=2 if "-v" in sys.argv[1:] else 1).run(suite)
-failed_tests = {id(t) for t, _ in result.failures + result.errors}
+# A failing subtest counts once, for the test it belongs to.
+failed_tests = {getattr(t, "test_case", t).id() for t, _ in result.failures + result.errors}
 failed = len(failed_tests) + len(result.unexpectedSuccesses)
 print(f"helm: {max(result.testsRun - failed, 0)} passed, {failed} failed")
 sys.exit(0 if result.wasSuccessful() and result.testsRun > 0 else 1)

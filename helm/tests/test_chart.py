@@ -17,7 +17,8 @@ import unittest
 import yaml
 
 from chart import (CHART, CRD_KINDS, KUBE_VERSIONS, ROOT, VALUE_SETS, annotations, by_kind,
-                   containers, env_of, helm, labels, one, pod_spec, render, render_text, values_args)
+                   containers, env_of, helm, labels, one, pod_spec, render, render_text, value_path,
+                   values_args)
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
 SENTRYK8S_ROLES = ("scheduler", "worker", "migrate")
@@ -216,7 +217,8 @@ class RenderedObjects(unittest.TestCase):
                 pdb = one(objects, "PodDisruptionBudget", "scheduler")
                 self.assertEqual(pdb["spec"]["maxUnavailable"], 1)
                 anti = sts["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
-                key = ("requiredDuringSchedulingIgnoredDuringExecution" if value_set == "five-schedulers.yaml"
+                key = ("requiredDuringSchedulingIgnoredDuringExecution"
+                       if load_values(value_set)["scheduler"]["antiAffinity"] == "hard"
                        else "preferredDuringSchedulingIgnoredDuringExecution")
                 self.assertIn(key, anti)
 
@@ -441,6 +443,25 @@ class RenderedObjects(unittest.TestCase):
         names = [o["metadata"]["name"] for o in render("external-existing-secret.yaml")]
         self.assertFalse([n for n in names if "postgresql" in n or "rabbitmq" in n], names)
 
+    def test_rendering_is_deterministic(self):
+        # Argo CD compares renders: anything random or time-dependent would never be in sync.
+        for template in (CHART / "templates").rglob("*"):
+            if template.is_file():
+                text = template.read_text()
+                for word in ("randAlpha", "randNumeric", "randAscii", "randBytes", "uuidv4", "now", "lookup",
+                             "genPrivateKey", "genCA"):
+                    self.assertNotRegex(text, rf"\b{word}\b", f"{template.name} uses {word}")
+        for value_set in (None, "external-existing-secret.yaml"):
+            self.assertEqual(render_text(value_set), render_text(value_set))
+
+    def test_notes_render(self):
+        for value_set in VALUE_SETS:
+            with self.subTest(values=value_set or "defaults"):
+                result = helm("install", "sk", str(CHART), "--dry-run=client", "-n", "demo", *values_args(value_set))
+                notes = result.stdout.split("NOTES:", 1)[1]
+                self.assertIn('SentryK8s 0.1.0 is deployed as "sk" in namespace demo.', notes)
+                self.assertIn("kubectl -n demo exec sk-sentryk8s-scheduler-0", notes)
+
     def test_missing_urls_fail_with_a_helpful_message(self):
         result = helm("template", "sk", str(CHART), "--set", "postgresql.enabled=false", check=False)
         self.assertNotEqual(result.returncode, 0)
@@ -522,7 +543,7 @@ def load_values(value_set):
     """The chart's defaults with a value set merged over them (maps merge, other values replace)."""
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     if value_set:
-        merge(values, yaml.safe_load((ROOT / "helm" / "tests" / "values" / value_set).read_text()))
+        merge(values, yaml.safe_load(value_path(value_set).read_text()))
     return values
 
 
