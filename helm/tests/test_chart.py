@@ -95,6 +95,7 @@ class LintAndSchemas(unittest.TestCase):
             (["--set-string", "scheduler.replicas=three"], "replicas"),
             (["--set", "config.logFormat=xml"], "logFormat"),
             (["--set", "config.drainTimeout=soon"], "drainTimeout"),
+            (["--set", "rabbitmq.auth.password=a#b"], "password"),
         ]
         for args, key in cases:
             with self.subTest(args=args):
@@ -423,6 +424,11 @@ class RenderedObjects(unittest.TestCase):
         dashboard = next(o for o in by_kind(objects, "ConfigMap") if o["metadata"]["name"].endswith("-dashboard"))
         self.assertEqual(dashboard["metadata"]["labels"]["grafana_dashboard"], "1")
         json.loads(dashboard["data"]["sentryk8s.json"])
+        # The bundled RabbitMQ's ServiceMonitor scrapes the per-queue metrics the autoscaler needs.
+        mq_monitor = one(render("keda.yaml"), "ServiceMonitor", "rabbitmq")
+        detailed = [e for e in mq_monitor["spec"]["endpoints"] if e["path"] == "/metrics/detailed"]
+        self.assertEqual(detailed[0]["params"], {"family": ["queue_coarse_metrics"]})
+        self.assertEqual(detailed[0]["port"], "prometheus")
         # Default values: no CRD objects, so a cluster without prometheus-operator or KEDA installs cleanly.
         self.assertEqual([o["kind"] for o in render() if o["kind"] in CRD_KINDS], [])
 
