@@ -164,6 +164,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(interval_ms.min(30_000))).await;
     measuring.store(true, Ordering::Relaxed);
     let received_before = received.load(Ordering::Relaxed);
+    let buckets_before = lateness_buckets(&sentryk8s_metrics(&listen).await);
     let (cpu_before, _) = proc_stats(pid).expect("stats");
     let measure_started = Instant::now();
     let mut peak_rss = 0;
@@ -180,6 +181,8 @@ async fn main() {
     let cores = (cpu_after - cpu_before) as f64 / ticks_per_second() / elapsed;
     let got = received.load(Ordering::Relaxed) - received_before;
     let metrics_text = sentryk8s_metrics(&listen).await;
+    let buckets_after = lateness_buckets(&metrics_text);
+    let published_lateness = bucket_percentiles(&buckets_before, &buckets_after);
 
     let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
     let _ = child.wait();
@@ -194,7 +197,8 @@ async fn main() {
          | jobs received | {got} ({:.0}/s) |\n\
          | resident memory (end / peak) | {:.0} MB / {:.0} MB |\n\
          | CPU | {:.3} cores |\n\
-         | lateness at the consumer p50 / p99 / max | {} / {} / {} ms |\n\
+         | dispatch lateness (publish − slot, scheduler histogram) p50 / p99 | {published_lateness} |\n\
+         | lateness at the consumer (receive − slot) p50 / p99 / max | {} / {} / {} ms |\n\
          | start → all 256 partitions owned and dispatching | {:.2} s |\n\
          | partition load (claim → checks in memory), from /metrics | {} |\n",
         checks as f64 * 1000.0 / interval_ms as f64,
@@ -229,6 +233,36 @@ async fn sentryk8s_metrics(addr: &std::net::SocketAddr) -> String {
     let mut out = String::new();
     let _ = s.read_to_string(&mut out).await;
     out
+}
+
+/// Cumulative bucket counts (upper bound in seconds → count) of the dispatch lateness histogram.
+fn lateness_buckets(metrics: &str) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("sentryk8s_dispatch_lateness_seconds_bucket{le=\"") else {
+            continue;
+        };
+        let Some((le, count)) = rest.split_once("\"} ") else { continue };
+        let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::INFINITY) };
+        out.push((le, count.trim().parse().unwrap_or(0.0)));
+    }
+    out
+}
+
+/// p50 and p99 upper bounds ("≤ X ms") from the difference of two histogram scrapes.
+fn bucket_percentiles(before: &[(f64, f64)], after: &[(f64, f64)]) -> String {
+    let diff: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, n)| (*le, n - before.iter().find(|(l, _)| l == le).map(|(_, b)| *b).unwrap_or(0.0)))
+        .collect();
+    let total = diff.last().map(|(_, n)| *n).unwrap_or(0.0);
+    let at = |q: f64| {
+        diff.iter()
+            .find(|(_, n)| *n >= q * total)
+            .map(|(le, _)| if le.is_finite() { format!("≤ {} ms", le * 1000.0) } else { "> 60 s".into() })
+            .unwrap_or_else(|| "n/a".into())
+    };
+    format!("{} / {}", at(0.5), at(0.99))
 }
 
 /// "count N, mean X ms" of sentryk8s_partition_load_seconds.

@@ -42,3 +42,26 @@ pub async fn partition_count(client: &impl GenericClient) -> Result<Option<u32>,
     let row = client.query_opt("SELECT partitions FROM cluster", &[]).await?;
     Ok(row.map(|r| r.get::<_, i32>(0) as u32))
 }
+
+/// A fingerprint of each partition's enabled checks (their ids and
+/// versions), so the periodic fallback reload only reads partitions that
+/// changed behind our back. Empty partitions read "0:0".
+pub async fn fingerprints(
+    client: &impl GenericClient,
+    partitions: &[u32],
+) -> Result<HashMap<u32, String>, tokio_postgres::Error> {
+    let ps: Vec<i32> = partitions.iter().map(|p| *p as i32).collect();
+    let rows = client
+        .query(
+            "SELECT partition,
+                    count(*)::text || ':' || sum(hashtextextended(id::text || ':' || version::text, 0)::numeric)::text
+               FROM checks WHERE partition = ANY($1) AND enabled GROUP BY partition",
+            &[&ps],
+        )
+        .await?;
+    let mut out: HashMap<u32, String> = partitions.iter().map(|p| (*p, "0:0".to_string())).collect();
+    for row in rows {
+        out.insert(row.get::<_, i32>(0) as u32, row.get(1));
+    }
+    Ok(out)
+}

@@ -29,6 +29,9 @@ const REBALANCE_EVERY: Duration = Duration::from_secs(1);
 /// How long a release may take before we give up and let the lease expire.
 const RELEASE_WAIT: Duration = Duration::from_secs(5);
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+/// Partitions whose checks are read in one query: bounds the memory a
+/// load of a million checks needs at once.
+const LOAD_CHUNK: usize = 16;
 
 pub struct Coordinator {
     pub pool: Pool,
@@ -42,6 +45,8 @@ pub struct Coordinator {
     held: HashMap<u32, i64>,
     /// Partitions whose checks changed and must be reloaded.
     dirty: HashSet<u32>,
+    /// Fingerprint of each held partition's checks when last loaded.
+    loaded: HashMap<u32, String>,
     /// When our membership heartbeat last succeeded.
     last_heartbeat: Option<Instant>,
 }
@@ -66,6 +71,7 @@ impl Coordinator {
             listen,
             held: HashMap::new(),
             dirty: HashSet::new(),
+            loaded: HashMap::new(),
             last_heartbeat: None,
         }
     }
@@ -121,7 +127,7 @@ impl Coordinator {
             }
             if Instant::now() >= next_reload {
                 next_reload = Instant::now() + self.settings.reload_interval;
-                self.dirty.extend(self.held.keys().copied());
+                self.find_unnoticed_changes().await;
             }
             if !self.dirty.is_empty() {
                 self.reload().await;
@@ -180,6 +186,7 @@ impl Coordinator {
         tracing::warn!(partition, epoch, why, "lease lost");
         self.held.remove(&partition);
         self.dirty.remove(&partition);
+        self.loaded.remove(&partition);
         metrics::counter!("sentryk8s_lease_lost_total").increment(1);
         let _ = self.dispatcher.send(Command::Lost { partition, epoch }).await;
         self.report_owned();
@@ -251,28 +258,38 @@ impl Coordinator {
         if claimed.is_empty() {
             return;
         }
-        let ids: Vec<u32> = claimed.iter().map(|l| l.partition).collect();
-        let load_started = Instant::now();
-        let mut rows = match catalog::load(&**client, &ids).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                // Holding a lease we cannot dispatch would stall these
-                // partitions for a TTL: give them straight back.
-                tracing::warn!(error = %error_chain(&e), "cannot load checks of claimed partitions; releasing");
-                let marks: Vec<(u32, i64, Option<i64>)> =
-                    claimed.iter().map(|l| (l.partition, l.epoch, None)).collect();
-                let _ = leases::release(&**client, &self.me.member_id, &marks).await;
-                return;
-            }
-        };
-        metrics::histogram!("sentryk8s_partition_load_seconds").record(load_started.elapsed().as_secs_f64());
         let trusted_until = self.trust_until(started);
-        for lease in claimed {
-            let rows = rows.remove(&lease.partition).unwrap_or_default();
-            self.held.insert(lease.partition, lease.epoch);
-            metrics::counter!("sentryk8s_lease_acquired_total").increment(1);
-            tracing::info!(partition = lease.partition, epoch = lease.epoch, "lease acquired");
-            let _ = self.dispatcher.send(Command::Acquire { lease, rows, trusted_until }).await;
+        for chunk in claimed.chunks(LOAD_CHUNK) {
+            let ids: Vec<u32> = chunk.iter().map(|l| l.partition).collect();
+            let load_started = Instant::now();
+            let loaded = async {
+                let fingerprints = catalog::fingerprints(&**client, &ids).await?;
+                let rows = catalog::load(&**client, &ids).await?;
+                Ok::<_, tokio_postgres::Error>((fingerprints, rows))
+            };
+            let (mut fingerprints, mut rows) = match loaded.await {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    // Holding a lease we cannot dispatch would stall these
+                    // partitions for a TTL: give them straight back.
+                    tracing::warn!(error = %error_chain(&e), "cannot load checks of claimed partitions; releasing");
+                    let marks: Vec<(u32, i64, Option<i64>)> =
+                        chunk.iter().map(|l| (l.partition, l.epoch, None)).collect();
+                    let _ = leases::release(&**client, &self.me.member_id, &marks).await;
+                    continue;
+                }
+            };
+            metrics::histogram!("sentryk8s_partition_load_seconds")
+                .record(load_started.elapsed().as_secs_f64());
+            for lease in chunk.iter().copied() {
+                let rows = rows.remove(&lease.partition).unwrap_or_default();
+                self.held.insert(lease.partition, lease.epoch);
+                self.loaded
+                    .insert(lease.partition, fingerprints.remove(&lease.partition).unwrap_or_default());
+                metrics::counter!("sentryk8s_lease_acquired_total").increment(1);
+                tracing::info!(partition = lease.partition, epoch = lease.epoch, "lease acquired");
+                let _ = self.dispatcher.send(Command::Acquire { lease, rows, trusted_until }).await;
+            }
         }
         self.report_owned();
     }
@@ -299,6 +316,7 @@ impl Coordinator {
             marks.push((partition, epoch, watermark));
             self.held.remove(&partition);
             self.dirty.remove(&partition);
+            self.loaded.remove(&partition);
         }
         self.report_owned();
         if marks.is_empty() {
@@ -322,18 +340,50 @@ impl Coordinator {
             self.dirty.extend(partitions);
             return;
         };
-        match catalog::load(&**client, &partitions).await {
-            Ok(mut rows) => {
-                for partition in partitions {
-                    let Some(epoch) = self.held.get(&partition).copied() else { continue };
-                    let rows = rows.remove(&partition).unwrap_or_default();
-                    let _ = self.dispatcher.send(Command::Reload { partition, epoch, rows }).await;
+        for chunk in partitions.chunks(LOAD_CHUNK) {
+            let loaded = async {
+                let fingerprints = catalog::fingerprints(&**client, chunk).await?;
+                let rows = catalog::load(&**client, chunk).await?;
+                Ok::<_, tokio_postgres::Error>((fingerprints, rows))
+            };
+            match loaded.await {
+                Ok((mut fingerprints, mut rows)) => {
+                    for partition in chunk {
+                        let Some(epoch) = self.held.get(partition).copied() else { continue };
+                        let rows = rows.remove(partition).unwrap_or_default();
+                        self.loaded.insert(*partition, fingerprints.remove(partition).unwrap_or_default());
+                        let _ = self
+                            .dispatcher
+                            .send(Command::Reload { partition: *partition, epoch, rows })
+                            .await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %error_chain(&e), "cannot reload checks; will retry");
+                    self.dirty.extend(chunk.iter().copied());
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %error_chain(&e), "cannot reload checks; will retry");
-                self.dirty.extend(partitions);
+        }
+    }
+
+    /// The fallback for lost notifications: reload the held partitions whose
+    /// checks no longer match what was loaded.
+    async fn find_unnoticed_changes(&mut self) {
+        let held: Vec<u32> = self.held.keys().copied().collect();
+        if held.is_empty() {
+            return;
+        }
+        let Some(client) = self.client().await else { return };
+        match catalog::fingerprints(&**client, &held).await {
+            Ok(now) => {
+                for (partition, fingerprint) in now {
+                    if self.loaded.get(&partition) != Some(&fingerprint) {
+                        tracing::info!(partition, "checks changed without a notification; reloading");
+                        self.dirty.insert(partition);
+                    }
+                }
             }
+            Err(e) => tracing::warn!(error = %error_chain(&e), "cannot compare partitions' checks"),
         }
     }
 

@@ -1,10 +1,11 @@
 //! The in-memory schedule of one owned partition: its checks, each with its
 //! next unhandled slot, in a min-heap by slot time.
 //!
-//! Each check keeps its job message pre-rendered up to the slot (the spec
-//! is copied verbatim from `checks.spec`), so a due slot costs a copy and a
-//! timestamp, not a JSON encoding; and memory stays a few hundred bytes per
-//! check, which is what lets one scheduler hold a million.
+//! Memory is what lets one scheduler hold a million checks, so a check is
+//! a slab entry of fixed size plus one allocation holding its name (already
+//! JSON-quoted) and its spec exactly as `checks.spec` stores it; the job
+//! message is assembled around them when a slot is due, which costs a
+//! couple of copies, not a JSON encoding.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -27,14 +28,41 @@ pub struct CheckRow {
 }
 
 struct Entry {
-    interval_ms: i64,
+    id: i64,
     version: i64,
     /// First slot not yet handled (published or counted missed).
     next: i64,
+    /// At most 24 h, so it fits.
+    interval_ms: u32,
     /// Bumped when `next` is rescheduled; heap entries of older generations are stale.
     generation: u32,
-    /// The job message up to the slot value: `{...,"slot":"`.
-    prefix: Box<[u8]>,
+    /// Byte length of the JSON-quoted name at the start of `text`.
+    name_len: u32,
+    /// JSON-quoted name, then the spec JSON.
+    text: Box<[u8]>,
+}
+
+impl Entry {
+    fn new(row: CheckRow, next: i64, generation: u32) -> Entry {
+        // A string always serialises.
+        let name = serde_json::to_string(&row.name).unwrap_or_else(|_| "\"\"".into());
+        let mut text = Vec::with_capacity(name.len() + row.spec_json.len());
+        text.extend_from_slice(name.as_bytes());
+        text.extend_from_slice(row.spec_json.as_bytes());
+        Entry {
+            id: row.id,
+            version: row.version,
+            next,
+            interval_ms: row.interval_ms.clamp(1, u32::MAX as i64) as u32,
+            generation,
+            name_len: name.len() as u32,
+            text: text.into_boxed_slice(),
+        }
+    }
+
+    fn interval(&self) -> i64 {
+        self.interval_ms as i64
+    }
 }
 
 /// A slot to publish now.
@@ -56,31 +84,63 @@ pub struct MissedRange {
 
 #[derive(Default)]
 pub struct PartitionSchedule {
-    checks: HashMap<i64, Entry>,
-    heap: BinaryHeap<Reverse<(i64, i64, u32)>>,
+    /// Slab of checks; `None` slots are free and listed in `free`.
+    entries: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    /// check id → index in `entries`.
+    index: HashMap<i64, u32>,
+    /// (next slot, index, generation), earliest first.
+    heap: BinaryHeap<Reverse<(i64, u32, u32)>>,
 }
 
 impl PartitionSchedule {
     /// Loads `rows` resuming at `from`: every slot at or after it is still to
     /// be handled (a watermark, or "now" on a fresh install).
     pub fn load(rows: Vec<CheckRow>, from: i64) -> PartitionSchedule {
-        let mut schedule = PartitionSchedule::default();
+        let mut schedule = PartitionSchedule {
+            entries: Vec::with_capacity(rows.len()),
+            index: HashMap::with_capacity(rows.len()),
+            heap: BinaryHeap::with_capacity(rows.len()),
+            ..PartitionSchedule::default()
+        };
         for row in rows {
-            let phase = slots::phase(row.id, row.interval_ms);
-            let next = slots::slot_at_or_after(from, row.interval_ms, phase);
+            let next = slots::slot_at_or_after(from, row.interval_ms, slots::phase(row.id, row.interval_ms));
             schedule.insert(row, next);
         }
         schedule
     }
 
+    /// Adds or replaces the check of `row`, due next at `next`.
     fn insert(&mut self, row: CheckRow, next: i64) {
-        let prefix = render_prefix(&row);
-        let generation = self.checks.get(&row.id).map(|e| e.generation.wrapping_add(1)).unwrap_or(0);
-        self.heap.push(Reverse((next, row.id, generation)));
-        self.checks.insert(
-            row.id,
-            Entry { interval_ms: row.interval_ms, version: row.version, next, generation, prefix },
-        );
+        let index = match self.index.get(&row.id) {
+            Some(i) => *i,
+            None => {
+                let i = match self.free.pop() {
+                    Some(i) => i,
+                    None => {
+                        self.entries.push(None);
+                        (self.entries.len() - 1) as u32
+                    }
+                };
+                self.index.insert(row.id, i);
+                i
+            }
+        };
+        let slot = &mut self.entries[index as usize];
+        let generation = slot.as_ref().map(|e| e.generation.wrapping_add(1)).unwrap_or(0);
+        *slot = Some(Entry::new(row, next, generation));
+        self.heap.push(Reverse((next, index, generation)));
+    }
+
+    fn remove(&mut self, id: i64) {
+        if let Some(i) = self.index.remove(&id) {
+            self.entries[i as usize] = None;
+            self.free.push(i);
+        }
+    }
+
+    fn get(&self, id: i64) -> Option<&Entry> {
+        self.index.get(&id).and_then(|i| self.entries[*i as usize].as_ref())
     }
 
     /// Replaces the partition's checks with `rows` (a reload). New checks
@@ -92,31 +152,32 @@ impl PartitionSchedule {
         let mut seen = std::collections::HashSet::with_capacity(rows.len());
         for row in rows {
             seen.insert(row.id);
-            match self.checks.get(&row.id) {
-                Some(e) if e.version == row.version => {}
-                Some(e) => {
-                    let last_handled = e.next - e.interval_ms;
-                    let phase = slots::phase(row.id, row.interval_ms);
-                    let next = if e.interval_ms == row.interval_ms {
-                        e.next
+            let phase = slots::phase(row.id, row.interval_ms);
+            match self.get(row.id).map(|e| (e.version, e.next, e.interval())) {
+                Some((version, _, _)) if version == row.version => {}
+                Some((_, next, interval)) => {
+                    let next = if interval == row.interval_ms {
+                        next
                     } else {
+                        let last_handled = next - interval;
                         slots::slot_at_or_after((last_handled + 1).max(now), row.interval_ms, phase)
                     };
                     self.insert(row, next);
                     summary.changed += 1;
                 }
                 None => {
-                    let phase = slots::phase(row.id, row.interval_ms);
                     let next = slots::slot_at_or_after(now, row.interval_ms, phase);
                     self.insert(row, next);
                     summary.added += 1;
                 }
             }
         }
-        let before = self.checks.len();
-        self.checks.retain(|id, _| seen.contains(id));
-        summary.removed = before - self.checks.len();
-        if summary.removed > 0 || self.heap.len() > 2 * self.checks.len() + 64 {
+        let gone: Vec<i64> = self.index.keys().filter(|id| !seen.contains(id)).copied().collect();
+        summary.removed = gone.len();
+        for id in gone {
+            self.remove(id);
+        }
+        if summary.removed > 0 || self.heap.len() > 2 * self.index.len() + 64 {
             self.compact();
         }
         summary
@@ -124,14 +185,14 @@ impl PartitionSchedule {
 
     /// Drops stale heap entries (after removals and reschedules).
     fn compact(&mut self) {
-        let checks = &self.checks;
-        self.heap.retain(|Reverse((next, id, gen))| {
-            checks.get(id).map(|e| e.generation == *gen && e.next == *next).unwrap_or(false)
+        let entries = &self.entries;
+        self.heap.retain(|Reverse((next, i, gen))| {
+            matches!(&entries[*i as usize], Some(e) if e.generation == *gen && e.next == *next)
         });
     }
 
     /// Hands out everything due at `now`: slots to publish into `due`, slots
-    /// superseded by a newer due slot into `missed` (bounded catch-up).
+    /// too late to publish into `missed` (bounded catch-up).
     pub fn take_due(
         &mut self,
         now: i64,
@@ -139,29 +200,30 @@ impl PartitionSchedule {
         due: &mut Vec<DueSlot>,
         missed: &mut Vec<MissedRange>,
     ) {
-        while let Some(Reverse((next, id, gen))) = self.heap.peek().copied() {
+        while let Some(Reverse((next, index, gen))) = self.heap.peek().copied() {
             if next > now {
                 break;
             }
             self.heap.pop();
-            let Some(entry) = self.checks.get_mut(&id) else { continue };
+            let Some(entry) = self.entries[index as usize].as_mut() else { continue };
             if entry.generation != gen || entry.next != next {
                 continue;
             }
-            let d = slots::take_due(next, now, entry.interval_ms, catch_up_ms);
+            let interval = entry.interval();
+            let d = slots::take_due(next, now, interval, catch_up_ms);
             if let Some((first, last, count)) = d.missed {
-                missed.push(MissedRange { check_id: id, first, last, count });
+                missed.push(MissedRange { check_id: entry.id, first, last, count });
             }
             if let Some((first, last)) = d.publish {
                 let mut slot = first;
                 while slot <= last {
-                    due.push(DueSlot { check_id: id, slot, interval_ms: entry.interval_ms });
-                    slot += entry.interval_ms;
+                    due.push(DueSlot { check_id: entry.id, slot, interval_ms: interval });
+                    slot += interval;
                 }
             }
             entry.next = d.next;
             entry.generation = entry.generation.wrapping_add(1);
-            self.heap.push(Reverse((entry.next, id, entry.generation)));
+            self.heap.push(Reverse((entry.next, index, entry.generation)));
         }
     }
 
@@ -170,12 +232,22 @@ impl PartitionSchedule {
         self.heap.peek().map(|Reverse((next, _, _))| *next)
     }
 
-    /// The job message of `check_id` for `slot`, if the check is still here.
+    /// The job message of `check_id` for `slot`, if the check is still here:
+    /// `{"v":1,"check_id":…,"name":…,"interval_ms":…,"version":…,"spec":…,"slot":"…"}`.
     pub fn message(&self, check_id: i64, slot: i64) -> Option<Vec<u8>> {
-        let entry = self.checks.get(&check_id)?;
+        let e = self.get(check_id)?;
+        let (name, spec) = e.text.split_at(e.name_len as usize);
         let stamp = slot_from_millis(slot).to_rfc3339_opts(SecondsFormat::Millis, true);
-        let mut body = Vec::with_capacity(entry.prefix.len() + stamp.len() + 2);
-        body.extend_from_slice(&entry.prefix);
+        let head = format!(
+            "{{\"v\":{JOB_SCHEMA_VERSION},\"check_id\":{},\"interval_ms\":{},\"version\":{},\"name\":",
+            e.id, e.interval_ms, e.version
+        );
+        let mut body = Vec::with_capacity(head.len() + e.text.len() + stamp.len() + 20);
+        body.extend_from_slice(head.as_bytes());
+        body.extend_from_slice(name);
+        body.extend_from_slice(b",\"spec\":");
+        body.extend_from_slice(spec);
+        body.extend_from_slice(b",\"slot\":\"");
         body.extend_from_slice(stamp.as_bytes());
         body.extend_from_slice(b"\"}");
         Some(body)
@@ -184,23 +256,23 @@ impl PartitionSchedule {
     /// Whether `slot` of `check_id` is no longer worth publishing: later
     /// than the catch-up window, and not the check's latest due slot.
     pub fn too_late(&self, check_id: i64, slot: i64, now: i64, catch_up_ms: i64) -> bool {
-        match self.checks.get(&check_id) {
-            Some(e) => now - slot > catch_up_ms && slot + e.interval_ms <= now,
+        match self.get(check_id) {
+            Some(e) => now - slot > catch_up_ms && slot + e.interval() <= now,
             None => true,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.checks.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.checks.is_empty()
+        self.index.is_empty()
     }
 
     /// Test and diagnostics view: the next slot of a check.
     pub fn next_slot(&self, check_id: i64) -> Option<i64> {
-        self.checks.get(&check_id).map(|e| e.next)
+        self.get(check_id).map(|e| e.next)
     }
 }
 
@@ -209,18 +281,6 @@ pub struct ReloadSummary {
     pub added: usize,
     pub changed: usize,
     pub removed: usize,
-}
-
-/// `{"v":1,"check_id":…,"name":…,"interval_ms":…,"version":…,"spec":…,"slot":"`
-fn render_prefix(row: &CheckRow) -> Box<[u8]> {
-    // A string always serialises.
-    let name = serde_json::to_string(&row.name).unwrap_or_else(|_| "\"\"".into());
-    format!(
-        "{{\"v\":{JOB_SCHEMA_VERSION},\"check_id\":{},\"name\":{name},\"interval_ms\":{},\"version\":{},\"spec\":{},\"slot\":\"",
-        row.id, row.interval_ms, row.version, row.spec_json
-    )
-    .into_bytes()
-    .into_boxed_slice()
 }
 
 #[cfg(test)]
