@@ -5,6 +5,7 @@ mod support;
 
 mod checks_cli;
 mod config_cli;
+mod fuzz_regressions;
 mod migrate;
 mod ops;
 mod scheduler;
