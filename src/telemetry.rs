@@ -12,9 +12,9 @@ use crate::config::LogFormat;
 /// Logs go to stderr so that commands (`config`, `status -o json`) keep a
 /// clean stdout for their output.
 pub fn init_logging(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let wanted =
+        std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| level.to_string());
+    let filter = EnvFilter::try_new(quiet_dependencies(&wanted)).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -25,6 +25,22 @@ pub fn init_logging(format: LogFormat, level: &str) {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// Libraries that log secrets at debug level: tokio-postgres prints every
+/// statement's parameters (a check's spec, with its header values, when
+/// `checks apply` writes it). They stay at info unless the filter names
+/// them explicitly, so `RUST_LOG=debug` cannot leak a secret by accident.
+const QUIET_TARGETS: &[&str] = &["tokio_postgres", "postgres_protocol", "hyper", "h2", "rustls", "amqprs"];
+
+fn quiet_dependencies(filter: &str) -> String {
+    let mut out = filter.to_string();
+    for target in QUIET_TARGETS {
+        if !filter.contains(target) {
+            out.push_str(&format!(",{target}=info"));
+        }
+    }
+    out
 }
 
 /// Buckets for every `*_seconds` histogram: from sub-millisecond phases of a
@@ -79,4 +95,17 @@ pub fn metrics() -> PrometheusHandle {
             }
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quiet_dependencies;
+
+    #[test]
+    fn dependencies_stay_quiet_unless_named() {
+        let f = quiet_dependencies("debug");
+        assert!(f.starts_with("debug,") && f.contains("tokio_postgres=info"), "{f}");
+        let f = quiet_dependencies("info,tokio_postgres=trace");
+        assert!(!f.contains("tokio_postgres=info"), "{f}");
+    }
 }

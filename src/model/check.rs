@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Debug` is written by hand: header values, the body and a password in
+/// the URL are secrets, and a `{:?}` in a log line must not reveal them.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckSpec {
     /// http:// or https:// URL to request.
     pub url: String,
@@ -51,6 +53,28 @@ pub struct CheckSpec {
     /// What the check watches, in words, for people (status, alerts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+impl std::fmt::Debug for CheckSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: BTreeMap<&str, &str> = self.headers.keys().map(|k| (k.as_str(), "***")).collect();
+        f.debug_struct("CheckSpec")
+            .field("url", &crate::config::redact_url(&self.url))
+            .field("method", &self.method)
+            .field("headers", &headers)
+            .field("body", &self.body.as_ref().map(|_| "***"))
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_redirects", &self.max_redirects)
+            .field("tls_verify", &self.tls_verify)
+            .field("body_limit", &self.body_limit)
+            .field("expect", &self.expect)
+            .field("failure_threshold", &self.failure_threshold)
+            .field("success_threshold", &self.success_threshold)
+            .field("labels", &self.labels)
+            .field("alerts", &self.alerts)
+            .field("description", &self.description)
+            .finish()
+    }
 }
 
 /// Assertions on the response; all must hold.
@@ -222,6 +246,19 @@ mod tests {
         assert!(e.status_ok(200) && e.status_ok(302) && !e.status_ok(404) && !e.status_ok(500));
         let e = Expect { status: vec![StatusMatch::Code(404), StatusMatch::Class(5)], ..Expect::default() };
         assert!(e.status_ok(404) && e.status_ok(503) && !e.status_ok(200));
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let spec: CheckSpec = serde_json::from_str(
+            r#"{"url":"https://u:pa55word@x/","timeout_ms":1,"headers":{"Authorization":"Bearer t0ken"},"body":"b0dy"}"#,
+        )
+        .unwrap();
+        let text = format!("{spec:?}");
+        for secret in ["pa55word", "t0ken", "b0dy"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("Authorization"), "{text}");
     }
 
     #[test]
