@@ -4,6 +4,7 @@
 //! drive the same code the roles run. See DESIGN.md for the big picture and
 //! README.md for how to run it.
 
+pub mod checks_file;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -12,6 +13,8 @@ pub mod migrate;
 pub mod model;
 pub mod ops_server;
 pub mod queue;
+pub mod scheduler;
 pub mod shutdown;
+pub mod status;
 pub mod telemetry;
 pub mod worker;

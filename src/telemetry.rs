@@ -12,9 +12,9 @@ use crate::config::LogFormat;
 /// Logs go to stderr so that commands (`config`, `status -o json`) keep a
 /// clean stdout for their output.
 pub fn init_logging(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let wanted =
+        std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| level.to_string());
+    let filter = EnvFilter::try_new(quiet_dependencies(&wanted)).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -27,6 +27,22 @@ pub fn init_logging(format: LogFormat, level: &str) {
     };
 }
 
+/// Libraries that log secrets at debug level: tokio-postgres prints every
+/// statement's parameters (a check's spec, with its header values, when
+/// `checks apply` writes it). They stay at info unless the filter names
+/// them explicitly, so `RUST_LOG=debug` cannot leak a secret by accident.
+const QUIET_TARGETS: &[&str] = &["tokio_postgres", "postgres_protocol", "hyper", "h2", "rustls", "amqprs"];
+
+fn quiet_dependencies(filter: &str) -> String {
+    let mut out = filter.to_string();
+    for target in QUIET_TARGETS {
+        if !filter.contains(target) {
+            out.push_str(&format!(",{target}=info"));
+        }
+    }
+    out
+}
+
 /// Buckets for every `*_seconds` histogram: from sub-millisecond phases of a
 /// local check to the 60 s timeout of a slow one.
 const SECONDS_BUCKETS: &[f64] =
@@ -36,6 +52,20 @@ const SECONDS_BUCKETS: &[f64] =
 const SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0];
 
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Histogram samples queue up in the recorder until upkeep folds them in;
+/// without it a scheduler recording 17k lateness samples a second grows by
+/// hundreds of MB an hour when nobody scrapes `/metrics`. A plain thread, so
+/// it works whichever runtime (or none) is current.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        handle.run_upkeep();
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
+    }
+}
 
 /// The process-wide metrics recorder, installed on first use.
 ///
@@ -51,6 +81,7 @@ pub fn metrics() -> PrometheusHandle {
                 Ok(builder) => {
                     let recorder = builder.build_recorder();
                     let handle = recorder.handle();
+                    spawn_upkeep(handle.clone());
                     if metrics::set_global_recorder(recorder).is_err() {
                         tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
                     }
@@ -66,19 +97,15 @@ pub fn metrics() -> PrometheusHandle {
         .clone()
 }
 
-/// Folds recorded histogram samples into their buckets every few seconds.
-///
-/// The Prometheus recorder keeps raw samples until upkeep runs, which
-/// otherwise happens only when `/metrics` is scraped: a busy role that is
-/// not scraped (no Prometheus yet, a broken scrape config) would grow
-/// without bound. Runs until `shutdown`.
-pub async fn metrics_upkeep(shutdown: tokio_util::sync::CancellationToken) {
-    let handle = metrics();
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => handle.run_upkeep(),
-            _ = shutdown.cancelled() => return,
-        }
+#[cfg(test)]
+mod tests {
+    use super::quiet_dependencies;
+
+    #[test]
+    fn dependencies_stay_quiet_unless_named() {
+        let f = quiet_dependencies("debug");
+        assert!(f.starts_with("debug,") && f.contains("tokio_postgres=info"), "{f}");
+        let f = quiet_dependencies("info,tokio_postgres=trace");
+        assert!(!f.contains("tokio_postgres=info"), "{f}");
     }
 }

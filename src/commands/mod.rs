@@ -1,7 +1,10 @@
 //! One file per subcommand: thin wiring of the shared modules into a role.
 
+mod checks;
 mod config;
 mod migrate;
+mod scheduler;
+mod status;
 mod worker;
 
 use std::process::ExitCode;
@@ -18,8 +21,11 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Migrate(args) => migrate::run(args, config).await,
         Command::Config => config::run(config),
+        Command::Scheduler(_) => scheduler::run(config).await,
+        Command::Checks(args) => checks::run(args, config).await,
+        Command::Status(args) => status::run(args, config).await,
         Command::Worker(_) => worker::run(config).await,
-        Command::Scheduler(_) | Command::Checks(_) | Command::Status(_) | Command::Standalone(_) => {
+        Command::Standalone(_) => {
             eprintln!("error: not implemented yet");
             Ok(ExitCode::from(EXIT_INVALID))
         }

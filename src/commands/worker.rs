@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::ops_server::ReadinessProbe;
 use crate::queue::{AmqpLink, AmqpProbe};
 use crate::shutdown::{self, Drain};
-use crate::{db, ops_server, telemetry, worker};
+use crate::{db, ops_server, worker};
 
 pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let token = shutdown::on_signals().context("installing signal handlers")?;
@@ -21,7 +21,6 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let (addr, server) = ops_server::start(config.listen, probes, token.clone())
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", config.listen))?;
-    tokio::spawn(telemetry::metrics_upkeep(token.clone()));
     tracing::info!(%addr, concurrency = config.worker.concurrency, "worker starting");
 
     let role = worker::run(&config, pool, link, token.clone());

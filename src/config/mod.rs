@@ -106,9 +106,12 @@ pub struct SchedulerConfig {
     /// Period of the fallback full reload of owned checks.
     #[serde(with = "duration")]
     pub reload_interval: Duration,
-    /// How late a slot may still be published.
+    /// How late a slot may still be published after an outage.
     #[serde(with = "duration")]
     pub catch_up: Duration,
+    /// Longest sleep of the dispatch loop.
+    #[serde(with = "duration")]
+    pub tick: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -490,6 +493,7 @@ fn validate(config: &Config) -> Vec<(String, String)> {
         ),
     );
     range(&mut check, "scheduler.reload_interval", s.reload_interval, secs(1), secs(86400));
+    range(&mut check, "scheduler.tick", s.tick, ms(1), secs(1));
     range(&mut check, "scheduler.catch_up", s.catch_up, secs(0), secs(86400));
 
     let w = &config.worker;

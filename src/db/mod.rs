@@ -5,6 +5,8 @@
 //! `scheduler::leases`, results in `worker::batcher`, …); this module only
 //! knows how to reach the database.
 
+pub mod listen;
+
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 

@@ -9,12 +9,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Debug` is written by hand: header values, the body and a password in
+/// the URL are secrets, and a `{:?}` in a log line must not reveal them.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckSpec {
     /// http:// or https:// URL to request.
     pub url: String,
     /// HTTP method, upper case.
-    #[serde(default = "default_method")]
+    #[serde(default = "default_method", skip_serializing_if = "is_get")]
     pub method: String,
     /// Request headers (values may be secrets: never print them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -25,22 +27,22 @@ pub struct CheckSpec {
     /// Hard deadline of the whole check, in milliseconds.
     pub timeout_ms: u64,
     /// Redirects followed at most; 0 means a redirect is the response.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub max_redirects: u32,
     /// Verify the server's TLS certificate and name.
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub tls_verify: bool,
     /// Response body bytes read at most; `None` uses the worker's limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_limit: Option<u64>,
     /// What "up" means.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Expect::is_default")]
     pub expect: Expect,
     /// Consecutive failures before the check is DOWN.
-    #[serde(default = "default_one")]
+    #[serde(default = "default_one", skip_serializing_if = "is_one")]
     pub failure_threshold: u32,
     /// Consecutive successes before a DOWN check is UP again.
-    #[serde(default = "default_one")]
+    #[serde(default = "default_one", skip_serializing_if = "is_one")]
     pub success_threshold: u32,
     /// Free-form labels, shown in status and alerts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -48,6 +50,31 @@ pub struct CheckSpec {
     /// Names of notification channels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<String>,
+    /// What the check watches, in words, for people (status, alerts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl std::fmt::Debug for CheckSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: BTreeMap<&str, &str> = self.headers.keys().map(|k| (k.as_str(), "***")).collect();
+        f.debug_struct("CheckSpec")
+            .field("url", &crate::config::redact_url(&self.url))
+            .field("method", &self.method)
+            .field("headers", &headers)
+            .field("body", &self.body.as_ref().map(|_| "***"))
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_redirects", &self.max_redirects)
+            .field("tls_verify", &self.tls_verify)
+            .field("body_limit", &self.body_limit)
+            .field("expect", &self.expect)
+            .field("failure_threshold", &self.failure_threshold)
+            .field("success_threshold", &self.success_threshold)
+            .field("labels", &self.labels)
+            .field("alerts", &self.alerts)
+            .field("description", &self.description)
+            .finish()
+    }
 }
 
 /// Assertions on the response; all must hold.
@@ -166,6 +193,31 @@ impl Expect {
     }
 }
 
+impl Expect {
+    fn is_default(&self) -> bool {
+        self == &Expect::default()
+    }
+}
+
+// Defaults are left out when serialising: a spec is stored once per check
+// and copied into every job, and the scheduler keeps a million of them in
+// memory, so the common case should cost a URL and a timeout, not a page.
+fn is_get(method: &str) -> bool {
+    method == "GET"
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
 fn default_method() -> String {
     "GET".to_string()
 }
@@ -197,6 +249,19 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_hides_secrets() {
+        let spec: CheckSpec = serde_json::from_str(
+            r#"{"url":"https://u:pa55word@x/","timeout_ms":1,"headers":{"Authorization":"Bearer t0ken"},"body":"b0dy"}"#,
+        )
+        .unwrap();
+        let text = format!("{spec:?}");
+        for secret in ["pa55word", "t0ken", "b0dy"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("Authorization"), "{text}");
+    }
+
+    #[test]
     fn spec_round_trips_through_json() {
         let spec: CheckSpec = serde_json::from_str(
             r#"{"url":"http://x/","timeout_ms":1000,"expect":{"status":[200,"3xx"],"json":{"/a":1}}}"#,
@@ -207,5 +272,7 @@ mod tests {
         assert_eq!(spec.failure_threshold, 1);
         let again: CheckSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
         assert_eq!(spec, again);
+        let minimal: CheckSpec = serde_json::from_str(r#"{"url":"http://x/","timeout_ms":1000}"#).unwrap();
+        assert_eq!(serde_json::to_string(&minimal).unwrap(), r#"{"url":"http://x/","timeout_ms":1000}"#);
     }
 }

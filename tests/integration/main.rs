@@ -3,10 +3,14 @@
 
 mod support;
 
+mod checks_cli;
 mod config_cli;
+mod fuzz_regressions;
 mod http_check;
 mod migrate;
 mod ops;
+mod scheduler;
+mod status_cli;
 mod worker_checks;
 mod worker_delivery;
 mod worker_outages;

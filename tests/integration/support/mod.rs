@@ -12,6 +12,7 @@ pub mod binary;
 pub mod broker;
 pub mod db;
 pub mod http;
+pub mod jobs;
 pub mod proxy;
 pub mod servers;
 pub mod target;

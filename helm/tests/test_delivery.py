@@ -1,0 +1,135 @@
+"""The rest of the delivery: Dockerfile, workflows, Argo CD, and that they agree with the chart."""
+
+import re
+import subprocess
+import unittest
+
+import yaml
+
+from chart import CHART, ROOT, helm, one, pod_spec, render
+
+
+def load(path):
+    return [doc for doc in yaml.safe_load_all((ROOT / path).read_text()) if doc]
+
+
+class ImageAndWorkflows(unittest.TestCase):
+    def test_dockerfile_passes_hadolint(self):
+        result = subprocess.run(["hadolint", str(ROOT / "Dockerfile")], capture_output=True, text=True)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+
+    def test_workflows_pass_actionlint(self):
+        workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+        self.assertEqual([w.name for w in workflows], ["ci.yml", "release.yml"])
+        result = subprocess.run(["actionlint", *map(str, workflows)], capture_output=True, text=True, cwd=ROOT)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+
+    def test_image_matches_the_chart(self):
+        dockerfile = (ROOT / "Dockerfile").read_text()
+        values = yaml.safe_load((CHART / "values.yaml").read_text())
+        # The chart runs /usr/local/bin/sentryk8s as the image's user.
+        self.assertIn("COPY --from=build /out/sentryk8s /usr/local/bin/sentryk8s", dockerfile)
+        user = re.search(r"^USER (\d+):(\d+)$", dockerfile, re.M)
+        self.assertEqual(int(user.group(1)), values["podSecurityContext"]["runAsUser"])
+        self.assertEqual(int(user.group(2)), values["podSecurityContext"]["runAsGroup"])
+        self.assertRegex(dockerfile, r"(?m)^FROM .* AS build$")
+        self.assertRegex(dockerfile, r"cargo chef cook --release --locked")
+        # The release publishes ghcr.io/<owner>/sentryk8s:<version>; the chart's default is that image
+        # for the repository's owner (the one Argo CD pulls from), tagged with appVersion.
+        release = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+        steps = release["jobs"]["image"]["steps"]
+        script = "\n".join(s.get("run", "") for s in steps)
+        image_expr = re.search(r'IMAGE=(\S+)"', script).group(1)
+        owner = re.match(r"https://github\.com/([^/]+)/", self.appset()["spec"]["template"]["spec"]["source"]["repoURL"]).group(1)
+        self.assertEqual(image_expr.replace("${GITHUB_REPOSITORY_OWNER,,}", owner.lower()), values["image"]["repository"])
+        self.assertIn(on_tags(release), (["v*.*.*"],))
+        push = next(s for s in steps if s.get("uses", "").startswith("docker/build-push-action"))
+        self.assertIs(push["with"]["push"], True)
+        chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+        deployment = one(render(), "Deployment", "worker")
+        self.assertEqual(pod_spec(deployment)["containers"][0]["image"],
+                         f"{values['image']['repository']}:{chart['appVersion']}")
+
+    def test_ci_runs_fmt_clippy_tests_with_services_and_the_chart_checks(self):
+        ci = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+        runs = "\n".join(s.get("run", "") for job in ci["jobs"].values() for s in job["steps"])
+        for command in ("cargo fmt --all -- --check", "cargo clippy --all-targets --locked -- -D warnings",
+                        "cargo test --locked", "./helm/tests/run.sh"):
+            self.assertIn(command, runs)
+        services = ci["jobs"]["test"]["services"]
+        self.assertTrue(services["postgres"]["image"].startswith("postgres:"))
+        self.assertTrue(services["rabbitmq"]["image"].startswith("rabbitmq:"))
+
+    def appset(self):
+        return one(load("argocd/apps/applicationset.yaml"), "ApplicationSet")
+
+
+class ArgoCD(unittest.TestCase):
+    def setUp(self):
+        self.appset = one(load("argocd/apps/applicationset.yaml"), "ApplicationSet")
+        self.template = self.appset["spec"]["template"]["spec"]
+        self.elements = self.appset["spec"]["generators"][0]["list"]["elements"]
+
+    def test_environments_are_pinned(self):
+        self.assertEqual({e["env"] for e in self.elements}, {"staging", "production"})
+        for element in self.elements:
+            with self.subTest(env=element["env"]):
+                # A release tag or a commit, never a branch.
+                self.assertRegex(element["chartRevision"], r"^(v\d+\.\d+\.\d+|[0-9a-f]{40})$")
+                self.assertRegex(element["imageTag"], r"^\d+\.\d+\.\d+$")
+        self.assertEqual(self.template["source"]["targetRevision"], "{{ .chartRevision }}")
+        self.assertEqual(self.template["source"]["helm"]["parameters"],
+                         [{"name": "image.tag", "value": "{{ .imageTag }}"}])
+
+    def test_automated_sync_with_prune_and_self_heal(self):
+        for app in [self.template] + [one(load("argocd/root-application.yaml"), "Application")["spec"]]:
+            self.assertEqual(app["syncPolicy"]["automated"], {"prune": True, "selfHeal": True})
+        self.assertIn("RespectIgnoreDifferences=true", self.template["syncPolicy"]["syncOptions"])
+
+    def test_worker_replicas_are_ignored_and_the_names_match_the_chart(self):
+        release = self.template["source"]["helm"]["releaseName"]
+        ignored = self.template["ignoreDifferences"]
+        self.assertEqual(len(ignored), 1)
+        self.assertEqual((ignored[0]["group"], ignored[0]["kind"], ignored[0]["jsonPointers"]),
+                         ("apps", "Deployment", ["/spec/replicas"]))
+        objects = render(release=release)
+        self.assertEqual(one(objects, "Deployment", "worker")["metadata"]["name"], ignored[0]["name"])
+
+    def test_environment_values_render_and_lint(self):
+        release = self.template["source"]["helm"]["releaseName"]
+        self.assertEqual(self.template["source"]["path"], "helm/sentryk8s")
+        for element in self.elements:
+            with self.subTest(env=element["env"]):
+                value_file = self.template["source"]["helm"]["valueFiles"][0].replace("{{ .env }}", element["env"])
+                path = (CHART / value_file).resolve()
+                self.assertTrue(path.is_file(), path)
+                args = ["-f", str(path), "--set", f"image.tag={element['imageTag']}"]
+                lint = helm("lint", "--strict", str(CHART), *args, check=False)
+                self.assertEqual(lint.returncode, 0, lint.stdout + lint.stderr)
+                text = helm("template", release, str(CHART), "--namespace", element["namespace"], *args).stdout
+                objects = [o for o in yaml.safe_load_all(text) if o]
+                worker = one(objects, "Deployment", "worker")
+                self.assertNotIn("replicas", worker["spec"])
+                self.assertTrue(pod_spec(worker)["containers"][0]["image"].endswith(":" + element["imageTag"]))
+                # Every namespace the apps deploy to is allowed by the project.
+                project = one(load("argocd/apps/appproject.yaml"), "AppProject")
+                self.assertIn(element["namespace"], [d["namespace"] for d in project["spec"]["destinations"]])
+
+    def test_release_workflow_bumps_what_argo_cd_deploys(self):
+        release = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+        script = "\n".join(s.get("run", "") for s in release["jobs"]["deploy-staging"]["steps"])
+        self.assertIn("argocd/apps/applicationset.yaml", script)
+        self.assertIn('select(.env == "staging")', script)
+        self.assertIn(".chartRevision = strenv(TAG)", script)
+        self.assertIn(".imageTag = strenv(VERSION)", script)
+        self.assertIn("staging", {e["env"] for e in self.elements})
+
+
+def on_tags(workflow):
+    # PyYAML reads the key `on` as True.
+    trigger = workflow.get("on", workflow.get(True))
+    return trigger["push"]["tags"]
+
+
+if __name__ == "__main__":
+    unittest.main()

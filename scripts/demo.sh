@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The newcomer's first run: bring up PostgreSQL and RabbitMQ (installing
+# them when missing), build, start a tiny local target, and run SentryK8s
+# `standalone` on examples/checks.yaml. Within a minute the status table
+# shows some checks UP and others DOWN (a 500, a timeout, a refused port).
+# Ctrl-C stops everything. Extra arguments go to `sentryk8s standalone`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/services.sh
+if ! psql -h 127.0.0.1 -U postgres -d postgres -qAtc "SELECT 1 FROM pg_database WHERE datname = 'sentryk8s'" | grep -q 1; then
+  psql -h 127.0.0.1 -U postgres -d postgres -qc 'CREATE DATABASE sentryk8s'
+fi
+
+cargo build --bin sentryk8s --example demo_target
+
+target_pid=
+if ! (exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null; then
+  target/debug/examples/demo_target 127.0.0.1:18080 &
+  target_pid=$!
+fi
+cleanup() { [ -n "$target_pid" ] && kill "$target_pid" 2>/dev/null || true; }
+trap cleanup EXIT
+
+# The example's Authorization header reads it (an unset variable is an error).
+export EXAMPLE_TOKEN="${EXAMPLE_TOKEN:-demo-token}"
+target/debug/sentryk8s --listen 127.0.0.1:9090 standalone -f examples/checks.yaml "$@"

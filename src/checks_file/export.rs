@@ -1,0 +1,224 @@
+//! Stored checks back into checks-file form, for `checks list -o yaml`.
+//!
+//! The output is itself a valid checks file (apply it and nothing changes),
+//! except that secrets are masked: fill them in (with `${VAR}`) before
+//! applying it elsewhere. Fields at their default are left out.
+
+use yaml_rust2::yaml::{Hash, Yaml};
+use yaml_rust2::YamlEmitter;
+
+use super::validate::{format_ms, DEFAULT_REDIRECTS};
+use crate::model::{CheckSpec, StatusMatch};
+
+/// One stored check, as `checks list` reads it.
+#[derive(Debug, Clone)]
+pub struct StoredCheck {
+    pub name: String,
+    pub enabled: bool,
+    pub interval_ms: i32,
+    pub spec: CheckSpec,
+}
+
+fn s(text: &str) -> Yaml {
+    // A stored "${" came from "$${" in a file: write it back escaped so
+    // that applying the export does not expand it.
+    Yaml::String(text.replace("${", "$${"))
+}
+
+fn strings(list: &[String]) -> Yaml {
+    Yaml::Array(list.iter().map(|x| s(x)).collect())
+}
+
+fn json(value: &serde_json::Value) -> Yaml {
+    match value {
+        serde_json::Value::Null => Yaml::Null,
+        serde_json::Value::Bool(b) => Yaml::Boolean(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Yaml::Integer(i),
+            None => Yaml::Real(n.to_string()),
+        },
+        serde_json::Value::String(text) => s(text),
+        serde_json::Value::Array(items) => Yaml::Array(items.iter().map(json).collect()),
+        serde_json::Value::Object(map) => {
+            let mut hash = Hash::new();
+            for (k, v) in map {
+                hash.insert(s(k), json(v));
+            }
+            Yaml::Hash(hash)
+        }
+    }
+}
+
+fn map_of(pairs: &std::collections::BTreeMap<String, String>) -> Yaml {
+    let mut hash = Hash::new();
+    for (k, v) in pairs {
+        hash.insert(s(k), s(v));
+    }
+    Yaml::Hash(hash)
+}
+
+/// The check as a checks-file entry (the spec should be redacted first).
+pub fn to_yaml(check: &StoredCheck) -> Yaml {
+    let spec = &check.spec;
+    let mut h = Hash::new();
+    let mut put = |k: &str, v: Yaml| {
+        h.insert(Yaml::String(k.to_string()), v);
+    };
+    put("name", s(&check.name));
+    if let Some(d) = &spec.description {
+        put("description", s(d));
+    }
+    put("url", s(&spec.url));
+    if !check.enabled {
+        put("enabled", Yaml::Boolean(false));
+    }
+    put("interval", Yaml::String(format_ms(check.interval_ms.max(0) as u64)));
+    put("timeout", Yaml::String(format_ms(spec.timeout_ms)));
+    if spec.method != "GET" {
+        put("method", s(&spec.method));
+    }
+    if !spec.headers.is_empty() {
+        put("headers", map_of(&spec.headers));
+    }
+    if let Some(body) = &spec.body {
+        put("body", s(body));
+    }
+    if spec.max_redirects != DEFAULT_REDIRECTS {
+        put(
+            "follow_redirects",
+            if spec.max_redirects == 0 {
+                Yaml::Boolean(false)
+            } else {
+                Yaml::Integer(spec.max_redirects.into())
+            },
+        );
+    }
+    if !spec.tls_verify {
+        put("tls_verify", Yaml::Boolean(false));
+    }
+    if let Some(limit) = spec.body_limit {
+        put("body_limit", Yaml::Integer(limit.min(i64::MAX as u64) as i64));
+    }
+    let e = &spec.expect;
+    let mut x = Hash::new();
+    let mut putx = |k: &str, v: Yaml| {
+        x.insert(Yaml::String(k.to_string()), v);
+    };
+    if !e.status.is_empty() {
+        putx(
+            "status",
+            Yaml::Array(
+                e.status
+                    .iter()
+                    .map(|m| match m {
+                        StatusMatch::Code(c) => Yaml::Integer((*c).into()),
+                        other => Yaml::String(other.to_string()),
+                    })
+                    .collect(),
+            ),
+        );
+    }
+    if let Some(ms) = e.max_response_time_ms {
+        putx("max_response_time", Yaml::String(format_ms(ms)));
+    }
+    if !e.body_contains.is_empty() {
+        putx("body_contains", strings(&e.body_contains));
+    }
+    if !e.body_not_contains.is_empty() {
+        putx("body_not_contains", strings(&e.body_not_contains));
+    }
+    if !e.body_regex.is_empty() {
+        putx("body_regex", strings(&e.body_regex));
+    }
+    if !e.json.is_empty() {
+        let mut j = Hash::new();
+        for (k, v) in &e.json {
+            j.insert(s(k), json(v));
+        }
+        putx("json", Yaml::Hash(j));
+    }
+    if let Some(days) = e.cert_days_left {
+        putx("cert_days_left", Yaml::Integer(days.into()));
+    }
+    if !x.is_empty() {
+        put("expect", Yaml::Hash(x));
+    }
+    if spec.failure_threshold != 1 {
+        put("failure_threshold", Yaml::Integer(spec.failure_threshold.into()));
+    }
+    if spec.success_threshold != 1 {
+        put("success_threshold", Yaml::Integer(spec.success_threshold.into()));
+    }
+    if !spec.labels.is_empty() {
+        put("labels", map_of(&spec.labels));
+    }
+    if !spec.alerts.is_empty() {
+        put("alerts", strings(&spec.alerts));
+    }
+    Yaml::Hash(h)
+}
+
+/// A whole checks file (`checks:` and the list).
+pub fn to_file(checks: &[StoredCheck]) -> Result<String, yaml_rust2::EmitError> {
+    let mut doc = Hash::new();
+    doc.insert(Yaml::String("checks".into()), Yaml::Array(checks.iter().map(to_yaml).collect()));
+    let mut out = String::new();
+    YamlEmitter::new(&mut out).dump(&Yaml::Hash(doc))?;
+    out.push('\n');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks_file::validate::Validator;
+
+    #[test]
+    fn export_applies_back_to_the_same_checks() {
+        let source = r#"
+checks:
+  - name: a
+    description: "Shop: home page"
+    url: https://example.com/?q=1
+    interval: 90s
+    timeout: 1500ms
+    method: POST
+    headers: { X-A: "1" }
+    body: "cost $${NOT_A_VAR}"
+    follow_redirects: false
+    tls_verify: false
+    body_limit: 64KiB
+    enabled: false
+    expect:
+      status: [200, "3xx", "400-404"]
+      max_response_time: 1s
+      body_contains: ["true", "Welcome"]
+      body_not_contains: error
+      body_regex: "v[0-9]+"
+      json: { "/status": "UP", "/n": 1, "/f": 1.5, "/ok": true, "/x": null, "/l": [1, "a"] }
+      cert_days_left: 14
+    failure_threshold: 3
+    success_threshold: 2
+    labels: { team: web, tier: "1" }
+    alerts: [ops, "on-call"]
+"#;
+        let none = |_: &str| None;
+        let mut v = Validator::new(&none);
+        let (checks, diags) = v.validate("a.yaml", source);
+        assert!(diags.is_empty(), "{diags:?}");
+        let stored: Vec<StoredCheck> = checks
+            .iter()
+            .map(|c| StoredCheck {
+                name: c.name.clone(),
+                enabled: c.enabled,
+                interval_ms: c.interval_ms as i32,
+                spec: c.spec.clone(),
+            })
+            .collect();
+        let text = to_file(&stored).unwrap();
+        let (again, diags) = v.validate("export.yaml", &text);
+        assert!(diags.is_empty(), "{diags:?}\n{text}");
+        assert_eq!(again[0].spec, checks[0].spec, "{text}");
+        assert_eq!((again[0].interval_ms, again[0].enabled), (checks[0].interval_ms, checks[0].enabled));
+    }
+}

@@ -1,0 +1,21 @@
+//! The declarative checks file: parse YAML with positions, expand
+//! `${VAR}`, validate into normalised [`crate::model::CheckSpec`]s, plan
+//! the difference with the database, and apply it in one transaction.
+//!
+//! Pure stages (everything but `apply`) never touch the database, so a bad
+//! file is rejected before a connection is even opened.
+
+pub mod apply;
+pub mod diagnostic;
+pub mod env;
+pub mod export;
+pub mod load;
+pub mod plan;
+pub mod redact;
+pub mod schema;
+pub mod validate;
+pub mod yaml;
+
+pub use diagnostic::{Diagnostic, Diagnostics, Pos};
+pub use load::{load, read_sources, validate_all, Source};
+pub use validate::DeclaredCheck;

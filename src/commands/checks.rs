@@ -1,0 +1,165 @@
+//! `sentryk8s checks apply` and `sentryk8s checks list`.
+//!
+//! apply validates every file before it opens a connection: a bad file
+//! prints every problem, exits 2 and writes nothing. Output never carries
+//! a secret (header values, URL passwords and tokens, request bodies).
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::EXIT_INVALID;
+use crate::checks_file::apply::{self, Options};
+use crate::checks_file::export::{to_file, StoredCheck};
+use crate::checks_file::redact::{redact_spec, redact_url};
+use crate::checks_file::validate::format_ms;
+use crate::checks_file::{self, env};
+use crate::cli::{ApplyArgs, ChecksArgs, ChecksCommand, ListArgs, ListFormat};
+use crate::config::Config;
+use crate::model::CheckSpec;
+use crate::status::query::timestamp;
+use crate::{db, shutdown};
+
+pub async fn run(args: ChecksArgs, config: Config) -> anyhow::Result<ExitCode> {
+    match args.command {
+        ChecksCommand::Apply(a) => apply(a, config).await,
+        ChecksCommand::List(l) => list(l, config).await,
+    }
+}
+
+async fn apply(args: ApplyArgs, config: Config) -> anyhow::Result<ExitCode> {
+    let declared = match checks_file::load(&args.files, &mut std::io::stdin().lock(), &env::process_env) {
+        Ok(declared) => declared,
+        Err(diags) => {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "{diags}");
+            let n = diags.len();
+            let _ = writeln!(
+                err,
+                "error: {n} problem{} in the checks files; nothing was applied",
+                if n == 1 { "" } else { "s" }
+            );
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    let token = shutdown::on_signals().context("installing signal handlers")?;
+    let mut client = db::connect_with_wait(&config, "checks-apply", Duration::ZERO, &token).await?;
+    let options = Options { prune: args.prune, dry_run: args.dry_run };
+    let plan = apply::apply(&mut client, &declared, options, || {
+        eprintln!("waiting for another `sentryk8s checks apply` to finish…");
+    })
+    .await?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(plan.render(&declared, args.dry_run).as_bytes()).context("writing the plan")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One entry of `checks list -o json` (a stable shape: fields are only
+/// ever added).
+#[derive(Debug, Serialize)]
+struct Listed {
+    name: String,
+    enabled: bool,
+    interval_ms: i32,
+    version: i64,
+    created_at: String,
+    updated_at: String,
+    /// The stored spec (src/model/check.rs), secrets masked.
+    spec: CheckSpec,
+}
+
+async fn list(args: ListArgs, config: Config) -> anyhow::Result<ExitCode> {
+    let token = shutdown::on_signals().context("installing signal handlers")?;
+    let client = db::connect_with_wait(&config, "checks-list", Duration::ZERO, &token).await?;
+    apply::ensure_migrated(&client).await?;
+    let rows = client
+        .query("SELECT name, enabled, interval_ms, version, created_at, updated_at, spec FROM checks ORDER BY name", &[])
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the checks: {}", db::error_chain(&e)))?;
+    let mut listed = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let name: String = r.get(0);
+        let spec: CheckSpec = serde_json::from_value(r.get(6))
+            .with_context(|| format!("check `{name}` has a stored spec this version cannot read"))?;
+        let created: DateTime<Utc> = r.get(4);
+        let updated: DateTime<Utc> = r.get(5);
+        listed.push(Listed {
+            name,
+            enabled: r.get(1),
+            interval_ms: r.get(2),
+            version: r.get(3),
+            created_at: timestamp(&created),
+            updated_at: timestamp(&updated),
+            spec: redact_spec(&spec),
+        });
+    }
+    let text = match args.output {
+        ListFormat::Json => serde_json::to_string_pretty(&listed)? + "\n",
+        ListFormat::Yaml => {
+            let stored: Vec<StoredCheck> = listed
+                .iter()
+                .map(|l| StoredCheck {
+                    name: l.name.clone(),
+                    enabled: l.enabled,
+                    interval_ms: l.interval_ms,
+                    spec: l.spec.clone(),
+                })
+                .collect();
+            format!(
+                "# sentryk8s checks list: {} checks. Secrets are shown as \"***\":\n# put them back (with ${{VAR}}) before applying this file.\n{}",
+                stored.len(),
+                to_file(&stored).map_err(|e| anyhow::anyhow!("writing YAML: {e:?}"))?
+            )
+        }
+        ListFormat::Table => list_table(&listed),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).context("writing the list")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_table(listed: &[Listed]) -> String {
+    let header = ["NAME", "ENABLED", "INTERVAL", "TIMEOUT", "METHOD", "URL", "LABELS"];
+    let rows: Vec<[String; 7]> = listed
+        .iter()
+        .map(|l| {
+            [
+                l.name.clone(),
+                if l.enabled { "yes".into() } else { "no".into() },
+                format_ms(l.interval_ms.max(0) as u64),
+                format_ms(l.spec.timeout_ms),
+                l.spec.method.clone(),
+                // Already redacted; redacting twice is harmless.
+                redact_url(&l.spec.url),
+                l.spec.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            text.push_str(cell);
+            text.push_str(&" ".repeat(widths[i].saturating_sub(cell.chars().count()) + 2));
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    let n = listed.len();
+    out.push_str(&format!("{n} check{} declared\n", if n == 1 { "" } else { "s" }));
+    out
+}

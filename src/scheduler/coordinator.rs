@@ -1,0 +1,415 @@
+//! The lease loop: heartbeat, renew, rebalance (claim what should be ours,
+//! hand back what should be someone else's), reload changed checks, and on
+//! shutdown leave and hand everything back so survivors take over at once.
+//!
+//! All PostgreSQL work of the scheduler happens here (and in the writer);
+//! the dispatcher only receives [`Command`]s.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::assignment::desired_owner;
+use super::catalog::{self, CHECKS_CHANNEL};
+use super::dispatch::Command;
+use super::identity::Identity;
+use super::leases;
+use super::membership::{self, LEASES_CHANNEL};
+use super::{housekeeping, SchedulerSettings};
+use crate::db::error_chain;
+use crate::db::listen::ListenEvent;
+
+/// How often the lease table is looked at for expired leases to take over.
+/// Shorter than the renewal period so a dead member's partitions are
+/// owned again within TTL + ~1 s, not TTL + a renewal period.
+const REBALANCE_EVERY: Duration = Duration::from_secs(1);
+/// How long a release may take before we give up and let the lease expire.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+/// Partitions whose checks are read in one query: bounds the memory a
+/// load of a million checks needs at once.
+const LOAD_CHUNK: usize = 16;
+
+pub struct Coordinator {
+    pub pool: Pool,
+    pub me: Identity,
+    pub settings: SchedulerSettings,
+    pub partitions: u32,
+    pub dispatcher: mpsc::Sender<Command>,
+    pub fenced: mpsc::UnboundedReceiver<(u32, i64)>,
+    pub listen: mpsc::Receiver<ListenEvent>,
+    /// Partition → epoch of every lease we hold.
+    held: HashMap<u32, i64>,
+    /// Partitions whose checks changed and must be reloaded.
+    dirty: HashSet<u32>,
+    /// Fingerprint of each held partition's checks when last loaded.
+    loaded: HashMap<u32, String>,
+    /// When our membership heartbeat last succeeded.
+    last_heartbeat: Option<Instant>,
+}
+
+impl Coordinator {
+    pub fn new(
+        pool: Pool,
+        me: Identity,
+        settings: SchedulerSettings,
+        partitions: u32,
+        dispatcher: mpsc::Sender<Command>,
+        fenced: mpsc::UnboundedReceiver<(u32, i64)>,
+        listen: mpsc::Receiver<ListenEvent>,
+    ) -> Coordinator {
+        Coordinator {
+            pool,
+            me,
+            settings,
+            partitions,
+            dispatcher,
+            fenced,
+            listen,
+            held: HashMap::new(),
+            dirty: HashSet::new(),
+            loaded: HashMap::new(),
+            last_heartbeat: None,
+        }
+    }
+
+    /// Trust a lease until `started + TTL − margin`, measured on the
+    /// monotonic clock from before the statement was sent: the database
+    /// set its expiry later than that, so we stop believing first.
+    fn trust_until(&self, started: Instant) -> Instant {
+        let ttl = self.settings.lease_ttl;
+        let margin = (ttl / 10).min(Duration::from_secs(1));
+        started + ttl - margin
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(REBALANCE_EVERY.min(self.settings.renew_interval));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_renew = Instant::now();
+        let mut next_reload = Instant::now() + self.settings.reload_interval;
+        let mut next_housekeeping = Instant::now();
+        loop {
+            let mut rebalance = false;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => rebalance = true,
+                Some(event) = self.listen.recv() => match event {
+                    ListenEvent::Notify { channel, payload } if channel == CHECKS_CHANNEL => {
+                        if let Ok(p) = payload.parse::<u32>() {
+                            if self.held.contains_key(&p) {
+                                self.dirty.insert(p);
+                            }
+                        }
+                    }
+                    ListenEvent::Notify { channel, .. } if channel == LEASES_CHANNEL => rebalance = true,
+                    ListenEvent::Notify { .. } => {}
+                    ListenEvent::Reconnected => {
+                        // Notifications may have been lost meanwhile.
+                        self.dirty.extend(self.held.keys().copied());
+                        rebalance = true;
+                    }
+                },
+                Some((partition, epoch)) = self.fenced.recv() => {
+                    if self.held.get(&partition) == Some(&epoch) {
+                        self.lose(partition, epoch, "watermark fence failed").await;
+                    }
+                }
+            }
+            if Instant::now() >= next_renew {
+                next_renew = Instant::now() + self.settings.renew_interval;
+                self.renew().await;
+            }
+            if rebalance {
+                self.rebalance().await;
+            }
+            if Instant::now() >= next_reload {
+                next_reload = Instant::now() + self.settings.reload_interval;
+                self.find_unnoticed_changes().await;
+            }
+            if !self.dirty.is_empty() {
+                self.reload().await;
+            }
+            if Instant::now() >= next_housekeeping {
+                if let Some(epoch) = self.held.get(&0).copied() {
+                    next_housekeeping = Instant::now() + HOUSEKEEPING_EVERY;
+                    self.housekeeping(epoch).await;
+                }
+            }
+        }
+        self.leave().await;
+    }
+
+    async fn client(&self) -> Option<deadpool_postgres::Object> {
+        match self.pool.get().await {
+            Ok(client) => Some(client),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "PostgreSQL unavailable");
+                None
+            }
+        }
+    }
+
+    /// Heartbeat and lease renewal. Failure changes nothing here: the
+    /// dispatcher stops trusting the leases by itself when their time is up.
+    async fn renew(&mut self) {
+        let Some(client) = self.client().await else { return };
+        let started = Instant::now();
+        match membership::heartbeat(&**client, &self.me, self.settings.lease_ttl).await {
+            Ok(()) => self.last_heartbeat = Some(started),
+            Err(e) => tracing::warn!(error = %error_chain(&e), "membership heartbeat failed"),
+        }
+        if self.held.is_empty() {
+            return;
+        }
+        let held: Vec<(u32, i64)> = self.held.iter().map(|(p, e)| (*p, *e)).collect();
+        match leases::renew(&**client, &self.me.member_id, &held, self.settings.lease_ttl).await {
+            Ok(renewed) => {
+                let renewed: HashSet<u32> = renewed.into_iter().collect();
+                let kept: Vec<(u32, i64)> =
+                    held.iter().filter(|(p, _)| renewed.contains(p)).copied().collect();
+                let until = self.trust_until(started);
+                let _ = self.dispatcher.send(Command::Trust { held: kept, until }).await;
+                for (partition, epoch) in held {
+                    if !renewed.contains(&partition) {
+                        self.lose(partition, epoch, "lease taken over").await;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %error_chain(&e), "lease renewal failed"),
+        }
+    }
+
+    async fn lose(&mut self, partition: u32, epoch: i64, why: &str) {
+        tracing::warn!(partition, epoch, why, "lease lost");
+        self.held.remove(&partition);
+        self.dirty.remove(&partition);
+        self.loaded.remove(&partition);
+        metrics::counter!("sentryk8s_lease_lost_total").increment(1);
+        let _ = self.dispatcher.send(Command::Lost { partition, epoch }).await;
+        self.report_owned();
+    }
+
+    fn is_member(&self) -> bool {
+        self.last_heartbeat.map(|t| t.elapsed() < self.settings.lease_ttl).unwrap_or(false)
+    }
+
+    /// Claims the partitions that should be ours and are free; hands back
+    /// the ones that should be another live member's.
+    async fn rebalance(&mut self) {
+        if !self.is_member() {
+            // Until our own heartbeat is in, our view of who is live would
+            // leave us out and we would give everything away.
+            return;
+        }
+        let Some(client) = self.client().await else { return };
+        let view = async {
+            let members = membership::live_members(&**client).await?;
+            let leases = leases::snapshot(&**client).await?;
+            Ok::<_, tokio_postgres::Error>((members, leases))
+        };
+        let (members, table) = match view.await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "cannot read membership and leases");
+                return;
+            }
+        };
+        if !members.iter().any(|m| m.id == self.me.member_id) {
+            return;
+        }
+        let me = self.me.member_id.as_str();
+        let mut to_claim = Vec::new();
+        let mut to_release = Vec::new();
+        for lease in table.iter().filter(|l| l.partition < self.partitions) {
+            let desired = desired_owner(lease.partition, &members, self.me.shards);
+            let held = self.held.contains_key(&lease.partition);
+            if desired == Some(me) && !held {
+                let free = lease.owner.is_none() || !lease.live || lease.owner.as_deref() == Some(me);
+                if free {
+                    to_claim.push(lease.partition);
+                }
+            } else if held && desired.is_some() && desired != Some(me) {
+                to_release.push(lease.partition);
+            }
+        }
+        drop(client);
+        if !to_release.is_empty() {
+            self.release(&to_release).await;
+        }
+        if !to_claim.is_empty() {
+            self.claim(&to_claim).await;
+        }
+    }
+
+    async fn claim(&mut self, partitions: &[u32]) {
+        let Some(client) = self.client().await else { return };
+        let started = Instant::now();
+        let claimed =
+            match leases::claim(&**client, &self.me.member_id, partitions, self.settings.lease_ttl).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %error_chain(&e), "claim failed");
+                    return;
+                }
+            };
+        if claimed.is_empty() {
+            return;
+        }
+        let trusted_until = self.trust_until(started);
+        for chunk in claimed.chunks(LOAD_CHUNK) {
+            let ids: Vec<u32> = chunk.iter().map(|l| l.partition).collect();
+            let load_started = Instant::now();
+            let loaded = async {
+                let fingerprints = catalog::fingerprints(&**client, &ids).await?;
+                let rows = catalog::load(&**client, &ids).await?;
+                Ok::<_, tokio_postgres::Error>((fingerprints, rows))
+            };
+            let (mut fingerprints, mut rows) = match loaded.await {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    // Holding a lease we cannot dispatch would stall these
+                    // partitions for a TTL: give them straight back.
+                    tracing::warn!(error = %error_chain(&e), "cannot load checks of claimed partitions; releasing");
+                    let marks: Vec<(u32, i64, Option<i64>)> =
+                        chunk.iter().map(|l| (l.partition, l.epoch, None)).collect();
+                    let _ = leases::release(&**client, &self.me.member_id, &marks).await;
+                    continue;
+                }
+            };
+            metrics::histogram!("sentryk8s_partition_load_seconds")
+                .record(load_started.elapsed().as_secs_f64());
+            for lease in chunk.iter().copied() {
+                let rows = rows.remove(&lease.partition).unwrap_or_default();
+                self.held.insert(lease.partition, lease.epoch);
+                self.loaded
+                    .insert(lease.partition, fingerprints.remove(&lease.partition).unwrap_or_default());
+                metrics::counter!("sentryk8s_lease_acquired_total").increment(1);
+                tracing::info!(partition = lease.partition, epoch = lease.epoch, "lease acquired");
+                let _ = self.dispatcher.send(Command::Acquire { lease, rows, trusted_until }).await;
+            }
+        }
+        self.report_owned();
+    }
+
+    /// Stops dispatching `partitions`, waits for their final watermarks and
+    /// releases the leases with them.
+    async fn release(&mut self, partitions: &[u32]) {
+        let mut replies = Vec::new();
+        for partition in partitions {
+            let Some(epoch) = self.held.get(partition).copied() else { continue };
+            let (tx, rx) = oneshot::channel();
+            if self
+                .dispatcher
+                .send(Command::Release { partition: *partition, epoch, reply: tx })
+                .await
+                .is_ok()
+            {
+                replies.push((*partition, epoch, rx));
+            }
+        }
+        let mut marks: Vec<(u32, i64, Option<i64>)> = Vec::new();
+        for (partition, epoch, rx) in replies {
+            let watermark = tokio::time::timeout(RELEASE_WAIT, rx).await.ok().and_then(|r| r.ok()).flatten();
+            marks.push((partition, epoch, watermark));
+            self.held.remove(&partition);
+            self.dirty.remove(&partition);
+            self.loaded.remove(&partition);
+        }
+        self.report_owned();
+        if marks.is_empty() {
+            return;
+        }
+        let Some(client) = self.client().await else { return };
+        match leases::release(&**client, &self.me.member_id, &marks).await {
+            Ok(released) => tracing::info!(partitions = ?released, "leases handed back"),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "release failed; the leases will expire instead")
+            }
+        }
+    }
+
+    async fn reload(&mut self) {
+        let partitions: Vec<u32> = self.dirty.drain().filter(|p| self.held.contains_key(p)).collect();
+        if partitions.is_empty() {
+            return;
+        }
+        let Some(client) = self.client().await else {
+            self.dirty.extend(partitions);
+            return;
+        };
+        for chunk in partitions.chunks(LOAD_CHUNK) {
+            let loaded = async {
+                let fingerprints = catalog::fingerprints(&**client, chunk).await?;
+                let rows = catalog::load(&**client, chunk).await?;
+                Ok::<_, tokio_postgres::Error>((fingerprints, rows))
+            };
+            match loaded.await {
+                Ok((mut fingerprints, mut rows)) => {
+                    for partition in chunk {
+                        let Some(epoch) = self.held.get(partition).copied() else { continue };
+                        let rows = rows.remove(partition).unwrap_or_default();
+                        self.loaded.insert(*partition, fingerprints.remove(partition).unwrap_or_default());
+                        let _ = self
+                            .dispatcher
+                            .send(Command::Reload { partition: *partition, epoch, rows })
+                            .await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %error_chain(&e), "cannot reload checks; will retry");
+                    self.dirty.extend(chunk.iter().copied());
+                }
+            }
+        }
+    }
+
+    /// The fallback for lost notifications: reload the held partitions whose
+    /// checks no longer match what was loaded.
+    async fn find_unnoticed_changes(&mut self) {
+        let held: Vec<u32> = self.held.keys().copied().collect();
+        if held.is_empty() {
+            return;
+        }
+        let Some(client) = self.client().await else { return };
+        match catalog::fingerprints(&**client, &held).await {
+            Ok(now) => {
+                for (partition, fingerprint) in now {
+                    if self.loaded.get(&partition) != Some(&fingerprint) {
+                        tracing::info!(partition, "checks changed without a notification; reloading");
+                        self.dirty.insert(partition);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %error_chain(&e), "cannot compare partitions' checks"),
+        }
+    }
+
+    async fn housekeeping(&self, epoch: i64) {
+        let Some(client) = self.client().await else { return };
+        if let Err(e) =
+            housekeeping::run_once(&**client, &self.me.member_id, epoch, self.settings.retention_days).await
+        {
+            tracing::warn!(error = %error_chain(&e), "housekeeping failed");
+        }
+    }
+
+    /// SIGTERM: leave the membership first (so survivors stop counting on
+    /// us), then hand every partition back with its final watermark.
+    async fn leave(&mut self) {
+        if let Some(client) = self.client().await {
+            if let Err(e) = membership::leave(&**client, &self.me).await {
+                tracing::warn!(error = %error_chain(&e), "cannot leave the membership");
+            }
+        }
+        let held: Vec<u32> = self.held.keys().copied().collect();
+        self.release(&held).await;
+        tracing::info!("scheduler left; partitions handed back");
+    }
+
+    fn report_owned(&self) {
+        metrics::gauge!("sentryk8s_scheduler_leases").set(self.held.len() as f64);
+    }
+}

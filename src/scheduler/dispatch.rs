@@ -1,0 +1,520 @@
+//! The dispatch loop: publishes every due slot of every owned, trusted
+//! partition, tracks publisher confirms, and moves each partition's
+//! watermark past what the broker has confirmed.
+//!
+//! This task owns all schedules and never touches PostgreSQL: the
+//! coordinator hands it partitions ([`Command`]), the writer persists the
+//! watermarks and misses it produces. So a slow query never delays a slot.
+//!
+//! Watermark of a partition = the oldest slot not yet confirmed, or, with
+//! nothing in flight, the time up to which slots have been handed out. A
+//! new owner resumes there: no slot is skipped, and only slots published
+//! but not yet reflected in a written watermark can be published twice.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::leases::Lease;
+use super::publisher::{ConfirmEvent, Endpoint, Publisher};
+use super::schedule::{CheckRow, DueSlot, MissedRange, PartitionSchedule};
+use super::writer::{MissReason, Pending};
+use crate::queue::{AmqpLink, QueueError};
+
+/// Orders from the coordinator.
+pub enum Command {
+    /// A partition was claimed: dispatch it from its watermark.
+    Acquire { lease: Lease, rows: Vec<CheckRow>, trusted_until: Instant },
+    /// Leases renewed: trust them until `until`.
+    Trust { held: Vec<(u32, i64)>, until: Instant },
+    /// A lease is gone (taken over, fenced): stop at once, write nothing more.
+    Lost { partition: u32, epoch: i64 },
+    /// The partition's checks as they are now.
+    Reload { partition: u32, epoch: i64, rows: Vec<CheckRow> },
+    /// Hand back: stop, wait for confirms (bounded), reply with the final watermark.
+    Release { partition: u32, epoch: i64, reply: oneshot::Sender<Option<i64>> },
+}
+
+/// How long a release waits for in-flight confirms before giving up (the
+/// new owner then republishes those slots; duplicates are harmless).
+const RELEASE_CONFIRM_WAIT: Duration = Duration::from_secs(2);
+/// A publish the connection does not take within this is a dead connection.
+const PUBLISH_LIMIT: Duration = Duration::from_secs(5);
+/// How often watermarks are handed to the writer.
+const MARK_EVERY: Duration = Duration::from_millis(50);
+
+pub struct Settings {
+    pub endpoint: Endpoint,
+    pub tick: Duration,
+    pub catch_up: Duration,
+}
+
+struct Owned {
+    epoch: i64,
+    schedule: PartitionSchedule,
+    trusted_until: Instant,
+    /// Every slot before this has been handed out (published, in flight, or missed).
+    handed_out_upto: i64,
+    /// In flight by (slot, check): `Some(tag)` published on the current
+    /// channel, `None` waiting to be (re)published after a reconnect.
+    in_flight: BTreeMap<(i64, i64), Option<u64>>,
+    releasing: Option<(oneshot::Sender<Option<i64>>, Instant)>,
+    last_mark: Option<i64>,
+}
+
+impl Owned {
+    fn watermark(&self) -> i64 {
+        match self.in_flight.keys().next() {
+            Some((slot, _)) => (*slot).min(self.handed_out_upto),
+            None => self.handed_out_upto,
+        }
+    }
+}
+
+pub struct Dispatcher {
+    settings: Settings,
+    owned: HashMap<u32, Owned>,
+    /// Delivery tag → (partition, slot, check) for the current channel.
+    tags: BTreeMap<u64, (u32, i64, i64)>,
+    returned: HashSet<(i64, i64)>,
+    publisher: Option<Publisher>,
+    generation: u64,
+    reconnect: Option<oneshot::Receiver<Result<Publisher, QueueError>>>,
+    events_tx: mpsc::UnboundedSender<ConfirmEvent>,
+    events: mpsc::UnboundedReceiver<ConfirmEvent>,
+    commands: mpsc::Receiver<Command>,
+    pending: Pending,
+    link: AmqpLink,
+    /// Cancelled when the dispatcher stops: ends a pending reconnect.
+    stop: CancellationToken,
+    /// Some in-flight slot waits for a (re)publish (after a disconnect).
+    needs_republish: bool,
+    due: Vec<DueSlot>,
+    missed: Vec<MissedRange>,
+}
+
+/// Wall-clock unix milliseconds: slots are wall-clock times shared by every
+/// member; only lease trust uses the monotonic clock.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Dispatcher {
+    pub fn new(
+        settings: Settings,
+        commands: mpsc::Receiver<Command>,
+        pending: Pending,
+        link: AmqpLink,
+    ) -> Dispatcher {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        Dispatcher {
+            settings,
+            owned: HashMap::new(),
+            tags: BTreeMap::new(),
+            returned: HashSet::new(),
+            publisher: None,
+            generation: 0,
+            reconnect: None,
+            events_tx,
+            events,
+            commands,
+            pending,
+            link,
+            stop: CancellationToken::new(),
+            needs_republish: false,
+            due: Vec::new(),
+            missed: Vec::new(),
+        }
+    }
+
+    /// Runs until the coordinator drops its command sender (after it has
+    /// released every partition on shutdown).
+    pub async fn run(mut self) {
+        self.start_reconnect();
+        let mut last_marks = Instant::now();
+        loop {
+            let now = now_ms();
+            if self.publisher.is_some() && self.needs_republish {
+                self.republish(now).await;
+            }
+            if self.publisher.is_some() {
+                self.dispatch_due(now).await;
+            }
+            self.finish_releases();
+            if last_marks.elapsed() >= MARK_EVERY {
+                self.hand_marks_to_writer();
+                last_marks = Instant::now();
+            }
+            let wake = self.next_wake(now);
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(command) => self.handle(command),
+                    None => break,
+                },
+                Some(event) = self.events.recv() => {
+                    self.on_event(event);
+                    while let Ok(event) = self.events.try_recv() {
+                        self.on_event(event);
+                    }
+                }
+                result = wait_reconnect(&mut self.reconnect) => self.on_reconnected(result),
+                _ = tokio::time::sleep(wake) => {}
+            }
+        }
+        self.stop.cancel();
+        self.hand_marks_to_writer();
+        if let Some(publisher) = self.publisher.take() {
+            publisher.close().await;
+        }
+        self.link.set(None);
+    }
+
+    fn next_wake(&self, now: i64) -> Duration {
+        let mut wake = self.settings.tick;
+        if self.publisher.is_some() {
+            let trusted_now = Instant::now();
+            for owned in self.owned.values() {
+                if owned.releasing.is_some() || owned.trusted_until <= trusted_now {
+                    continue;
+                }
+                if let Some(next) = owned.schedule.next_due() {
+                    let until = Duration::from_millis((next - now).max(0) as u64);
+                    wake = wake.min(until);
+                }
+            }
+        }
+        // Never spin: a millisecond granularity is plenty for slots in ms.
+        wake.max(Duration::from_millis(1))
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Acquire { lease, rows, trusted_until } => {
+                let now = now_ms();
+                let from = lease.watermark.unwrap_or(now);
+                let schedule = PartitionSchedule::load(rows, from);
+                tracing::info!(
+                    partition = lease.partition,
+                    epoch = lease.epoch,
+                    checks = schedule.len(),
+                    behind_ms = now - from,
+                    "dispatching partition"
+                );
+                self.owned.insert(
+                    lease.partition,
+                    Owned {
+                        epoch: lease.epoch,
+                        schedule,
+                        trusted_until,
+                        handed_out_upto: from,
+                        in_flight: BTreeMap::new(),
+                        releasing: None,
+                        last_mark: lease.watermark,
+                    },
+                );
+                self.update_gauges();
+            }
+            Command::Trust { held, until } => {
+                for (partition, epoch) in held {
+                    if let Some(owned) = self.owned.get_mut(&partition) {
+                        if owned.epoch == epoch {
+                            owned.trusted_until = owned.trusted_until.max(until);
+                        }
+                    }
+                }
+            }
+            Command::Lost { partition, epoch } => {
+                if self.owned.get(&partition).map(|o| o.epoch == epoch).unwrap_or(false) {
+                    tracing::warn!(partition, epoch, "lease lost: partition no longer dispatched here");
+                    if let Some(owned) = self.owned.remove(&partition) {
+                        if let Some((reply, _)) = owned.releasing {
+                            let _ = reply.send(None);
+                        }
+                    }
+                    self.pending.forget(partition);
+                    self.update_gauges();
+                }
+            }
+            Command::Reload { partition, epoch, rows } => {
+                if let Some(owned) = self.owned.get_mut(&partition) {
+                    if owned.epoch == epoch {
+                        let summary = owned.schedule.reload(rows, now_ms());
+                        if summary != Default::default() {
+                            tracing::debug!(partition, ?summary, "checks reloaded");
+                        }
+                        self.update_gauges();
+                    }
+                }
+            }
+            Command::Release { partition, epoch, reply } => match self.owned.get_mut(&partition) {
+                Some(owned) if owned.epoch == epoch => {
+                    owned.releasing = Some((reply, Instant::now() + RELEASE_CONFIRM_WAIT));
+                }
+                _ => {
+                    let _ = reply.send(None);
+                }
+            },
+        }
+    }
+
+    /// Releases whose in-flight publishes are confirmed (or waited long enough).
+    fn finish_releases(&mut self) {
+        let now = Instant::now();
+        let done: Vec<u32> = self
+            .owned
+            .iter()
+            .filter(|(_, o)| match &o.releasing {
+                Some((_, deadline)) => o.in_flight.is_empty() || now >= *deadline,
+                None => false,
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for partition in done {
+            if let Some(owned) = self.owned.remove(&partition) {
+                let watermark = owned.watermark();
+                self.pending.forget(partition);
+                if let Some((reply, _)) = owned.releasing {
+                    let _ = reply.send(Some(watermark));
+                }
+            }
+        }
+        self.update_gauges();
+    }
+
+    async fn dispatch_due(&mut self, now: i64) {
+        let trusted_now = Instant::now();
+        let partitions: Vec<u32> = self.owned.keys().copied().collect();
+        for partition in partitions {
+            let Some(owned) = self.owned.get_mut(&partition) else { continue };
+            if owned.releasing.is_some() || owned.trusted_until <= trusted_now {
+                continue;
+            }
+            self.due.clear();
+            self.missed.clear();
+            let catch_up = self.settings.catch_up.as_millis() as i64;
+            owned.schedule.take_due(now, catch_up, &mut self.due, &mut self.missed);
+            owned.handed_out_upto = owned.handed_out_upto.max(now + 1);
+            for d in &self.due {
+                owned.in_flight.insert((d.slot, d.check_id), None);
+            }
+            if !self.missed.is_empty() {
+                let count: i64 = self.missed.iter().map(|m| m.count).sum();
+                metrics::counter!("sentryk8s_slots_missed_total", "reason" => "catch_up")
+                    .increment(count as u64);
+                self.pending.missed(self.missed.drain(..).map(|m| (m, MissReason::CatchUp)));
+            }
+            let due = std::mem::take(&mut self.due);
+            for d in &due {
+                if !self.publish(partition, d.check_id, d.slot).await {
+                    break;
+                }
+            }
+            self.due = due;
+            if self.publisher.is_none() {
+                return;
+            }
+        }
+    }
+
+    /// Publishes what waits for a (re)publish: slots whose channel died
+    /// before the broker confirmed them, and slots just handed out.
+    async fn republish(&mut self, now: i64) {
+        let trusted_now = Instant::now();
+        let mut todo = Vec::new();
+        self.needs_republish = false;
+        for (partition, owned) in &self.owned {
+            if owned.trusted_until <= trusted_now {
+                // Picked up once the lease is proven again.
+                self.needs_republish |= owned.in_flight.values().any(Option::is_none);
+                continue;
+            }
+            for ((slot, check_id), tag) in &owned.in_flight {
+                if tag.is_none() {
+                    todo.push((*partition, *check_id, *slot));
+                }
+            }
+        }
+        for (partition, check_id, slot) in todo {
+            let Some(owned) = self.owned.get_mut(&partition) else { continue };
+            if owned.schedule.too_late(check_id, slot, now, self.settings.catch_up.as_millis() as i64) {
+                owned.in_flight.remove(&(slot, check_id));
+                metrics::counter!("sentryk8s_slots_missed_total", "reason" => "catch_up").increment(1);
+                self.pending.missed([(
+                    MissedRange { check_id, first: slot, last: slot, count: 1 },
+                    MissReason::CatchUp,
+                )]);
+                continue;
+            }
+            if !self.publish(partition, check_id, slot).await {
+                return;
+            }
+        }
+    }
+
+    /// Publishes one slot already recorded in `in_flight` as unsent.
+    /// Returns false when the connection is gone.
+    async fn publish(&mut self, partition: u32, check_id: i64, slot: i64) -> bool {
+        let Some(owned) = self.owned.get_mut(&partition) else { return true };
+        let Some(body) = owned.schedule.message(check_id, slot) else {
+            // The check was deleted since: nothing to run.
+            owned.in_flight.remove(&(slot, check_id));
+            return true;
+        };
+        let Some(publisher) = self.publisher.as_mut() else { return false };
+        let message_id = crate::model::job::message_id(check_id, crate::model::job::slot_from_millis(slot));
+        match publisher.publish(&message_id, body, PUBLISH_LIMIT).await {
+            Ok(tag) => {
+                if let Some(owned) = self.owned.get_mut(&partition) {
+                    owned.in_flight.insert((slot, check_id), Some(tag));
+                }
+                self.tags.insert(tag, (partition, slot, check_id));
+                let lateness = (now_ms() - slot).max(0) as f64 / 1000.0;
+                metrics::histogram!("sentryk8s_dispatch_lateness_seconds").record(lateness);
+                metrics::counter!("sentryk8s_slots_published_total").increment(1);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "publish failed; reconnecting to RabbitMQ");
+                self.on_disconnect();
+                false
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: ConfirmEvent) {
+        match event {
+            ConfirmEvent::Ack { generation, tag, multiple } if generation == self.generation => {
+                self.settle(tag, multiple, None);
+            }
+            ConfirmEvent::Nack { generation, tag, multiple } if generation == self.generation => {
+                self.settle(tag, multiple, Some(MissReason::Rejected));
+            }
+            ConfirmEvent::Returned { generation, message_id } if generation == self.generation => {
+                if let Some((id, slot)) = message_id.as_deref().and_then(parse_message_id) {
+                    self.returned.insert((id, slot));
+                }
+            }
+            ConfirmEvent::Lost { generation }
+                if generation == self.generation && self.publisher.is_some() =>
+            {
+                tracing::warn!("RabbitMQ connection lost; reconnecting");
+                self.on_disconnect();
+            }
+            _ => {}
+        }
+    }
+
+    /// A confirm for `tag` (and all before it when `multiple`): the slot is
+    /// settled, as published or, with `failure`, as missed.
+    fn settle(&mut self, tag: u64, multiple: bool, failure: Option<MissReason>) {
+        let settled: Vec<(u64, (u32, i64, i64))> = if multiple {
+            let rest = self.tags.split_off(&(tag + 1));
+            std::mem::replace(&mut self.tags, rest).into_iter().collect()
+        } else {
+            self.tags.remove(&tag).map(|v| vec![(tag, v)]).unwrap_or_default()
+        };
+        for (tag, (partition, slot, check_id)) in settled {
+            let Some(owned) = self.owned.get_mut(&partition) else { continue };
+            if owned.in_flight.get(&(slot, check_id)) != Some(&Some(tag)) {
+                continue;
+            }
+            owned.in_flight.remove(&(slot, check_id));
+            let reason =
+                if self.returned.remove(&(check_id, slot)) { Some(MissReason::Unroutable) } else { failure };
+            if let Some(reason) = reason {
+                metrics::counter!("sentryk8s_slots_missed_total", "reason" => reason.as_str()).increment(1);
+                self.pending.missed([(MissedRange { check_id, first: slot, last: slot, count: 1 }, reason)]);
+            }
+        }
+    }
+
+    /// The channel is gone: whatever it did not confirm waits for the next one.
+    fn on_disconnect(&mut self) {
+        if let Some(publisher) = self.publisher.take() {
+            tokio::spawn(publisher.close());
+        }
+        self.link.set(None);
+        for owned in self.owned.values_mut() {
+            for tag in owned.in_flight.values_mut() {
+                *tag = None;
+            }
+        }
+        self.tags.clear();
+        self.returned.clear();
+        self.needs_republish = true;
+        self.start_reconnect();
+    }
+
+    fn start_reconnect(&mut self) {
+        if self.reconnect.is_some() {
+            return;
+        }
+        self.generation += 1;
+        let (tx, rx) = oneshot::channel();
+        let endpoint = self.settings.endpoint.clone();
+        let generation = self.generation;
+        let events = self.events_tx.clone();
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(Publisher::open(&endpoint, generation, events, &stop).await);
+        });
+        self.reconnect = Some(rx);
+    }
+
+    fn on_reconnected(&mut self, result: Result<Publisher, QueueError>) {
+        self.reconnect = None;
+        match result {
+            Ok(publisher) if publisher.generation == self.generation => {
+                tracing::info!("publishing to RabbitMQ");
+                self.link.set(Some(publisher.connection()));
+                self.publisher = Some(publisher);
+            }
+            Ok(stale) => {
+                tokio::spawn(stale.close());
+                self.start_reconnect();
+            }
+            Err(QueueError::Interrupted) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "RabbitMQ reconnect failed");
+                self.start_reconnect();
+            }
+        }
+    }
+
+    fn hand_marks_to_writer(&mut self) {
+        for (partition, owned) in self.owned.iter_mut() {
+            if owned.releasing.is_some() {
+                continue;
+            }
+            let mark = owned.watermark();
+            if owned.last_mark != Some(mark) {
+                self.pending.watermark(*partition, owned.epoch, mark);
+                owned.last_mark = Some(mark);
+            }
+        }
+    }
+
+    fn update_gauges(&self) {
+        let checks: usize = self.owned.values().map(|o| o.schedule.len()).sum();
+        metrics::gauge!("sentryk8s_scheduler_checks").set(checks as f64);
+        metrics::gauge!("sentryk8s_scheduler_owned_partitions").set(self.owned.len() as f64);
+    }
+}
+
+/// Resolves when a pending reconnect finishes; never while none is pending.
+async fn wait_reconnect(
+    reconnect: &mut Option<oneshot::Receiver<Result<Publisher, QueueError>>>,
+) -> Result<Publisher, QueueError> {
+    match reconnect.as_mut() {
+        Some(rx) => rx.await.unwrap_or(Err(QueueError::Interrupted)),
+        None => std::future::pending().await,
+    }
+}
+
+/// "<check_id>:<slot ms>" → (check_id, slot).
+fn parse_message_id(id: &str) -> Option<(i64, i64)> {
+    let (check, slot) = id.split_once(':')?;
+    Some((check.parse().ok()?, slot.parse().ok()?))
+}

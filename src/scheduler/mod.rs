@@ -1,0 +1,164 @@
+//! The scheduler role: own a share of the partitions through leases and
+//! publish every due check slot to RabbitMQ, on time, exactly once.
+//!
+//! Four tasks, each owning its state:
+//! - `coordinator`: membership, leases, rebalancing, check reloads (all
+//!   PostgreSQL work of leases);
+//! - `dispatch`: the schedules, publishing with confirms, watermarks (never
+//!   waits on PostgreSQL);
+//! - `writer`: persists watermarks (fenced) and missed slots;
+//! - the LISTEN connection (`db::listen`): wake-ups on check and lease changes.
+
+pub mod assignment;
+pub mod catalog;
+pub mod coordinator;
+pub mod dispatch;
+pub mod housekeeping;
+pub mod identity;
+pub mod leases;
+pub mod membership;
+pub mod publisher;
+pub mod schedule;
+pub mod slots;
+pub mod writer;
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::error_chain;
+use crate::queue::{AmqpLink, AmqpTarget, Topology};
+
+pub use identity::Identity;
+
+/// The scheduler's share of the configuration.
+#[derive(Debug, Clone)]
+pub struct SchedulerSettings {
+    pub lease_ttl: Duration,
+    pub renew_interval: Duration,
+    pub reload_interval: Duration,
+    pub retention_days: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("the database is not initialised: run `sentryk8s migrate` first")]
+    NotMigrated,
+    #[error("invalid AMQP URL: {0}")]
+    Amqp(String),
+    #[error("interrupted before start")]
+    Interrupted,
+}
+
+/// Runs the scheduler until `shutdown`, then hands every partition back.
+pub async fn run(
+    config: Config,
+    me: Identity,
+    pool: Pool,
+    link: AmqpLink,
+    shutdown: CancellationToken,
+) -> Result<(), SchedulerError> {
+    let partitions = wait_for_cluster(&pool, &config, &shutdown).await?;
+    let target = AmqpTarget::parse(&config.amqp_url).map_err(|e| SchedulerError::Amqp(e.to_string()))?;
+    tracing::info!(member = %me.member_id, ordinal = ?me.ordinal, shards = ?me.shards, partitions, "scheduler starting");
+
+    // Stops the helpers once the coordinator has handed everything back.
+    let internal = CancellationToken::new();
+    let (listen_tx, listen_rx) = mpsc::channel(1024);
+    let listener = tokio::spawn(crate::db::listen::listen(
+        config.clone(),
+        vec![catalog::CHECKS_CHANNEL.to_string(), membership::LEASES_CHANNEL.to_string()],
+        listen_tx,
+        internal.clone(),
+    ));
+
+    let pending = writer::Pending::default();
+    let (fenced_tx, fenced_rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(writer::run(
+        pool.clone(),
+        me.member_id.clone(),
+        pending.clone(),
+        fenced_tx,
+        internal.clone(),
+    ));
+
+    let (command_tx, command_rx) = mpsc::channel(4096);
+    let dispatcher = dispatch::Dispatcher::new(
+        dispatch::Settings {
+            endpoint: publisher::Endpoint {
+                target,
+                topology: Topology::from_config(&config.amqp),
+                app_id: me.member_id.clone(),
+                heartbeat: config.amqp.heartbeat,
+                max_backoff: config.amqp.reconnect_max_backoff,
+            },
+            tick: config.scheduler.tick,
+            catch_up: config.scheduler.catch_up,
+        },
+        command_rx,
+        pending,
+        link,
+    );
+    let dispatch = tokio::spawn(dispatcher.run());
+
+    let settings = SchedulerSettings {
+        lease_ttl: config.scheduler.lease_ttl,
+        renew_interval: config.scheduler.renew_interval,
+        reload_interval: config.scheduler.reload_interval,
+        retention_days: config.results.retention_days,
+    };
+    let coordinator =
+        coordinator::Coordinator::new(pool, me, settings, partitions, command_tx, fenced_rx, listen_rx);
+    coordinator.run(shutdown).await;
+    // The coordinator dropped its command sender: the dispatcher hands its
+    // last watermarks to the writer and stops.
+    let _ = dispatch.await;
+    internal.cancel();
+    let _ = writer.await;
+    let _ = listener.await;
+    Ok(())
+}
+
+/// Reads the partition count, waiting while PostgreSQL is unreachable.
+async fn wait_for_cluster(
+    pool: &Pool,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Result<u32, SchedulerError> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let attempt = async {
+            let client = pool.get().await.map_err(|e| error_chain(&e))?;
+            catalog::partition_count(&**client).await.map_err(|e| {
+                if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
+                    "not migrated".to_string()
+                } else {
+                    error_chain(&e)
+                }
+            })
+        };
+        match attempt.await {
+            Ok(Some(p)) => {
+                if p != config.partitions {
+                    tracing::warn!(
+                        configured = config.partitions,
+                        stored = p,
+                        "partitions is fixed at first install; using the database's value"
+                    );
+                }
+                return Ok(p);
+            }
+            Ok(None) => return Err(SchedulerError::NotMigrated),
+            Err(e) if e == "not migrated" => return Err(SchedulerError::NotMigrated),
+            Err(e) => tracing::warn!(error = %e, "PostgreSQL not reachable yet"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => return Err(SchedulerError::Interrupted),
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}

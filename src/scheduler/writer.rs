@@ -1,0 +1,169 @@
+//! Writes what the dispatcher has settled: watermarks (fenced) and missed
+//! slots, together in one transaction so a watermark never moves past
+//! slots whose misses are not recorded.
+//!
+//! The dispatcher never waits on PostgreSQL: it merges into [`Pending`]
+//! (latest watermark per partition wins) and this task flushes it every
+//! `FLUSH_EVERY`, keeping it across failures until the database answers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::leases;
+use super::schedule::MissedRange;
+
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// Missed slots kept while PostgreSQL is unreachable; beyond this the
+/// oldest are dropped (and logged): a new owner would recount them anyway
+/// from the watermark, which cannot have moved meanwhile.
+const MAX_PENDING_MISSED: usize = 200_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissReason {
+    /// Superseded by a newer due slot of the same check (bounded catch-up).
+    CatchUp,
+    /// The broker refused the publish (queue full).
+    Rejected,
+    /// The broker could not route the publish (queue missing).
+    Unroutable,
+}
+
+impl MissReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MissReason::CatchUp => "catch_up",
+            MissReason::Rejected => "rejected",
+            MissReason::Unroutable => "unroutable",
+        }
+    }
+}
+
+#[derive(Default)]
+struct PendingInner {
+    marks: HashMap<u32, (i64, i64)>,
+    missed: Vec<(MissedRange, MissReason)>,
+}
+
+/// Shared between the dispatcher (producer) and the writer task.
+#[derive(Clone, Default)]
+pub struct Pending(Arc<Mutex<PendingInner>>);
+
+impl Pending {
+    pub fn watermark(&self, partition: u32, epoch: i64, watermark: i64) {
+        if let Ok(mut p) = self.0.lock() {
+            p.marks.insert(partition, (epoch, watermark));
+        }
+    }
+
+    pub fn missed(&self, ranges: impl IntoIterator<Item = (MissedRange, MissReason)>) {
+        if let Ok(mut p) = self.0.lock() {
+            p.missed.extend(ranges);
+            if p.missed.len() > MAX_PENDING_MISSED {
+                let excess = p.missed.len() - MAX_PENDING_MISSED;
+                p.missed.drain(..excess);
+                tracing::warn!(
+                    dropped = excess,
+                    "too many missed slots waiting for PostgreSQL; dropping the oldest records"
+                );
+            }
+        }
+    }
+
+    /// Forgets the watermark of a partition no longer held.
+    pub fn forget(&self, partition: u32) {
+        if let Ok(mut p) = self.0.lock() {
+            p.marks.remove(&partition);
+        }
+    }
+
+    fn take(&self) -> PendingInner {
+        self.0.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default()
+    }
+
+    /// Puts back what could not be written; anything newer wins.
+    fn restore(&self, old: PendingInner) {
+        if let Ok(mut p) = self.0.lock() {
+            for (partition, mark) in old.marks {
+                p.marks.entry(partition).or_insert(mark);
+            }
+            let newer = std::mem::take(&mut p.missed);
+            p.missed = old.missed;
+            p.missed.extend(newer);
+        }
+    }
+}
+
+/// Flushes `pending` until `shutdown`, then once more. Partitions whose
+/// fence failed (taken over) are reported on `fenced`.
+pub async fn run(
+    pool: Pool,
+    member_id: String,
+    pending: Pending,
+    fenced: mpsc::UnboundedSender<(u32, i64)>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = FLUSH_EVERY;
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(backoff) => false,
+            _ = shutdown.cancelled() => true,
+        };
+        let batch = pending.take();
+        if !batch.marks.is_empty() || !batch.missed.is_empty() {
+            match flush(&pool, &member_id, &batch).await {
+                Ok(lost) => {
+                    backoff = FLUSH_EVERY;
+                    for (partition, epoch) in lost {
+                        let _ = fenced.send((partition, epoch));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot write watermarks, will retry");
+                    pending.restore(batch);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+async fn flush(pool: &Pool, me: &str, batch: &PendingInner) -> Result<Vec<(u32, i64)>, String> {
+    let mut client = pool.get().await.map_err(|e| crate::db::error_chain(&e))?;
+    let tx = client.transaction().await.map_err(|e| crate::db::error_chain(&e))?;
+    if !batch.missed.is_empty() {
+        let ids: Vec<i64> = batch.missed.iter().map(|(m, _)| m.check_id).collect();
+        let firsts: Vec<i64> = batch.missed.iter().map(|(m, _)| m.first).collect();
+        let lasts: Vec<i64> = batch.missed.iter().map(|(m, _)| m.last).collect();
+        let counts: Vec<i32> =
+            batch.missed.iter().map(|(m, _)| m.count.min(i32::MAX as i64) as i32).collect();
+        let reasons: Vec<&str> = batch.missed.iter().map(|(_, r)| r.as_str()).collect();
+        tx.execute(
+            "INSERT INTO missed_slots (check_id, first_slot, last_slot, slots, reason)
+             SELECT c, 'epoch'::timestamptz + f * interval '1 millisecond',
+                       'epoch'::timestamptz + l * interval '1 millisecond', n, r
+               FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[], $5::text[]) AS m(c, f, l, n, r)
+             ON CONFLICT DO NOTHING",
+            &[&ids, &firsts, &lasts, &counts, &reasons],
+        )
+        .await
+        .map_err(|e| crate::db::error_chain(&e))?;
+    }
+    let mut lost = Vec::new();
+    if !batch.marks.is_empty() {
+        let marks: Vec<(u32, i64, i64)> = batch.marks.iter().map(|(p, (e, w))| (*p, *e, *w)).collect();
+        let kept =
+            leases::write_watermarks(&*tx, me, &marks).await.map_err(|e| crate::db::error_chain(&e))?;
+        lost = marks.iter().filter(|(p, _, _)| !kept.contains(p)).map(|(p, e, _)| (*p, *e)).collect();
+    }
+    tx.commit().await.map_err(|e| crate::db::error_chain(&e))?;
+    Ok(lost)
+}

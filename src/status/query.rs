@@ -1,0 +1,90 @@
+//! One query for the status of every declared check.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use crate::checks_file::redact::{scrub, secrets};
+use crate::model::CheckSpec;
+
+/// The status of one check: the stable JSON shape of `status -o json`
+/// (fields are only ever added).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckStatus {
+    pub name: String,
+    /// "up", "down" or "unknown" (no result yet, or not enough to decide).
+    pub state: String,
+    /// False when the check is paused (`enabled: false`).
+    pub enabled: bool,
+    /// When the state last changed (RFC 3339, UTC); for a check without
+    /// results, when it was declared.
+    pub since: String,
+    pub last_checked_at: Option<String>,
+    pub last_duration_ms: Option<f64>,
+    pub last_status_code: Option<i32>,
+    /// Why the last check failed (secrets masked); null after a success.
+    pub last_error: Option<String>,
+    pub consecutive_failures: i32,
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub since_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub last_checked: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("database error: {0}")]
+    Db(String),
+}
+
+pub fn timestamp(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Every declared check with its current state, by name.
+pub async fn fetch(client: &Client) -> Result<Vec<CheckStatus>, StatusError> {
+    let rows = client
+        .query(
+            "SELECT c.name, c.enabled, c.spec, coalesce(s.status, 'unknown'), coalesce(s.since, c.created_at),
+                    s.last_checked_at, s.last_duration_ms, s.last_status_code, s.last_error,
+                    coalesce(s.consecutive_failures, 0)
+               FROM checks c LEFT JOIN check_state s ON s.check_id = c.id
+              ORDER BY c.name",
+            &[],
+        )
+        .await
+        .map_err(|e| StatusError::Db(crate::db::error_chain(&e)))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let spec: Option<CheckSpec> = serde_json::from_value(r.get::<_, serde_json::Value>(2)).ok();
+            let error: Option<String> = r.get(8);
+            // A target may echo a request's token back into an error
+            // message; without the spec, nothing is known to be safe.
+            let last_error = match (&spec, error) {
+                (Some(spec), Some(e)) => Some(scrub(&e, &secrets(spec))),
+                (None, Some(_)) => Some("(hidden: the stored check could not be decoded)".to_string()),
+                (_, None) => None,
+            };
+            let since_at: DateTime<Utc> = r.get(4);
+            let last_checked: Option<DateTime<Utc>> = r.get(5);
+            CheckStatus {
+                name: r.get(0),
+                enabled: r.get(1),
+                state: r.get(3),
+                since: timestamp(&since_at),
+                last_checked_at: last_checked.as_ref().map(timestamp),
+                last_duration_ms: r.get(6),
+                last_status_code: r.get(7),
+                last_error,
+                consecutive_failures: r.get(9),
+                labels: spec.map(|s| s.labels).unwrap_or_default(),
+                since_at,
+                last_checked,
+            }
+        })
+        .collect())
+}

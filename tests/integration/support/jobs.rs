@@ -1,0 +1,92 @@
+//! Consumes the job queue directly, as a test's stand-in for workers: each
+//! message's (check_id, slot) is its identity.
+
+use std::sync::{Arc, Mutex};
+
+use amqprs::channel::BasicConsumeArguments;
+use amqprs::connection::Connection;
+
+use super::TestBroker;
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub check_id: i64,
+    pub slot: i64,
+    /// The publishing scheduler (AMQP app_id).
+    pub publisher: String,
+    /// When the collector received it (unix ms).
+    pub at_ms: i64,
+    pub redelivered: bool,
+    pub body: Vec<u8>,
+}
+
+pub struct JobCollector {
+    received: Arc<Mutex<Vec<Received>>>,
+    connection: Connection,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The topology as the binary declares it, with this test's names.
+pub fn topology(broker: &TestBroker) -> sentryk8s::queue::Topology {
+    let mut amqp = sentryk8s::config::Config::defaults().expect("defaults").amqp;
+    amqp.exchange = broker.exchange.clone();
+    amqp.queue = broker.queue.clone();
+    sentryk8s::queue::Topology::from_config(&amqp)
+}
+
+impl JobCollector {
+    pub async fn start(broker: &TestBroker) -> JobCollector {
+        let connection = broker.connect().await;
+        let channel = connection.open_channel(None).await.expect("open channel");
+        sentryk8s::queue::declare_topology(&channel, &topology(broker)).await.expect("declare topology");
+        let mut args = BasicConsumeArguments::new(&broker.queue, "test-collector");
+        args.no_ack = true;
+        let (_, mut rx) = channel.basic_consume_rx(args).await.expect("consume");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        let task = tokio::spawn(async move {
+            // Keeps the channel alive as long as the task runs.
+            let _channel = channel;
+            while let Some(message) = rx.recv().await {
+                let at_ms = chrono::Utc::now().timestamp_millis();
+                let (Some(deliver), Some(props), Some(body)) =
+                    (message.deliver, message.basic_properties, message.content)
+                else {
+                    continue;
+                };
+                let Some((check_id, slot)) = props
+                    .message_id()
+                    .and_then(|id| id.split_once(':'))
+                    .and_then(|(c, s)| Some((c.parse().ok()?, s.parse().ok()?)))
+                else {
+                    continue;
+                };
+                if let Ok(mut r) = sink.lock() {
+                    r.push(Received {
+                        check_id,
+                        slot,
+                        publisher: props.app_id().cloned().unwrap_or_default(),
+                        at_ms,
+                        redelivered: deliver.redelivered(),
+                        body,
+                    });
+                }
+            }
+        });
+        JobCollector { received, connection, task }
+    }
+
+    pub fn snapshot(&self) -> Vec<Received> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    pub async fn stop(self) -> Vec<Received> {
+        let _ = self.connection.close().await;
+        let _ = self.task.await;
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
