@@ -10,7 +10,7 @@
 //! the target, without the exporter its half is skipped (both said loudly).
 //!
 //! Knobs (environment): BENCH_JOBS (default 200000), BENCH_CONCURRENCY
-//! (worker --concurrency, default 256), BENCH_BATCH (worker.batch_size,
+//! (worker --concurrency, default 512), BENCH_BATCH (worker.batch_size,
 //! default 1000), BENCH_PROBES (blackbox probes, default 30000),
 //! BENCH_PROBE_CONCURRENCY (default 64).
 //!
@@ -177,7 +177,7 @@ async fn checks_done(addr: SocketAddr) -> Option<(f64, f64)> {
 #[tokio::main]
 async fn main() {
     let jobs = env_or("BENCH_JOBS", 200_000);
-    let concurrency = env_or("BENCH_CONCURRENCY", 256);
+    let concurrency = env_or("BENCH_CONCURRENCY", 512);
     let batch = env_or("BENCH_BATCH", 1000);
     let probes = env_or("BENCH_PROBES", 30_000);
     let probe_concurrency = env_or("BENCH_PROBE_CONCURRENCY", 64);
