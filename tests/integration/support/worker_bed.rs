@@ -10,7 +10,7 @@ use amqprs::connection::Connection;
 use amqprs::BasicProperties;
 use chrono::{DateTime, Utc};
 use sentryk8s::model::{job::slot_from_millis, CheckJob, CheckSpec, JOB_SCHEMA_VERSION};
-use sentryk8s::queue::{declare_topology, Topology};
+use sentryk8s::queue::declare_topology;
 
 use super::{eventually, free_port, Binary, TestBroker, TestDb};
 
@@ -51,7 +51,7 @@ impl WorkerBed {
         let broker = TestBroker::new();
         let connection = broker.connect().await;
         let channel = connection.open_channel(None).await.expect("open channel");
-        declare_topology(&channel, &broker.topology()).await.expect("declare topology");
+        declare_topology(&channel, &super::jobs::topology(&broker)).await.expect("declare topology");
         WorkerBed {
             db,
             broker,
@@ -225,15 +225,5 @@ impl Drop for WorkerBed {
                 let _ = connection.close().await;
             }));
         }
-    }
-}
-
-impl TestBroker {
-    /// The topology the worker declares for this broker's names.
-    pub fn topology(&self) -> Topology {
-        let mut config = sentryk8s::config::Config::defaults().expect("defaults").amqp;
-        config.exchange = self.exchange.clone();
-        config.queue = self.queue.clone();
-        Topology::from_config(&config)
     }
 }
