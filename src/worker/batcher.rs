@@ -530,6 +530,7 @@ pub fn payload(notice: &Notice<'_>) -> serde_json::Value {
     let state = if notice.event == Transition::WentDown { "down" } else { "up" };
     let mut value = serde_json::json!({
         "check": clean(&job.name),
+        "description": job.spec.description.as_deref().map(clean),
         "check_id": job.check_id,
         "state": state,
         "since": notice.since,
