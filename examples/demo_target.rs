@@ -20,7 +20,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+pub async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
     let (status, body, location) = match path.as_str() {
         "/" => (200, "<html><body><h1>Welcome to the demo target</h1></body></html>".to_string(), None),
@@ -46,11 +46,8 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     Ok(response)
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18080".to_string());
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
-    eprintln!("demo target listening on http://{addr}");
+/// Serves [`answer`] on `listener` forever (the tests run it in process).
+pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         tokio::spawn(async move {
@@ -59,4 +56,13 @@ async fn main() -> std::io::Result<()> {
                 .await;
         });
     }
+}
+
+#[allow(dead_code)] // the tests include this file as a module and use `serve`
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::io::Result<()> {
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18080".to_string());
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    eprintln!("demo target listening on http://{addr}");
+    serve(listener).await
 }

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sentryk8s::cli::Cli;
+use sentryk8s::cli::{Cli, Command};
 use sentryk8s::commands::{self, EXIT_INVALID};
 use sentryk8s::{config, telemetry};
 
@@ -17,7 +17,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
-    telemetry::init_logging(config.log_format, &config.log_level);
+    // On a terminal, standalone's status table would drown in info lines:
+    // warnings only, unless asked otherwise (--log-level or RUST_LOG).
+    let quiet = matches!(cli.command, Command::Standalone(_))
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && cli.global.log_level.is_none();
+    telemetry::init_logging(config.log_format, if quiet { "warn" } else { &config.log_level });
     let json_logs = config.log_format == config::LogFormat::Json;
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

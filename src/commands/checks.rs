@@ -32,7 +32,22 @@ pub async fn run(args: ChecksArgs, config: Config) -> anyhow::Result<ExitCode> {
 }
 
 async fn apply(args: ApplyArgs, config: Config) -> anyhow::Result<ExitCode> {
-    let declared = match checks_file::load(&args.files, &mut std::io::stdin().lock(), &env::process_env) {
+    let token = shutdown::on_signals().context("installing signal handlers")?;
+    let options = Options { prune: args.prune, dry_run: args.dry_run };
+    apply_files(&args.files, options, &config, Duration::ZERO, &token).await
+}
+
+/// Validates `files` (every problem printed, exit 2, nothing written), then
+/// applies them in one transaction and prints the plan. Shared by
+/// `checks apply` and `standalone`.
+pub(super) async fn apply_files(
+    files: &[std::path::PathBuf],
+    options: Options,
+    config: &Config,
+    wait: Duration,
+    token: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let declared = match checks_file::load(files, &mut std::io::stdin().lock(), &env::process_env) {
         Ok(declared) => declared,
         Err(diags) => {
             let mut err = std::io::stderr().lock();
@@ -46,15 +61,14 @@ async fn apply(args: ApplyArgs, config: Config) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
-    let token = shutdown::on_signals().context("installing signal handlers")?;
-    let mut client = db::connect_with_wait(&config, "checks-apply", Duration::ZERO, &token).await?;
-    let options = Options { prune: args.prune, dry_run: args.dry_run };
+    let mut client = db::connect_with_wait(config, "checks-apply", wait, token).await?;
+    let dry_run = options.dry_run;
     let plan = apply::apply(&mut client, &declared, options, || {
         eprintln!("waiting for another `sentryk8s checks apply` to finish…");
     })
     .await?;
     let mut out = std::io::stdout().lock();
-    out.write_all(plan.render(&declared, args.dry_run).as_bytes()).context("writing the plan")?;
+    out.write_all(plan.render(&declared, dry_run).as_bytes()).context("writing the plan")?;
     Ok(ExitCode::SUCCESS)
 }
 

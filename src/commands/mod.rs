@@ -4,6 +4,7 @@ mod checks;
 mod config;
 mod migrate;
 mod scheduler;
+mod standalone;
 mod status;
 mod worker;
 
@@ -25,9 +26,6 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Checks(args) => checks::run(args, config).await,
         Command::Status(args) => status::run(args, config).await,
         Command::Worker(_) => worker::run(config).await,
-        Command::Standalone(_) => {
-            eprintln!("error: not implemented yet");
-            Ok(ExitCode::from(EXIT_INVALID))
-        }
+        Command::Standalone(args) => standalone::run(args, config).await,
     }
 }

@@ -30,22 +30,33 @@ pub async fn run(args: StatusArgs, config: Config) -> anyhow::Result<ExitCode> {
         std::io::stdout().lock().write_all(frame.as_bytes()).context("writing the status")?;
         return Ok(ExitCode::SUCCESS);
     }
+    watch(&config, args.output, &token).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Redraws the status every [`WATCH_PERIOD`] until `token` is cancelled
+/// (or stdout closes). Also the live view of `standalone`.
+pub(super) async fn watch(
+    config: &Config,
+    output: StatusFormat,
+    token: &tokio_util::sync::CancellationToken,
+) {
+    let tty = std::io::stdout().is_terminal();
+    let color = tty && std::env::var_os("NO_COLOR").is_none();
     let mut client: Option<Client> = None;
     loop {
         if client.as_ref().is_none_or(Client::is_closed) {
-            client = db::connect_with_wait(&config, "status", Duration::ZERO, &token).await.ok();
+            client = db::connect_with_wait(config, "status", Duration::ZERO, token).await.ok();
         }
         let frame = match &client {
             Some(c) => match ensure_migrated(c).await {
-                Ok(()) => {
-                    render(c, args.output, color, false).await.unwrap_or_else(|e| format!("error: {e:#}\n"))
-                }
+                Ok(()) => render(c, output, color, false).await.unwrap_or_else(|e| format!("error: {e:#}\n")),
                 Err(e) => format!("error: {e}\n"),
             },
             None => "error: cannot reach PostgreSQL; retrying\n".to_string(),
         };
         let mut out = std::io::stdout().lock();
-        let shown = if tty && args.output == StatusFormat::Table {
+        let shown = if tty && output == StatusFormat::Table {
             let now = chrono::Local::now().format("%H:%M:%S");
             // Clear, home, then the frame: no scrolling history of tables.
             format!(
@@ -57,12 +68,12 @@ pub async fn run(args: StatusArgs, config: Config) -> anyhow::Result<ExitCode> {
         };
         if out.write_all(shown.as_bytes()).and_then(|_| out.flush()).is_err() {
             // stdout closed (piped into `head`): nothing left to do.
-            return Ok(ExitCode::SUCCESS);
+            return;
         }
         drop(out);
         tokio::select! {
             _ = tokio::time::sleep(WATCH_PERIOD) => {}
-            _ = token.cancelled() => return Ok(ExitCode::SUCCESS),
+            _ = token.cancelled() => return,
         }
     }
 }

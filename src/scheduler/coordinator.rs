@@ -259,6 +259,11 @@ impl Coordinator {
             return;
         }
         let trusted_until = self.trust_until(started);
+        tracing::info!(
+            count = claimed.len(),
+            partitions = %compact(claimed.iter().map(|l| l.partition)),
+            "leases acquired"
+        );
         for chunk in claimed.chunks(LOAD_CHUNK) {
             let ids: Vec<u32> = chunk.iter().map(|l| l.partition).collect();
             let load_started = Instant::now();
@@ -287,7 +292,7 @@ impl Coordinator {
                 self.loaded
                     .insert(lease.partition, fingerprints.remove(&lease.partition).unwrap_or_default());
                 metrics::counter!("sentryk8s_lease_acquired_total").increment(1);
-                tracing::info!(partition = lease.partition, epoch = lease.epoch, "lease acquired");
+                tracing::debug!(partition = lease.partition, epoch = lease.epoch, "lease acquired");
                 let _ = self.dispatcher.send(Command::Acquire { lease, rows, trusted_until }).await;
             }
         }
@@ -324,7 +329,9 @@ impl Coordinator {
         }
         let Some(client) = self.client().await else { return };
         match leases::release(&**client, &self.me.member_id, &marks).await {
-            Ok(released) => tracing::info!(partitions = ?released, "leases handed back"),
+            Ok(released) => {
+                tracing::info!(count = released.len(), partitions = %compact(released.into_iter()), "leases handed back")
+            }
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "release failed; the leases will expire instead")
             }
@@ -411,5 +418,31 @@ impl Coordinator {
 
     fn report_owned(&self) {
         metrics::gauge!("sentryk8s_scheduler_leases").set(self.held.len() as f64);
+    }
+}
+
+/// "0-3,7,9-10": partition lists for log lines.
+fn compact(partitions: impl Iterator<Item = u32>) -> String {
+    let mut sorted: Vec<u32> = partitions.collect();
+    sorted.sort_unstable();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        while i + 1 < sorted.len() && sorted[i + 1] == sorted[i] + 1 {
+            i += 1;
+        }
+        out.push(if sorted[i] == start { start.to_string() } else { format!("{start}-{}", sorted[i]) });
+        i += 1;
+    }
+    out.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn partition_lists_are_compact() {
+        assert_eq!(super::compact([3, 0, 1, 2, 7, 9, 10].into_iter()), "0-3,7,9-10");
+        assert_eq!(super::compact(std::iter::empty()), "");
     }
 }

@@ -195,7 +195,7 @@ impl Dispatcher {
                 let now = now_ms();
                 let from = lease.watermark.unwrap_or(now);
                 let schedule = PartitionSchedule::load(rows, from);
-                tracing::info!(
+                tracing::debug!(
                     partition = lease.partition,
                     epoch = lease.epoch,
                     checks = schedule.len(),

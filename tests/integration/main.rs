@@ -10,6 +10,7 @@ mod http_check;
 mod migrate;
 mod ops;
 mod scheduler;
+mod standalone;
 mod status_cli;
 mod worker_checks;
 mod worker_delivery;

@@ -1,0 +1,119 @@
+//! `sentryk8s standalone -f FILE`: the whole system in one process — the
+//! way to try SentryK8s on a laptop and to run small installs.
+//!
+//! Migrates, applies the checks file (with `--prune`: the file is the truth),
+//! then runs one scheduler and one worker side by side on the shared
+//! modules, with the live status table on the terminal (a summary log line
+//! every ten seconds otherwise). SIGTERM drains both roles.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use super::{checks, status};
+use crate::checks_file::apply::Options;
+use crate::cli::{StandaloneArgs, StatusFormat};
+use crate::config::Config;
+use crate::ops_server::ReadinessProbe;
+use crate::queue::{AmqpLink, AmqpProbe};
+use crate::scheduler::identity;
+use crate::shutdown::{self, Drain};
+use crate::{db, migrate, ops_server, scheduler, worker};
+
+/// How long to wait for PostgreSQL at start (the services may still be coming up).
+const START_WAIT: Duration = Duration::from_secs(30);
+
+pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCode> {
+    let token = shutdown::on_signals().context("installing signal handlers")?;
+
+    let mut client = db::connect_with_wait(&config, "standalone", START_WAIT, &token).await?;
+    let report = migrate::run(&mut client, config.partitions).await?;
+    for name in &report.applied {
+        eprintln!("applied migration {name}");
+    }
+    drop(client);
+    let applied = checks::apply_files(
+        &args.files,
+        Options { prune: true, dry_run: false },
+        &config,
+        START_WAIT,
+        &token,
+    )
+    .await?;
+    if applied != ExitCode::SUCCESS {
+        return Ok(applied);
+    }
+
+    let pool = db::pool(&config, "standalone")?;
+    let worker_link = AmqpLink::default();
+    let scheduler_link = AmqpLink::default();
+    let probes: Vec<Arc<dyn ReadinessProbe>> = vec![
+        Arc::new(db::PostgresProbe(pool.clone())),
+        Arc::new(AmqpProbe(worker_link.clone())),
+        Arc::new(AmqpProbe(scheduler_link.clone())),
+    ];
+    let ops_token = CancellationToken::new();
+    let (addr, ops) = ops_server::start(config.listen, probes, ops_token.clone())
+        .await
+        .with_context(|| format!("starting the ops server on {} (--listen)", config.listen))?;
+    tracing::info!(%addr, "standalone: scheduler and worker starting");
+
+    let me = identity::generated(&identity::hostname().unwrap_or_else(|_| "standalone".into()));
+    let roles = {
+        let config = config.clone();
+        let token = token.clone();
+        async move {
+            let scheduler = scheduler::run(config.clone(), me, pool.clone(), scheduler_link, token.clone());
+            let worker = worker::run(&config, pool, worker_link, token);
+            let (scheduler, worker) = tokio::join!(scheduler, worker);
+            scheduler.context("scheduler")?;
+            worker.context("worker")?;
+            Ok::<(), anyhow::Error>(())
+        }
+    };
+    let roles = {
+        let (token, drain) = (token.clone(), config.drain_timeout);
+        tokio::spawn(async move { shutdown::run_with_deadline(roles, &token, drain).await })
+    };
+
+    if std::io::stdout().is_terminal() {
+        status::watch(&config, StatusFormat::Table, &token).await;
+    } else {
+        log_summaries(&config, &token).await;
+    }
+    token.cancelled().await;
+
+    let (drain, result) = roles.await.context("the roles' task")?;
+    ops_token.cancel();
+    let _ = ops.await;
+    match (drain, result) {
+        (Drain::Finished, Some(result)) => result.map(|()| ExitCode::SUCCESS),
+        _ => {
+            tracing::error!("drain deadline passed; exiting with work unfinished");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Without a terminal: one "n up, n down, n unknown" log line every ten seconds.
+async fn log_summaries(config: &Config, token: &CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = token.cancelled() => return,
+        }
+        let Ok(client) = db::connect_with_wait(config, "standalone-status", Duration::ZERO, token).await
+        else {
+            continue;
+        };
+        match crate::status::fetch(&client).await {
+            Ok(rows) => tracing::info!(summary = %crate::status::summary_line(&rows), "status"),
+            Err(e) => tracing::warn!(error = %e, "cannot read the status"),
+        }
+    }
+}
