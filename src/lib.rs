@@ -17,3 +17,4 @@ pub mod scheduler;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+pub mod worker;

@@ -80,3 +80,20 @@ pub fn metrics() -> PrometheusHandle {
         })
         .clone()
 }
+
+/// Folds recorded histogram samples into their buckets every few seconds.
+///
+/// The Prometheus recorder keeps raw samples until upkeep runs, which
+/// otherwise happens only when `/metrics` is scraped: a busy role that is
+/// not scraped (no Prometheus yet, a broken scrape config) would grow
+/// without bound. Runs until `shutdown`.
+pub async fn metrics_upkeep(shutdown: tokio_util::sync::CancellationToken) {
+    let handle = metrics();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => handle.run_upkeep(),
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod config;
 mod migrate;
 mod scheduler;
 mod status;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -21,9 +22,10 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate::run(args, config).await,
         Command::Config => config::run(config),
         Command::Scheduler(_) => scheduler::run(config).await,
+        Command::Worker(_) => worker::run(config).await,
         Command::Checks(args) => checks::run(args, config).await,
         Command::Status(args) => status::run(args, config).await,
-        Command::Worker(_) | Command::Standalone(_) => {
+        Command::Standalone(_) => {
             eprintln!("error: not implemented yet");
             Ok(ExitCode::from(EXIT_INVALID))
         }

@@ -9,3 +9,6 @@ mod migrate;
 mod ops;
 mod scheduler;
 mod status_cli;
+mod worker_checks;
+mod worker_delivery;
+mod worker_outages;

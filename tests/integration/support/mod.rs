@@ -14,13 +14,16 @@ pub mod db;
 pub mod http;
 pub mod jobs;
 pub mod proxy;
+pub mod servers;
 pub mod target;
+pub mod worker_bed;
 
 pub use binary::{free_port, Binary};
 pub use broker::TestBroker;
 pub use db::TestDb;
 pub use proxy::TcpProxy;
 pub use target::{Behavior, TestTarget};
+pub use worker_bed::WorkerBed;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

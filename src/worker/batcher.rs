@@ -1,0 +1,716 @@
+//! The result batcher: results in, one transaction per batch, deliveries
+//! acknowledged only after the commit.
+//!
+//! A batch closes at `worker.batch_size` items or `worker.batch_max_delay`
+//! after its first item, whichever comes first. Its transaction:
+//!
+//! 1. inserts the results (`INSERT … SELECT FROM unnest(…) ON CONFLICT
+//!    (check_id, slot) DO NOTHING RETURNING …`): a redelivered job writes
+//!    nothing, and only the rows actually inserted go on to step 2;
+//! 2. locks the `check_state` rows of those checks (creating missing ones
+//!    for checks that still exist — a check deleted meanwhile keeps its
+//!    result and is skipped here, instead of failing the batch on the
+//!    foreign key), applies the results in slot order through the pure
+//!    state machine (`state.rs`), and writes the new states;
+//! 3. writes a `notifications` outbox row per down/up flip (an incident id
+//!    from `incident_id_seq` when going down, the same id on recovery);
+//! 4. records stale jobs in `missed_slots` (reason `stale`) unless the slot
+//!    has a result after all.
+//!
+//! A missing daily partition is created on the spot and the batch retried.
+//! When PostgreSQL is unavailable the batch is retried with backoff and
+//! `healthy` turns false, which makes the consumer stop taking work; the
+//! deliveries stay unacknowledged until the commit succeeds. A batch the
+//! database refuses as data (it should not happen: text is sanitised) is
+//! retried item by item and the item that still fails is dead-lettered,
+//! so one bad result never wedges the worker.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::Pool;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_postgres::error::SqlState;
+
+use super::acks::{Delivery, Session};
+use super::metrics::{DeadLetterReason, WorkerMetrics};
+use super::state::{self, CheckState, Observation, Status, Thresholds, Transition};
+use crate::model::{CheckJob, CheckOutcome};
+
+/// A job that ran: what is stored.
+#[derive(Debug, Clone)]
+pub struct ResultRow {
+    pub job: CheckJob,
+    pub outcome: CheckOutcome,
+}
+
+/// What the batcher receives.
+pub enum Item {
+    /// A check ran.
+    Finished { row: Box<ResultRow>, delivery: Delivery },
+    /// A job arrived after slot + interval: recorded as missed, not run.
+    Stale { check_id: i64, slot: DateTime<Utc>, delivery: Delivery },
+}
+
+impl Item {
+    fn delivery(&self) -> &Delivery {
+        match self {
+            Item::Finished { delivery, .. } | Item::Stale { delivery, .. } => delivery,
+        }
+    }
+}
+
+/// Batch bounds and the name stored in `check_results.worker`.
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    pub size: usize,
+    pub max_delay: Duration,
+    pub worker_name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error("PostgreSQL unavailable: {0}")]
+    Unavailable(String),
+    #[error("no result partition for {0:?}")]
+    MissingPartition(Vec<NaiveDate>),
+    #[error("PostgreSQL refused the data: {0}")]
+    Rejected(String),
+}
+
+fn classify(error: &tokio_postgres::Error) -> WriteError {
+    let text = crate::db::error_chain(error);
+    match error.code() {
+        Some(code) if *code == SqlState::CHECK_VIOLATION && text.contains("no partition") => {
+            WriteError::MissingPartition(Vec::new())
+        }
+        Some(code) if code.code().starts_with("22") || code.code().starts_with("23") => {
+            WriteError::Rejected(text)
+        }
+        _ => WriteError::Unavailable(text),
+    }
+}
+
+impl From<tokio_postgres::Error> for WriteError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        classify(&e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for WriteError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => classify(&e),
+            other => WriteError::Unavailable(crate::db::error_chain(&other)),
+        }
+    }
+}
+
+/// Runs until `rx` is closed and drained: the last batch is written and
+/// acknowledged before returning.
+pub async fn run(
+    mut rx: mpsc::Receiver<Item>,
+    pool: Pool,
+    config: BatchConfig,
+    healthy: watch::Sender<bool>,
+    metrics: Arc<WorkerMetrics>,
+) {
+    let size = config.size.max(1);
+    let mut batch: Vec<Item> = Vec::with_capacity(size);
+    let mut writer = Writer { pool, config, healthy, metrics, failing_since: None };
+    loop {
+        if rx.recv_many(&mut batch, size).await == 0 {
+            return;
+        }
+        let closes_at = Instant::now() + writer.config.max_delay;
+        let mut closed = false;
+        while batch.len() < size {
+            let room = size - batch.len();
+            tokio::select! {
+                n = rx.recv_many(&mut batch, room) => if n == 0 { closed = true; break },
+                _ = tokio::time::sleep_until(closes_at) => break,
+            }
+        }
+        writer.write_and_settle(&mut batch).await;
+        if closed {
+            return;
+        }
+    }
+}
+
+struct Writer {
+    pool: Pool,
+    config: BatchConfig,
+    healthy: watch::Sender<bool>,
+    metrics: Arc<WorkerMetrics>,
+    failing_since: Option<Instant>,
+}
+
+impl Writer {
+    /// Writes `batch` (retrying until it is written) and settles every delivery.
+    async fn write_and_settle(&mut self, batch: &mut Vec<Item>) {
+        self.metrics.batch_size.record(batch.len() as f64);
+        match self.write_with_retry(batch).await {
+            Ok(()) => settle(batch.drain(..)).await,
+            Err(why) => {
+                tracing::warn!(error = %why, items = batch.len(), "batch refused; writing its items one by one");
+                let items: Vec<Item> = std::mem::take(batch);
+                for item in items {
+                    let one = std::slice::from_ref(&item);
+                    match self.write_with_retry(one).await {
+                        Ok(()) => settle(std::iter::once(item)).await,
+                        Err(why) => {
+                            tracing::error!(error = %why, "result cannot be stored; dead-lettering its job");
+                            self.metrics.dead_lettered(DeadLetterReason::Unwritable);
+                            let d = item.delivery();
+                            d.session.reject(d.tag, false).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Retries until written, or until PostgreSQL refuses the data itself.
+    async fn write_with_retry(&mut self, items: &[Item]) -> Result<(), String> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let started = Instant::now();
+            match write(&self.pool, items, &self.config.worker_name).await {
+                Ok(()) => {
+                    self.metrics.batch_commit.record(started.elapsed().as_secs_f64());
+                    if let Some(since) = self.failing_since.take() {
+                        tracing::info!(after = ?since.elapsed(), "PostgreSQL is back; results are being written again");
+                    }
+                    self.healthy.send_if_modified(|h| !std::mem::replace(h, true));
+                    return Ok(());
+                }
+                Err(WriteError::Rejected(why)) => return Err(why),
+                Err(e) => {
+                    self.metrics.batch_failures.increment(1);
+                    if self.failing_since.is_none() {
+                        self.failing_since = Some(Instant::now());
+                        tracing::warn!(error = %e, "cannot write results; holding them unacknowledged and retrying");
+                    } else {
+                        tracing::debug!(error = %e, retry_in = ?backoff, "still cannot write results");
+                    }
+                    self.healthy.send_if_modified(|h| std::mem::replace(h, false));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+/// Acknowledges committed items, grouped per session (one ack run each).
+async fn settle(items: impl Iterator<Item = Item>) {
+    let mut groups: Vec<(Arc<Session>, Vec<u64>)> = Vec::new();
+    for item in items {
+        let d = item.delivery();
+        match groups.iter_mut().find(|(s, _)| Arc::ptr_eq(s, &d.session)) {
+            Some((_, tags)) => tags.push(d.tag),
+            None => groups.push((d.session.clone(), vec![d.tag])),
+        }
+    }
+    for (session, tags) in groups {
+        session.ack(&tags).await;
+    }
+}
+
+/// One transaction; creates missing daily partitions and tries again.
+async fn write(pool: &Pool, items: &[Item], worker: &str) -> Result<(), WriteError> {
+    for attempt in 0..3 {
+        match write_once(pool, items, worker).await {
+            Err(WriteError::MissingPartition(_)) if attempt < 2 => {
+                ensure_partitions(pool, items).await?;
+            }
+            other => return other,
+        }
+    }
+    Err(WriteError::Unavailable("result partitions could not be created".into()))
+}
+
+/// Creates the daily partitions of every slot in `items` (distinct days
+/// only: a far-off slot creates one partition, not a range).
+async fn ensure_partitions(pool: &Pool, items: &[Item]) -> Result<(), WriteError> {
+    let mut days: Vec<NaiveDate> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Finished { row, .. } => Some(row.job.slot.date_naive()),
+            Item::Stale { .. } => None,
+        })
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    let client = pool.get().await?;
+    for day in &days {
+        client.execute("SELECT sentryk8s_ensure_result_partitions($1, 1)", &[day]).await?;
+    }
+    tracing::info!(?days, "created missing result partitions");
+    Ok(())
+}
+
+const INSERT_RESULTS: &str = "
+INSERT INTO check_results (check_id, slot, started_at, success, error_class, error_message, status_code,
+                           dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms, bytes_read, cert_expires_at,
+                           failed_assertions, worker)
+SELECT u.check_id, u.slot, u.started_at, u.success, u.error_class, u.error_message, u.status_code,
+       u.dns_ms, u.connect_ms, u.tls_ms, u.first_byte_ms, u.total_ms, u.bytes_read, u.cert_expires_at,
+       CASE WHEN u.failed IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(u.failed)) END,
+       $16
+  FROM unnest($1::int8[], $2::timestamptz[], $3::timestamptz[], $4::bool[], $5::text[], $6::text[],
+              $7::int2[], $8::float4[], $9::float4[], $10::float4[], $11::float4[], $12::float4[],
+              $13::int8[], $14::timestamptz[], $15::jsonb[])
+       AS u(check_id, slot, started_at, success, error_class, error_message, status_code, dns_ms, connect_ms,
+            tls_ms, first_byte_ms, total_ms, bytes_read, cert_expires_at, failed)
+ON CONFLICT (check_id, slot) DO NOTHING
+RETURNING check_id, slot";
+
+const ENSURE_STATE: &str = "
+INSERT INTO check_state (check_id)
+SELECT id FROM checks WHERE id = ANY($1::int8[]) ORDER BY id
+ON CONFLICT (check_id) DO NOTHING";
+
+const LOCK_STATE: &str = "
+SELECT check_id, status, since, last_slot, consecutive_failures, consecutive_successes, incident_id
+  FROM check_state WHERE check_id = ANY($1::int8[]) ORDER BY check_id FOR UPDATE";
+
+const UPDATE_STATE: &str = "
+UPDATE check_state s
+   SET status = u.status, since = u.since, last_slot = u.last_slot, last_checked_at = u.checked_at,
+       last_success = u.success, last_duration_ms = u.duration_ms, last_status_code = u.status_code,
+       last_error = u.error, consecutive_failures = u.failures, consecutive_successes = u.successes,
+       incident_id = u.incident_id, updated_at = now()
+  FROM unnest($1::int8[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[], $6::bool[],
+              $7::float8[], $8::int4[], $9::text[], $10::int4[], $11::int4[], $12::int8[])
+       AS u(check_id, status, since, last_slot, checked_at, success, duration_ms, status_code, error,
+            failures, successes, incident_id)
+ WHERE s.check_id = u.check_id";
+
+const INSERT_NOTIFICATIONS: &str = "
+INSERT INTO notifications (check_id, check_name, incident_id, event, slot, payload)
+SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[], $5::timestamptz[], $6::jsonb[])
+ON CONFLICT (check_id, slot, event) DO NOTHING";
+
+const INSERT_STALE: &str = "
+INSERT INTO missed_slots (check_id, first_slot, last_slot, slots, reason)
+SELECT u.check_id, u.slot, u.slot, 1, 'stale'
+  FROM unnest($1::int8[], $2::timestamptz[]) AS u(check_id, slot)
+ WHERE NOT EXISTS (SELECT 1 FROM check_results r WHERE r.check_id = u.check_id AND r.slot = u.slot)
+ON CONFLICT (check_id, first_slot, reason) DO NOTHING";
+
+/// PostgreSQL text cannot hold NUL; a hostile job or response must not
+/// make a batch unwritable.
+fn clean(text: &str) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.to_string()
+    }
+}
+
+async fn write_once(pool: &Pool, items: &[Item], worker: &str) -> Result<(), WriteError> {
+    let mut rows: Vec<&ResultRow> = Vec::with_capacity(items.len());
+    let mut seen = HashSet::with_capacity(items.len());
+    let mut stale_ids = Vec::new();
+    let mut stale_slots = Vec::new();
+    for item in items {
+        match item {
+            Item::Finished { row, .. } => {
+                if seen.insert((row.job.check_id, row.job.slot)) {
+                    rows.push(row);
+                }
+            }
+            Item::Stale { check_id, slot, .. } => {
+                stale_ids.push(*check_id);
+                stale_slots.push(*slot);
+            }
+        }
+    }
+
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    if !rows.is_empty() {
+        let inserted = insert_results(&tx, &rows, worker).await?;
+        let mut new_by_check: BTreeMap<i64, Vec<&ResultRow>> = BTreeMap::new();
+        for row in rows.iter().filter(|r| inserted.contains(&(r.job.check_id, r.job.slot))) {
+            new_by_check.entry(row.job.check_id).or_default().push(row);
+        }
+        if !new_by_check.is_empty() {
+            advance_states(&tx, &new_by_check).await?;
+        }
+    }
+    if !stale_ids.is_empty() {
+        let statement = tx.prepare_cached(INSERT_STALE).await?;
+        tx.execute(&statement, &[&stale_ids, &stale_slots]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_results(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rows: &[&ResultRow],
+    worker: &str,
+) -> Result<HashSet<(i64, DateTime<Utc>)>, WriteError> {
+    let n = rows.len();
+    let mut check_ids = Vec::with_capacity(n);
+    let mut slots = Vec::with_capacity(n);
+    let mut started = Vec::with_capacity(n);
+    let mut success = Vec::with_capacity(n);
+    let mut classes: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut messages: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut codes: Vec<Option<i16>> = Vec::with_capacity(n);
+    let mut dns: Vec<Option<f32>> = Vec::with_capacity(n);
+    let mut connect: Vec<Option<f32>> = Vec::with_capacity(n);
+    let mut tls: Vec<Option<f32>> = Vec::with_capacity(n);
+    let mut first_byte: Vec<Option<f32>> = Vec::with_capacity(n);
+    let mut total = Vec::with_capacity(n);
+    let mut bytes = Vec::with_capacity(n);
+    let mut certs = Vec::with_capacity(n);
+    let mut failed: Vec<Option<serde_json::Value>> = Vec::with_capacity(n);
+    for row in rows {
+        let o = &row.outcome;
+        check_ids.push(row.job.check_id);
+        slots.push(row.job.slot);
+        started.push(o.started_at);
+        success.push(o.success);
+        classes.push(o.error_class.map(|c| c.as_str()));
+        messages.push(o.error_message.as_deref().map(clean));
+        codes.push(o.status_code.map(|c| c.min(i16::MAX as u16) as i16));
+        dns.push(o.timings.dns_ms.map(|v| v as f32));
+        connect.push(o.timings.connect_ms.map(|v| v as f32));
+        tls.push(o.timings.tls_ms.map(|v| v as f32));
+        first_byte.push(o.timings.first_byte_ms.map(|v| v as f32));
+        total.push(o.timings.total_ms as f32);
+        bytes.push(o.bytes_read.min(i64::MAX as u64) as i64);
+        certs.push(o.cert_expires_at);
+        failed.push(if o.failed_assertions.is_empty() {
+            None
+        } else {
+            Some(serde_json::Value::from(o.failed_assertions.iter().map(|a| clean(a)).collect::<Vec<_>>()))
+        });
+    }
+    let statement = tx.prepare_cached(INSERT_RESULTS).await?;
+    let inserted = tx
+        .query(
+            &statement,
+            &[
+                &check_ids,
+                &slots,
+                &started,
+                &success,
+                &classes,
+                &messages,
+                &codes,
+                &dns,
+                &connect,
+                &tls,
+                &first_byte,
+                &total,
+                &bytes,
+                &certs,
+                &failed,
+                &worker,
+            ],
+        )
+        .await?;
+    Ok(inserted.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, DateTime<Utc>>(1))).collect())
+}
+
+/// A state write and the flips it caused, planned without I/O.
+#[derive(Debug)]
+pub struct Planned<'a> {
+    pub check_id: i64,
+    pub state: CheckState,
+    /// The newest result applied (its details become `last_*`).
+    pub latest: Option<&'a ResultRow>,
+    pub notices: Vec<Notice<'a>>,
+}
+
+/// One outbox row.
+#[derive(Debug)]
+pub struct Notice<'a> {
+    pub event: Transition,
+    pub incident_id: i64,
+    pub row: &'a ResultRow,
+    /// When the check went down (for a recovery: how long it was down).
+    pub down_since: Option<DateTime<Utc>>,
+    pub since: DateTime<Utc>,
+}
+
+/// Applies each check's new results in slot order to its current state.
+/// `incident_ids` supplies an id per check that goes down.
+pub fn plan<'a>(
+    states: &BTreeMap<i64, CheckState>,
+    results: &BTreeMap<i64, Vec<&'a ResultRow>>,
+    incident_ids: &mut dyn Iterator<Item = i64>,
+) -> Vec<Planned<'a>> {
+    let mut planned = Vec::new();
+    for (check_id, rows) in results {
+        let Some(current) = states.get(check_id) else { continue };
+        let mut state = current.clone();
+        let mut sorted: Vec<&ResultRow> = rows.clone();
+        sorted.sort_by_key(|r| r.job.slot);
+        let mut latest = None;
+        let mut notices = Vec::new();
+        for row in sorted {
+            let thresholds =
+                Thresholds { failure: row.job.spec.failure_threshold, success: row.job.spec.success_threshold };
+            let down_since = (state.status == Status::Down).then_some(state.since);
+            let observation =
+                Observation { slot: row.job.slot, at: row.outcome.started_at, success: row.outcome.success };
+            let transition = state::apply(&mut state, observation, thresholds);
+            if transition == Transition::Ignored {
+                continue;
+            }
+            latest = Some(row);
+            if transition == Transition::WentDown {
+                state.incident_id = incident_ids.next();
+            }
+            if transition.notifies() {
+                notices.push(Notice {
+                    event: transition,
+                    incident_id: state.incident_id.unwrap_or(0),
+                    row,
+                    down_since,
+                    since: state.since,
+                });
+            }
+        }
+        if latest.is_some() {
+            planned.push(Planned { check_id: *check_id, state, latest, notices });
+        }
+    }
+    planned
+}
+
+/// The outbox payload: what a notifier needs, nothing secret (no headers,
+/// no URL path or query, no body).
+pub fn payload(notice: &Notice<'_>) -> serde_json::Value {
+    let job = &notice.row.job;
+    let o = &notice.row.outcome;
+    let host = url::Url::parse(&job.spec.url).ok().and_then(|u| u.host_str().map(str::to_string));
+    let state = if notice.event == Transition::WentDown { "down" } else { "up" };
+    let mut value = serde_json::json!({
+        "check": clean(&job.name),
+        "check_id": job.check_id,
+        "state": state,
+        "since": notice.since,
+        "incident_id": notice.incident_id,
+        "slot": job.slot,
+        "host": host,
+        "status_code": o.status_code,
+        "duration_ms": o.timings.total_ms,
+        "error_class": o.error_class.map(|c| c.as_str()),
+        "last_error": o.error_message.as_deref().map(clean),
+        "labels": job.spec.labels.iter().map(|(k, v)| (clean(k), serde_json::Value::from(clean(v)))).collect::<serde_json::Map<_, _>>(),
+        "alerts": job.spec.alerts.iter().map(|a| clean(a)).collect::<Vec<_>>(),
+    });
+    if let (Transition::Recovered, Some(down_since)) = (notice.event, notice.down_since) {
+        value["down_for_seconds"] = ((notice.since - down_since).num_milliseconds() as f64 / 1000.0).into();
+    }
+    value
+}
+
+async fn advance_states(
+    tx: &deadpool_postgres::Transaction<'_>,
+    new_by_check: &BTreeMap<i64, Vec<&ResultRow>>,
+) -> Result<(), WriteError> {
+    let ids: Vec<i64> = new_by_check.keys().copied().collect();
+    let ensure = tx.prepare_cached(ENSURE_STATE).await?;
+    tx.execute(&ensure, &[&ids]).await?;
+    let lock = tx.prepare_cached(LOCK_STATE).await?;
+    let mut states = BTreeMap::new();
+    for r in tx.query(&lock, &[&ids]).await? {
+        let state = CheckState {
+            status: Status::parse(r.get::<_, &str>(1)),
+            since: r.get(2),
+            last_slot: r.get(3),
+            consecutive_failures: r.get::<_, i32>(4).max(0) as u32,
+            consecutive_successes: r.get::<_, i32>(5).max(0) as u32,
+            incident_id: r.get(6),
+        };
+        states.insert(r.get::<_, i64>(0), state);
+    }
+    if states.is_empty() {
+        return Ok(());
+    }
+    // Dry run to learn how many incidents open, then draw exactly that
+    // many ids (no gaps in the sequence from failures that did not flip).
+    let downs: usize = plan(&states, new_by_check, &mut std::iter::repeat(0))
+        .iter()
+        .flat_map(|p| &p.notices)
+        .filter(|n| n.event == Transition::WentDown)
+        .count();
+    let mut incident_ids: Vec<i64> = Vec::new();
+    if downs > 0 {
+        let rows = tx
+            .query("SELECT nextval('incident_id_seq') FROM generate_series(1, $1::int4)", &[&(downs as i32)])
+            .await?;
+        incident_ids = rows.iter().map(|r| r.get(0)).collect();
+    }
+    let planned = plan(&states, new_by_check, &mut incident_ids.into_iter());
+
+    let n = planned.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut since = Vec::with_capacity(n);
+    let mut last_slot = Vec::with_capacity(n);
+    let mut checked_at = Vec::with_capacity(n);
+    let mut success = Vec::with_capacity(n);
+    let mut duration = Vec::with_capacity(n);
+    let mut code: Vec<Option<i32>> = Vec::with_capacity(n);
+    let mut error: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut failures = Vec::with_capacity(n);
+    let mut successes = Vec::with_capacity(n);
+    let mut incidents = Vec::with_capacity(n);
+    let mut notice_rows = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for p in &planned {
+        let Some(latest) = p.latest else { continue };
+        ids.push(p.check_id);
+        statuses.push(p.state.status.as_str());
+        since.push(p.state.since);
+        last_slot.push(p.state.last_slot);
+        checked_at.push(latest.outcome.started_at);
+        success.push(latest.outcome.success);
+        duration.push(latest.outcome.timings.total_ms);
+        code.push(latest.outcome.status_code.map(i32::from));
+        error.push(latest.outcome.error_message.as_deref().map(clean));
+        failures.push(p.state.consecutive_failures.min(i32::MAX as u32) as i32);
+        successes.push(p.state.consecutive_successes.min(i32::MAX as u32) as i32);
+        // A recovered check keeps its incident id until the next incident
+        // replaces it: the resolve carries the same id as the trigger.
+        incidents.push(p.state.incident_id);
+        for notice in &p.notices {
+            notice_rows.0.push(p.check_id);
+            notice_rows.1.push(clean(&notice.row.job.name));
+            notice_rows.2.push(notice.incident_id);
+            notice_rows.3.push(if notice.event == Transition::WentDown { "down" } else { "up" });
+            notice_rows.4.push(notice.row.job.slot);
+            notice_rows.5.push(payload(notice));
+        }
+    }
+    let update = tx.prepare_cached(UPDATE_STATE).await?;
+    tx.execute(
+        &update,
+        &[
+            &ids,
+            &statuses,
+            &since,
+            &last_slot,
+            &checked_at,
+            &success,
+            &duration,
+            &code,
+            &error,
+            &failures,
+            &successes,
+            &incidents,
+        ],
+    )
+    .await?;
+    if !notice_rows.0.is_empty() {
+        let insert = tx.prepare_cached(INSERT_NOTIFICATIONS).await?;
+        tx.execute(
+            &insert,
+            &[&notice_rows.0, &notice_rows.1, &notice_rows.2, &notice_rows.3, &notice_rows.4, &notice_rows.5],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Timings, JOB_SCHEMA_VERSION};
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap_or_default()
+    }
+
+    fn row(check_id: i64, slot: i64, success: bool) -> ResultRow {
+        let spec = serde_json::from_value(serde_json::json!({
+            "url": "https://user:pw@shop.example:8443/private?token=x",
+            "timeout_ms": 1000,
+            "failure_threshold": 2,
+            "success_threshold": 2,
+            "headers": {"Authorization": "Bearer secret"},
+            "labels": {"team": "web"},
+        }))
+        .unwrap();
+        ResultRow {
+            job: CheckJob {
+                v: JOB_SCHEMA_VERSION,
+                check_id,
+                name: format!("check-{check_id}"),
+                slot: t(slot),
+                interval_ms: 10_000,
+                version: 1,
+                spec,
+            },
+            outcome: CheckOutcome {
+                started_at: t(slot),
+                success,
+                error_class: (!success).then_some(crate::model::ErrorClass::Timeout),
+                error_message: (!success).then(|| "timed out".to_string()),
+                status_code: success.then_some(200),
+                timings: Timings { total_ms: 5.0, ..Timings::default() },
+                bytes_read: 2,
+                cert_expires_at: None,
+                failed_assertions: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn plans_one_down_and_one_up_with_the_same_incident() {
+        let rows: Vec<ResultRow> = [(1, true), (2, false), (3, false), (4, false), (5, true), (6, true)]
+            .iter()
+            .map(|(s, ok)| row(7, *s, *ok))
+            .collect();
+        let mut results = BTreeMap::new();
+        // Out of order on purpose: the planner sorts by slot.
+        results.insert(7, rows.iter().rev().collect::<Vec<_>>());
+        let mut states = BTreeMap::new();
+        states.insert(7, CheckState::unknown(t(0)));
+        let planned = plan(&states, &results, &mut [41].into_iter());
+        assert_eq!(planned.len(), 1);
+        let p = &planned[0];
+        let events: Vec<(Transition, i64)> = p.notices.iter().map(|n| (n.event, n.incident_id)).collect();
+        assert_eq!(events, vec![(Transition::WentDown, 41), (Transition::Recovered, 41)]);
+        assert_eq!(p.state.status, Status::Up);
+        assert_eq!(p.latest.map(|r| r.job.slot), Some(t(6)));
+        let up = payload(&p.notices[1]);
+        assert_eq!(up["state"], "up");
+        assert_eq!(up["down_for_seconds"], 3.0);
+        assert_eq!(up["host"], "shop.example");
+        let text = up.to_string();
+        assert!(!text.contains("secret") && !text.contains("token") && !text.contains("pw"), "{text}");
+    }
+
+    #[test]
+    fn older_results_and_unknown_checks_change_nothing() {
+        let old = row(7, 1, false);
+        let mut results = BTreeMap::new();
+        results.insert(7, vec![&old]);
+        let other = row(8, 1, false);
+        results.insert(8, vec![&other]);
+        let mut states = BTreeMap::new();
+        let mut s = CheckState::unknown(t(0));
+        s.last_slot = Some(t(5));
+        states.insert(7, s);
+        assert!(plan(&states, &results, &mut std::iter::empty()).is_empty());
+    }
+
+    #[test]
+    fn nul_bytes_are_replaced() {
+        assert_eq!(clean("a\0b"), "a\u{FFFD}b");
+        assert_eq!(clean("ab"), "ab");
+    }
+}

@@ -1,0 +1,111 @@
+//! The worker role: consume check jobs, run them, store results, derive
+//! up/down state and write notification outbox rows.
+//!
+//! - `consumer.rs` — AMQP sessions, prefetch, dead-lettering, stale jobs,
+//!   the concurrency bound and the drain;
+//! - `http_check.rs` — where an HTTP check is timed (fresh connection, phases,
+//!   hard deadline, redirects, body limit); `tls.rs` — its TLS settings;
+//! - `assertions.rs` — what "up" means, evaluated on a response (pure);
+//! - `batcher.rs` — one transaction per batch, acks after commit;
+//! - `state.rs` — the up/down state machine (pure); `acks.rs` — which
+//!   deliveries to acknowledge and how; `metrics.rs` — the worker's metrics.
+
+pub mod acks;
+pub mod assertions;
+pub mod batcher;
+pub mod consumer;
+pub mod http_check;
+pub mod metrics;
+pub mod state;
+pub mod tls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::queue::{AmqpLink, AmqpTarget, QueueError, Topology};
+
+pub use http_check::{CheckerOptions, HttpChecker, Probe};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsSetupError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// The name stored with every result: the pod name in Kubernetes.
+pub fn worker_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("worker-{}", std::process::id()))
+}
+
+/// How much of the drain deadline running checks may use; the rest is for
+/// the last batch commit and the acknowledgements.
+pub fn checks_budget(drain_timeout: Duration) -> Duration {
+    drain_timeout.saturating_sub((drain_timeout / 4).min(Duration::from_secs(5)))
+}
+
+/// Runs the worker until `shutdown` is cancelled and the drain is done.
+/// `link` is kept pointing at the live AMQP connection for `/readyz`.
+pub async fn run(
+    config: &Config,
+    pool: Pool,
+    link: AmqpLink,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    let w = &config.worker;
+    let checker = Arc::new(HttpChecker::new(CheckerOptions {
+        body_limit: w.body_limit,
+        user_agent: w.user_agent.clone(),
+    })?);
+    let metrics = Arc::new(metrics::WorkerMetrics::new());
+    let concurrency = w.concurrency.max(1) as usize;
+    let batch_size = w.batch_size.max(1) as usize;
+    let prefetch = (concurrency + batch_size).min(u16::MAX as usize) as u16;
+    // Room for every delivery the prefetch window allows: a finished check
+    // never waits to hand over its result.
+    let (results_tx, results_rx) = mpsc::channel(prefetch as usize);
+    let (healthy_tx, healthy_rx) = watch::channel(true);
+    let batcher_done = CancellationToken::new();
+
+    let batcher = {
+        let done = batcher_done.clone();
+        let config = batcher::BatchConfig {
+            size: batch_size,
+            max_delay: w.batch_max_delay,
+            worker_name: worker_name(),
+        };
+        let metrics = metrics.clone();
+        async move {
+            batcher::run(results_rx, pool, config, healthy_tx, metrics).await;
+            done.cancel();
+        }
+    };
+    let consumer = consumer::Consumer {
+        target: AmqpTarget::parse(&config.amqp_url)?,
+        topology: Topology::from_config(&config.amqp),
+        connection_name: format!("sentryk8s-worker {}", worker_name()),
+        heartbeat: config.amqp.heartbeat,
+        max_backoff: config.amqp.reconnect_max_backoff,
+        concurrency,
+        prefetch,
+        checks_budget: checks_budget(config.drain_timeout),
+        checker,
+        metrics,
+        link,
+        results: results_tx,
+        healthy: healthy_rx,
+    };
+    tokio::join!(batcher, consumer.run(shutdown, batcher_done));
+    Ok(())
+}

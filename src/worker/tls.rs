@@ -1,0 +1,144 @@
+//! TLS for checks: the two shared rustls client configurations (verifying
+//! and not) and reading a certificate's expiry.
+//!
+//! rustls with the `ring` provider (no C toolchain beyond what `ring` needs).
+//! Trust: Mozilla's roots (webpki-roots) plus the system's store when one
+//! exists, so an internal CA installed in the image is honoured. Session
+//! resumption is off: every check is a full handshake, which is what it
+//! measures and what delivers the certificate whose expiry is recorded.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::Resumption;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("cannot build the TLS client configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// The client configurations every check shares.
+#[derive(Clone)]
+pub struct TlsConfigs {
+    pub verify: Arc<ClientConfig>,
+    pub no_verify: Arc<ClientConfig>,
+}
+
+/// ALPN offer: HTTP/2 first, HTTP/1.1 for servers that do not speak it.
+fn alpn() -> Vec<Vec<u8>> {
+    vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+}
+
+impl TlsConfigs {
+    pub fn new() -> Result<TlsConfigs, TlsSetupError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let native = rustls_native_certs::load_native_certs();
+        let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+        tracing::debug!(system_roots = added, "TLS trust store loaded");
+
+        let mut verify = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        verify.alpn_protocols = alpn();
+        verify.resumption = Resumption::disabled();
+
+        let mut no_verify = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth();
+        no_verify.alpn_protocols = alpn();
+        no_verify.resumption = Resumption::disabled();
+
+        Ok(TlsConfigs { verify: Arc::new(verify), no_verify: Arc::new(no_verify) })
+    }
+}
+
+/// `tls_verify: false`: accept any certificate and name, but still check
+/// the handshake signatures so the session is a real TLS session with the
+/// holder of the presented key.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// notAfter of a DER certificate; `None` when it does not parse.
+pub fn not_after(der: &[u8]) -> Option<DateTime<Utc>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0)
+}
+
+/// A short, safe description of a TLS failure (rustls' messages name the
+/// problem — "invalid peer certificate: UnknownIssuer" — and carry no data
+/// from the peer beyond that).
+pub fn describe_error(error: &std::io::Error) -> String {
+    match error.get_ref() {
+        Some(inner) => inner.to_string(),
+        None => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_not_after_of_a_generated_certificate() {
+        let mut params = rcgen::CertificateParams::new(vec!["example.test".to_string()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(2031, 5, 17);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let expires = not_after(cert.der()).unwrap();
+        assert_eq!(expires.to_rfc3339(), "2031-05-17T00:00:00+00:00");
+        assert_eq!(not_after(b"not a certificate"), None);
+    }
+
+    #[test]
+    fn configurations_offer_h2_and_never_resume() {
+        let configs = TlsConfigs::new().unwrap();
+        for c in [&configs.verify, &configs.no_verify] {
+            assert_eq!(c.alpn_protocols, alpn());
+        }
+    }
+}
