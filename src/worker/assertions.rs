@@ -227,7 +227,10 @@ mod tests {
         let e = Expect { json, ..Expect::default() };
         assert!(eval(&e, &observed(200, br#"{"status":"ok","db":{"connections":3}}"#)).is_empty());
         let failed = eval(&e, &observed(200, br#"{"status":"degraded"}"#));
-        assert_eq!(failed, vec!["json /db/connections: missing", r#"json /status: expected "ok", got "degraded""#]);
+        assert_eq!(
+            failed,
+            vec!["json /db/connections: missing", r#"json /status: expected "ok", got "degraded""#]
+        );
         assert_eq!(eval(&e, &observed(200, b"<html>")), vec!["json: body is not valid JSON"]);
     }
 

@@ -459,8 +459,10 @@ pub fn plan<'a>(
         let mut latest = None;
         let mut notices = Vec::new();
         for row in sorted {
-            let thresholds =
-                Thresholds { failure: row.job.spec.failure_threshold, success: row.job.spec.success_threshold };
+            let thresholds = Thresholds {
+                failure: row.job.spec.failure_threshold,
+                success: row.job.spec.success_threshold,
+            };
             let down_since = (state.status == Status::Down).then_some(state.since);
             let observation =
                 Observation { slot: row.job.slot, at: row.outcome.started_at, success: row.outcome.success };

@@ -23,7 +23,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use amqprs::channel::{BasicCancelArguments, BasicConsumeArguments, BasicQosArguments, Channel, ConsumerMessage};
+use amqprs::channel::{
+    BasicCancelArguments, BasicConsumeArguments, BasicQosArguments, Channel, ConsumerMessage,
+};
 use amqprs::connection::Connection;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -271,7 +273,10 @@ impl Consumer {
         }
         if tokio::time::timeout(self.checks_budget, semaphore.acquire_many(all)).await.is_err() {
             let left = self.concurrency - semaphore.available_permits();
-            tracing::warn!(abandoned = left, "drain budget over: abandoning running checks; their jobs return to the queue");
+            tracing::warn!(
+                abandoned = left,
+                "drain budget over: abandoning running checks; their jobs return to the queue"
+            );
             abort.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(1), semaphore.acquire_many(all)).await;
         }

@@ -369,7 +369,14 @@ impl HttpChecker {
     }
 
     /// The HTTP exchange on an established connection.
-    async fn http<IO>(&self, io: IO, h2: bool, url: &Url, out: &Outgoing<'_>, p: &mut Progress) -> Result<Hop, Failure>
+    async fn http<IO>(
+        &self,
+        io: IO,
+        h2: bool,
+        url: &Url,
+        out: &Outgoing<'_>,
+        p: &mut Progress,
+    ) -> Result<Hop, Failure>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -462,11 +469,8 @@ async fn read_response(
     p.status = Some(status);
     p.version = Some(response.version());
     p.phase = Phase::Body;
-    let location = response
-        .headers()
-        .get(hyper::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let location =
+        response.headers().get(hyper::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
     let mut body = response.into_body();
     let mut kept = if out.keep_body { Some(Vec::new()) } else { None };
     let mut read: u64 = 0;

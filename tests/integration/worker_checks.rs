@@ -163,7 +163,10 @@ async fn every_outcome_through_the_real_worker() {
             expect: |r| {
                 success(r);
                 assert!(r.tls_ms.unwrap_or(0.0) > 0.0, "{r:?}");
-                assert_eq!(r.cert_expires_at.map(|t| t.to_rfc3339()).as_deref(), Some("2036-01-02T00:00:00+00:00"));
+                assert_eq!(
+                    r.cert_expires_at.map(|t| t.to_rfc3339()).as_deref(),
+                    Some("2036-01-02T00:00:00+00:00")
+                );
             },
         },
         Case {
@@ -180,7 +183,10 @@ async fn every_outcome_through_the_real_worker() {
                 failed(r, "assertion");
                 assert_eq!(
                     r.failed_assertions,
-                    Some(vec!["body does not contain \"goodbye\"".to_string(), "body contains \"hello\"".to_string()])
+                    Some(vec![
+                        "body does not contain \"goodbye\"".to_string(),
+                        "body contains \"hello\"".to_string()
+                    ])
                 );
             },
         },
@@ -223,7 +229,10 @@ async fn every_outcome_through_the_real_worker() {
         (case.expect)(&results[0]);
     }
     // Every result advanced its check's state; nothing is left in the queue.
-    assert_eq!(bed.count("SELECT count(*) FROM check_state WHERE last_slot IS NOT NULL").await, cases.len() as i64);
+    assert_eq!(
+        bed.count("SELECT count(*) FROM check_state WHERE last_slot IS NOT NULL").await,
+        cases.len() as i64
+    );
     assert_eq!(bed.depth(&bed.broker.queue).await, 0);
 
     let (status, metrics) = crate::support::http::get(bed.listen, "/metrics").await.unwrap();
@@ -282,7 +291,11 @@ async fn hostile_targets_end_by_their_deadline_with_bounded_memory() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    let done = bed.wait_for_count("SELECT count(*) FROM check_results", checks.len() as i64, Duration::from_secs(20));
+    let done = bed.wait_for_count(
+        "SELECT count(*) FROM check_results",
+        checks.len() as i64,
+        Duration::from_secs(20),
+    );
     let all = tokio::select! {
         all = done => all,
         _ = sampler => unreachable!(),
@@ -296,7 +309,10 @@ async fn hostile_targets_end_by_their_deadline_with_bounded_memory() {
         assert!(r.total_ms < 2900.0, "{kind:?} outlived its 2.5 s deadline: {r:?}");
         if matches!(kind, Hostile::EndlessBody) {
             assert_eq!(r.bytes_read, Some(1 << 20), "{r:?}");
-            assert!(r.failed_assertions.as_ref().is_some_and(|f| f.iter().any(|a| a.contains("limit"))), "{r:?}");
+            assert!(
+                r.failed_assertions.as_ref().is_some_and(|f| f.iter().any(|a| a.contains("limit"))),
+                "{r:?}"
+            );
         }
     }
     // 40 concurrent 1 MiB bodies plus the runtime: far below what an

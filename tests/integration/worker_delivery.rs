@@ -133,17 +133,29 @@ async fn stale_jobs_are_acked_recorded_and_not_run() {
     bed.publish(&WorkerBed::job(id, "stale", &spec, slot)).await;
     let worker = bed.spawn_worker(&[]);
     let recorded = bed
-        .wait_for_count("SELECT count(*) FROM missed_slots WHERE reason = 'stale'", 1, Duration::from_secs(20))
+        .wait_for_count(
+            "SELECT count(*) FROM missed_slots WHERE reason = 'stale'",
+            1,
+            Duration::from_secs(20),
+        )
         .await;
     assert!(recorded, "{}", worker.output());
     assert_eq!(target.requests(), 0, "a stale job must not run");
     assert_eq!(bed.count(ROWS).await, 0);
     let client = bed.db.client().await;
-    let row = client.query_one("SELECT check_id, first_slot, last_slot, slots FROM missed_slots", &[]).await.unwrap();
+    let row = client
+        .query_one("SELECT check_id, first_slot, last_slot, slots FROM missed_slots", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, i64>(0), id);
     assert_eq!(row.get::<_, chrono::DateTime<chrono::Utc>>(1), slot);
     assert_eq!(row.get::<_, i32>(3), 1);
-    assert!(crate::support::eventually(Duration::from_secs(5), || async { bed.depth(&bed.broker.queue).await == 0 }).await);
+    assert!(
+        crate::support::eventually(Duration::from_secs(5), || async {
+            bed.depth(&bed.broker.queue).await == 0
+        })
+        .await
+    );
     let (_, metrics) = http::get(bed.listen, "/metrics").await.unwrap();
     assert!(metrics.contains("sentryk8s_jobs_stale_total 1"), "{metrics}");
 }
@@ -169,7 +181,11 @@ async fn failing_twice_goes_down_once_recovering_goes_up_once_and_old_results_do
         target.set_status(status);
         bed.publish(&job_at(i)).await;
         expected_rows += 1;
-        assert!(bed.wait_for_count(ROWS, expected_rows, Duration::from_secs(20)).await, "{}", worker.output());
+        assert!(
+            bed.wait_for_count(ROWS, expected_rows, Duration::from_secs(20)).await,
+            "{}",
+            worker.output()
+        );
         let state = bed.state(id).await.expect("state");
         let notes = bed.notifications(id).await;
         match i {
@@ -218,7 +234,8 @@ async fn sigterm_finishes_running_checks_commits_and_exits_zero() {
         ids.push(id);
     }
     let mut worker = bed.spawn_worker(&[]);
-    let in_flight = crate::support::eventually(Duration::from_secs(20), || async { target.requests() == 5 }).await;
+    let in_flight =
+        crate::support::eventually(Duration::from_secs(20), || async { target.requests() == 5 }).await;
     assert!(in_flight, "{}", worker.output());
     let asked = Instant::now();
     worker.terminate();
@@ -246,7 +263,9 @@ async fn sigterm_returns_checks_that_outlive_the_drain_to_the_queue() {
     assert!(status.is_some_and(|s| s.success()), "{status:?}\n{}", worker.output());
     assert!(asked.elapsed() < Duration::from_secs(4), "drain took {:?}", asked.elapsed());
     assert_eq!(bed.count(ROWS).await, 0);
-    let requeued =
-        crate::support::eventually(Duration::from_secs(5), || async { bed.depth(&bed.broker.queue).await == 1 }).await;
+    let requeued = crate::support::eventually(Duration::from_secs(5), || async {
+        bed.depth(&bed.broker.queue).await == 1
+    })
+    .await;
     assert!(requeued, "the unfinished job must go back to the queue\n{}", worker.output());
 }

@@ -109,7 +109,9 @@ async fn rabbitmq_outage_reconnects_and_loses_nothing() {
     assert!(eventually(Duration::from_secs(10), || async { bed.depth(&bed.broker.queue).await == 0 }).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(bed.count(ROWS).await, 30, "no result doubled");
-    assert!(worker.output().contains("lost the RabbitMQ connection") || worker.output().contains("reconnecting"));
+    assert!(
+        worker.output().contains("lost the RabbitMQ connection") || worker.output().contains("reconnecting")
+    );
     assert!(eventually(Duration::from_secs(10), || async { readyz(&bed).await.0 == 200 }).await);
 }
 

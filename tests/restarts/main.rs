@@ -80,7 +80,8 @@ async fn publish(bed: &WorkerBed, target: &TestTarget, prefix: &str, n: usize) {
 
 async fn rabbitmq_restart() {
     let mut bed = WorkerBed::new().await;
-    let target = TestTarget::start(Behavior { delay: Duration::from_millis(100), ..Behavior::default() }).await;
+    let target =
+        TestTarget::start(Behavior { delay: Duration::from_millis(100), ..Behavior::default() }).await;
     let worker = bed.spawn_worker(&[("SENTRYK8S_AMQP__RECONNECT_MAX_BACKOFF", "1s")]);
     publish(&bed, &target, "before", 60).await;
     assert!(bed.wait_for_count(ROWS, 10, Duration::from_secs(20)).await, "{}", worker.output());
@@ -99,7 +100,8 @@ async fn rabbitmq_restart() {
 
 async fn postgres_restart() {
     let bed = WorkerBed::new().await;
-    let target = TestTarget::start(Behavior { delay: Duration::from_millis(100), ..Behavior::default() }).await;
+    let target =
+        TestTarget::start(Behavior { delay: Duration::from_millis(100), ..Behavior::default() }).await;
     let worker = bed.spawn_worker(&[]);
     publish(&bed, &target, "before", 60).await;
     assert!(bed.wait_for_count(ROWS, 10, Duration::from_secs(20)).await, "{}", worker.output());
@@ -111,7 +113,10 @@ async fn postgres_restart() {
     assert!(all, "{} rows of 100\n{}", bed.count(ROWS).await, worker.output());
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(bed.count(ROWS).await, 100, "a result was doubled");
-    assert!(support::eventually(Duration::from_secs(10), || async { bed.depth(&bed.broker.queue).await == 0 }).await);
+    assert!(
+        support::eventually(Duration::from_secs(10), || async { bed.depth(&bed.broker.queue).await == 0 })
+            .await
+    );
 }
 
 #[test]

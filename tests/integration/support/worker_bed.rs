@@ -52,7 +52,13 @@ impl WorkerBed {
         let connection = broker.connect().await;
         let channel = connection.open_channel(None).await.expect("open channel");
         declare_topology(&channel, &broker.topology()).await.expect("declare topology");
-        WorkerBed { db, broker, connection, channel, listen: format!("127.0.0.1:{}", free_port()).parse().unwrap() }
+        WorkerBed {
+            db,
+            broker,
+            connection,
+            channel,
+            listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        }
     }
 
     /// Opens a new publishing connection (after a broker restart).
@@ -96,7 +102,15 @@ impl WorkerBed {
 
     pub fn job(check_id: i64, name: &str, spec: &serde_json::Value, slot: DateTime<Utc>) -> CheckJob {
         let spec: CheckSpec = serde_json::from_value(spec.clone()).expect("valid spec");
-        CheckJob { v: JOB_SCHEMA_VERSION, check_id, name: name.into(), slot, interval_ms: 60_000, version: 1, spec }
+        CheckJob {
+            v: JOB_SCHEMA_VERSION,
+            check_id,
+            name: name.into(),
+            slot,
+            interval_ms: 60_000,
+            version: 1,
+            spec,
+        }
     }
 
     pub async fn publish(&self, job: &CheckJob) {
@@ -104,7 +118,8 @@ impl WorkerBed {
     }
 
     pub async fn publish_raw(&self, body: Vec<u8>, message_id: &str) {
-        let properties = BasicProperties::default().with_message_id(message_id).with_persistence(true).finish();
+        let properties =
+            BasicProperties::default().with_message_id(message_id).with_persistence(true).finish();
         self.channel
             .basic_publish(properties, body, BasicPublishArguments::new(&self.broker.exchange, "check"))
             .await

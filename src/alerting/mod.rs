@@ -1,0 +1,14 @@
+//! Alerting: notification channels, maintenance windows and the delivery
+//! of the `notifications` outbox.
+//!
+//! - `channel.rs` — a channel as stored (webhook, Slack, Discord, Teams,
+//!   PagerDuty, email);
+//! - `maintenance.rs` — when alerts are suppressed (pure);
+//! - `backoff.rs` — retry delays with jitter (pure);
+//! - `signature.rs` — the webhook HMAC signature (pure);
+
+pub mod backoff;
+pub mod channel;
+pub mod maintenance;
+pub mod render;
+pub mod signature;
