@@ -9,6 +9,10 @@
 
 pub mod backoff;
 pub mod channel;
+pub mod fanout;
 pub mod maintenance;
+pub mod reminders;
 pub mod render;
+pub mod send;
 pub mod signature;
+pub mod store;

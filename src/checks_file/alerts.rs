@@ -20,6 +20,8 @@ pub const MAX_REMIND_MS: u64 = 30 * 86_400_000;
 /// Most delivery attempts a channel may ask for.
 pub const MAX_ATTEMPTS: i64 = 100;
 
+const ADDRESS_HINT: &str = "write it like \"ops@example.com\" or \"SentryK8s <ops@example.com>\"";
+
 /// One valid channel, ready to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeclaredChannel {
@@ -54,6 +56,7 @@ impl Ctx<'_> {
         for (name, value, key_pos) in entries {
             let channel_path = join_key(path, &name);
             let before = self.diags.len();
+            self.written_channels.push(name.clone());
             if !valid_name(&name) {
                 self.error(
                     key_pos,
@@ -334,11 +337,11 @@ impl Ctx<'_> {
                         let item_path = super::validate::item_path(n, &p, i);
                         match item.v.trim().parse::<lettre::message::Mailbox>() {
                             Ok(_) => out.push(item.v.trim().to_string()),
-                            Err(e) => {
+                            Err(_) => {
                                 self.error(
                                     item.pos,
                                     &item_path,
-                                    format!("invalid address {}: {e}", quoted(&item.v)),
+                                    format!("invalid address {}: {ADDRESS_HINT}", quoted(&item.v)),
                                 );
                                 ok = false;
                             }
@@ -374,8 +377,8 @@ impl Ctx<'_> {
         let f = self.text(node, path, "the address").set()?.v.trim().to_string();
         match f.parse::<lettre::message::Mailbox>() {
             Ok(_) => Some(f),
-            Err(e) => {
-                self.error(node.pos, path, format!("invalid address {}: {e}", quoted(&f)));
+            Err(_) => {
+                self.error(node.pos, path, format!("invalid address {}: {ADDRESS_HINT}", quoted(&f)));
                 None
             }
         }

@@ -104,6 +104,16 @@ fn push_text(sources: &mut Vec<Source>, diags: &mut Diagnostics, name: String, b
 /// `checks`) are resolved later by [`unresolved`], because a name may also
 /// be declared in the database.
 pub fn validate_all(sources: &[Source], lookup: Lookup<'_>) -> Result<Declared, Diagnostics> {
+    validate_resolving(sources, lookup, false)
+}
+
+/// [`validate_all`]; with `resolve`, references must also resolve within
+/// the files themselves (what `--prune` needs), reported with the rest.
+pub fn validate_resolving(
+    sources: &[Source],
+    lookup: Lookup<'_>,
+    resolve: bool,
+) -> Result<Declared, Diagnostics> {
     let mut validator = Validator::new(lookup);
     let mut diags = Diagnostics::default();
     let mut all = Declared::default();
@@ -112,6 +122,8 @@ pub fn validate_all(sources: &[Source], lookup: Lookup<'_>) -> Result<Declared, 
         all.checks.extend(found.checks);
         all.channels.extend(found.channels);
         all.windows.extend(found.windows);
+        all.written_channels.extend(found.written_channels);
+        all.written_checks.extend(found.written_checks);
         for p in problems {
             diags.push(p);
         }
@@ -131,6 +143,11 @@ pub fn validate_all(sources: &[Source], lookup: Lookup<'_>) -> Result<Declared, 
         .iter()
         .map(|w| (w.name.as_str(), w.file.as_str(), w.pos, format!("{}.name", w.path), w.path.as_str()));
     duplicates("maintenance window", windows, &mut diags);
+    if resolve {
+        let none = HashSet::new();
+        diags.0.extend(unresolved(&all, &none, &none).0);
+        diags.0.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
+    }
     if diags.is_empty() {
         Ok(all)
     } else {
@@ -172,12 +189,13 @@ pub fn unresolved(
     stored_channels: &HashSet<String>,
     stored_checks: &HashSet<String>,
 ) -> Diagnostics {
-    let channels: Vec<&str> = declared.channels.iter().map(|c| c.name.as_str()).collect();
-    let checks: HashSet<&str> = declared.checks.iter().map(|c| c.name.as_str()).collect();
+    let channels: Vec<&str> = declared.written_channels.iter().map(String::as_str).collect();
+    let written_channels: HashSet<&str> = declared.written_channels.iter().map(String::as_str).collect();
+    let written_checks: HashSet<&str> = declared.written_checks.iter().map(String::as_str).collect();
     let mut diags = Diagnostics::default();
     let mut inherited: HashMap<(String, Pos), (usize, usize)> = HashMap::new();
     for r in declared.checks.iter().flat_map(|c| &c.alert_refs) {
-        if channels.contains(&r.name.as_str()) || stored_channels.contains(&r.name) {
+        if written_channels.contains(r.name.as_str()) || stored_channels.contains(&r.name) {
             continue;
         }
         if r.inherited {
@@ -205,9 +223,10 @@ pub fn unresolved(
             diags.0[*index].message.push_str(&format!(" (and {more} more check{s} that inherit it)"));
         }
     }
-    let check_names: Vec<&str> = checks.iter().copied().collect();
+    let mut check_names: Vec<&str> = written_checks.iter().copied().collect();
+    check_names.sort_unstable();
     for r in declared.windows.iter().flat_map(|w| &w.check_refs) {
-        if checks.contains(r.name.as_str()) || stored_checks.contains(&r.name) {
+        if written_checks.contains(r.name.as_str()) || stored_checks.contains(&r.name) {
             continue;
         }
         let hint = match super::schema::closest(&r.name, &check_names) {
@@ -227,9 +246,14 @@ pub fn unresolved(
 
 /// [`read_sources`] then [`validate_all`]: what `checks apply` and
 /// `standalone` call.
-pub fn load(paths: &[PathBuf], stdin: &mut dyn Read, lookup: Lookup<'_>) -> Result<Declared, Diagnostics> {
+pub fn load(
+    paths: &[PathBuf],
+    stdin: &mut dyn Read,
+    lookup: Lookup<'_>,
+    resolve: bool,
+) -> Result<Declared, Diagnostics> {
     let sources = read_sources(paths, stdin)?;
-    validate_all(&sources, lookup)
+    validate_resolving(&sources, lookup, resolve)
 }
 
 #[cfg(test)]

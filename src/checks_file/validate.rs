@@ -57,6 +57,10 @@ pub struct Declared {
     pub checks: Vec<DeclaredCheck>,
     pub channels: Vec<DeclaredChannel>,
     pub windows: Vec<DeclaredWindow>,
+    /// Every channel and check name written, including those of entries
+    /// that failed validation.
+    pub written_channels: Vec<String>,
+    pub written_checks: Vec<String>,
 }
 
 /// A name that must resolve to something declared elsewhere (a channel, a
@@ -92,6 +96,8 @@ impl<'a> Validator<'a> {
             regexes_ok: &mut self.regexes_ok,
             diags: Vec::new(),
             inherited: HashMap::new(),
+            written_channels: Vec::new(),
+            written_checks: Vec::new(),
         };
         let documents = match yaml::parse(source) {
             Ok(docs) => docs,
@@ -121,6 +127,8 @@ impl<'a> Validator<'a> {
                 ctx.document(document, &mut declared);
             }
         }
+        declared.written_channels = std::mem::take(&mut ctx.written_channels);
+        declared.written_checks = std::mem::take(&mut ctx.written_checks);
         for (index, more) in ctx.inherited.values() {
             if *more > 0 {
                 let s = if *more == 1 { "" } else { "s" };
@@ -318,6 +326,10 @@ pub(super) struct Ctx<'c> {
     lookup: Lookup<'c>,
     regexes_ok: &'c mut HashSet<String>,
     pub(super) diags: Vec<Diagnostic>,
+    /// Channel and check names written in the file, valid or not: a
+    /// reference to one that failed validation is not "unknown" too.
+    pub(super) written_channels: Vec<String>,
+    pub(super) written_checks: Vec<String>,
     /// A problem with a value inherited from `defaults` is reported once,
     /// for the first check, with a count of the others: (place, message)
     /// → (index in `diags`, further checks).
@@ -745,6 +757,9 @@ impl Ctx<'_> {
     }
 
     pub(super) fn name(&mut self, node: &Node, path: &str) -> Slot<String> {
+        if let (Some(text), true) = (node.scalar_text(), path.starts_with("checks[")) {
+            self.written_checks.push(text.trim().to_string());
+        }
         match self.string(node, path) {
             Slot::Set(f) if valid_name(&f.v) => Slot::Set(f),
             Slot::Set(f) => {

@@ -32,19 +32,14 @@ pub async fn run(args: ChecksArgs, config: Config) -> anyhow::Result<ExitCode> {
 }
 
 async fn apply(args: ApplyArgs, config: Config) -> anyhow::Result<ExitCode> {
-    let declared = match checks_file::load(&args.files, &mut std::io::stdin().lock(), &env::process_env) {
+    // Nothing outside the files survives --prune: references must resolve
+    // within them, which is known before connecting. Without it, they may
+    // also name what is stored, which apply checks in its transaction.
+    let stdin = &mut std::io::stdin().lock();
+    let declared = match checks_file::load(&args.files, stdin, &env::process_env, args.prune) {
         Ok(declared) => declared,
         Err(diags) => return Ok(invalid(&diags)),
     };
-    if args.prune {
-        // Nothing outside the files survives --prune: references must
-        // resolve within them, which is known before connecting.
-        let empty = std::collections::HashSet::new();
-        let problems = checks_file::load::unresolved(&declared, &empty, &empty);
-        if !problems.is_empty() {
-            return Ok(invalid(&problems));
-        }
-    }
     let token = shutdown::on_signals().context("installing signal handlers")?;
     let mut client = db::connect_with_wait(&config, "checks-apply", Duration::ZERO, &token).await?;
     let options = Options { prune: args.prune, dry_run: args.dry_run };
