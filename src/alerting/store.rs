@@ -220,6 +220,8 @@ pub struct Claimed {
     /// This attempt's number (from 1).
     pub attempt: i32,
     pub max_attempts: i32,
+    /// The channel as stored now (`None` when it was removed).
+    pub spec: Option<Value>,
 }
 
 /// Fails deliveries whose lease passed after their last allowed attempt
@@ -256,7 +258,7 @@ pub async fn claim(pool: &Pool, limit: i64, me: &str, lease: Duration) -> Result
                FROM due
               WHERE d.id = due.id
              RETURNING d.id, d.check_id, d.check_name, d.channel, d.event, d.idempotency_key, d.payload,
-                       d.attempts, d.max_attempts",
+                       d.attempts, d.max_attempts, (SELECT spec FROM alert_channels c WHERE c.name = d.channel)",
         )
         .await?;
     let rows = client.query(&statement, &[&limit, &me, &lease.as_secs_f64()]).await?;
@@ -272,6 +274,7 @@ pub async fn claim(pool: &Pool, limit: i64, me: &str, lease: Duration) -> Result
             document: r.get(6),
             attempt: r.get(7),
             max_attempts: r.get(8),
+            spec: r.get(9),
         })
         .collect())
 }
