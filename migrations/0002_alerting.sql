@@ -56,6 +56,7 @@ CREATE TABLE notification_deliveries (
     -- the claim's lease: a worker that died mid-send leaves the row to be
     -- claimed again once it passes (judged by PostgreSQL's clock).
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    -- Who holds the claim; after success, who sent it.
     leased_by        text,
     last_error       text,
     -- The maintenance window that suppressed it, or why it was suppressed.

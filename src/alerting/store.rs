@@ -138,8 +138,16 @@ pub async fn fan_out(
     let tx = client.transaction().await?;
     let rows = tx
         .query(
-            "SELECT id, check_id, check_name, incident_id, event, slot, payload FROM notifications
-              WHERE dispatched_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            // A recovery waits until its trigger is fanned out (by this or
+            // another worker, committed): it follows what became of it.
+            "SELECT n.id, n.check_id, n.check_name, n.incident_id, n.event, n.slot, n.payload
+               FROM notifications n
+              WHERE n.dispatched_at IS NULL
+                AND NOT (n.event = 'up' AND EXISTS (
+                        SELECT 1 FROM notifications t
+                         WHERE t.check_id = n.check_id AND t.incident_id = n.incident_id
+                           AND t.event = 'down' AND t.dispatched_at IS NULL))
+              ORDER BY n.id LIMIT $1 FOR UPDATE OF n SKIP LOCKED",
             &[&limit],
         )
         .await?;
@@ -285,7 +293,7 @@ pub async fn settle_sent(pool: &Pool, id: i64) -> Result<(), StoreError> {
     client
         .execute(
             "UPDATE notification_deliveries
-                SET status = 'sent', sent_at = now(), leased_by = NULL, last_error = NULL, updated_at = now()
+                SET status = 'sent', sent_at = now(), last_error = NULL, updated_at = now()
               WHERE id = $1 AND status <> 'sent'",
             &[&id],
         )
