@@ -71,7 +71,7 @@ impl RegexCache {
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).last().unwrap_or("invalid").to_string()
+    text.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("invalid").to_string()
 }
 
 /// Evaluates every assertion; returns one entry per failure (empty = up).

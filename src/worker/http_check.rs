@@ -262,7 +262,7 @@ impl HttpChecker {
                 Failure::new(ErrorClass::Protocol, format!("redirect {} has an invalid Location", hop.status))
             })?;
             visited.push(url.clone());
-            if visited.iter().any(|u| *u == next) {
+            if visited.contains(&next) {
                 return Err(Failure::new(
                     ErrorClass::Protocol,
                     format!("redirect loop: hop {} leads back to an earlier URL", visited.len()),
@@ -274,7 +274,7 @@ impl HttpChecker {
                     headers.remove(name);
                 }
             }
-            if matches!(hop.status, 301 | 302 | 303) && method != Method::HEAD {
+            if matches!(hop.status, 301..=303) && method != Method::HEAD {
                 method = Method::GET;
                 body = Bytes::new();
                 headers.remove(hyper::header::CONTENT_TYPE);
