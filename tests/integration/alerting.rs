@@ -533,3 +533,82 @@ async fn a_notification_survives_kill_9_between_claim_and_send() {
     let by: String = bed.one("SELECT leased_by FROM notification_deliveries").await;
     assert_eq!(by, "worker-b");
 }
+
+/// `checks apply` plans channels and windows like checks: idempotent,
+/// secrets never printed, `--prune` deletes what no file declares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_plans_channels_and_windows_idempotently() {
+    let bed = Bed::new().await;
+    let file = format!(
+        "{}maintenance:\n  - {{ name: nightly, time_zone: Europe/Paris, every: day, at: '02:00', duration: 1h }}\nchecks:\n  - {{ name: api, url: 'http://127.0.0.1:9/', alerts: [hook, pager] }}\n",
+        bed.channels()
+    );
+    std::fs::write(bed.dir.join("checks.yaml"), &file).unwrap();
+    let env = [("HOOK_SECRET", SECRET)];
+    let apply = |args: &[&str], env: &[(&str, &str)]| sentryk8s(Some(&bed.db), &bed.dir, args, env, "");
+    let first = apply(&["checks", "apply", "-f", "checks.yaml"], &env);
+    assert_eq!(first.code, Some(0), "{}", first.all());
+    assert!(first.stdout.contains("+ channel hook created\n"), "{}", first.stdout);
+    assert!(first.stdout.contains("+ maintenance nightly created\n"), "{}", first.stdout);
+    assert!(
+        first.stdout.contains("6 channels declared: 6 created, 0 updated, 0 unchanged, 0 deleted."),
+        "{}",
+        first.stdout
+    );
+    let again = apply(&["checks", "apply", "-f", "checks.yaml"], &env);
+    assert!(
+        again.stdout.contains("6 channels declared: 0 created, 0 updated, 6 unchanged, 0 deleted."),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again.stdout.contains("1 maintenance window declared: 0 created, 0 updated, 1 unchanged, 0 deleted."),
+        "{}",
+        again.stdout
+    );
+    assert!(again.stdout.contains("Nothing to do."), "{}", again.stdout);
+    // A new secret is an update that names the field, never the value.
+    let changed =
+        apply(&["checks", "apply", "-f", "checks.yaml"], &[("HOOK_SECRET", "another-secret-value")]);
+    assert!(changed.stdout.contains("~ channel hook updated: secret\n"), "{}", changed.stdout);
+    assert!(
+        !changed.all().contains("another-secret-value") && !changed.all().contains(SECRET),
+        "{}",
+        changed.all()
+    );
+    let stored: String = bed.one("SELECT spec->>'secret' FROM alert_channels WHERE name = 'hook'").await;
+    assert_eq!(stored, "another-secret-value");
+    // Without --prune, a reference may name a stored channel; with it, it must be in the files.
+    std::fs::write(
+        bed.dir.join("small.yaml"),
+        "checks:\n  - { name: api, url: 'http://127.0.0.1:9/', alerts: [pager] }\n",
+    )
+    .unwrap();
+    let kept = apply(&["checks", "apply", "-f", "small.yaml"], &[]);
+    assert_eq!(kept.code, Some(0), "{}", kept.all());
+    assert!(
+        kept.stdout.contains("6 channels in the database are not declared in these files and were kept"),
+        "{}",
+        kept.stdout
+    );
+    let refused = apply(&["checks", "apply", "--prune", "-f", "small.yaml"], &[]);
+    assert_eq!(refused.code, Some(2), "{}", refused.all());
+    assert!(
+        refused.stderr.starts_with("small.yaml:2:")
+            && refused.stderr.contains(": checks[0].alerts[0]: unknown channel `pager`"),
+        "{}",
+        refused.stderr
+    );
+    std::fs::write(bed.dir.join("small.yaml"), "alerts:\n  pager: { type: pagerduty, routing_key: k }\nchecks:\n  - { name: api, url: 'http://127.0.0.1:9/', alerts: [pager] }\n").unwrap();
+    let pruned = apply(&["checks", "apply", "--prune", "-f", "small.yaml"], &[]);
+    assert_eq!(pruned.code, Some(0), "{}", pruned.all());
+    assert!(
+        pruned.stdout.contains("- channel hook deleted\n")
+            && pruned.stdout.contains("~ channel pager updated: routing_key, url\n"),
+        "{}",
+        pruned.stdout
+    );
+    assert!(pruned.stdout.contains("- maintenance nightly deleted\n"), "{}", pruned.stdout);
+    assert_eq!(bed.one::<i64>("SELECT count(*) FROM alert_channels").await, 1);
+    assert_eq!(bed.one::<i64>("SELECT count(*) FROM maintenance_windows").await, 0);
+}
