@@ -30,7 +30,7 @@ BIN=target/release/sentryk8s
 # assertions, labels and alerts, four different intervals.
 generate() { # $1 = path suffix that makes every check differ from the last run
     awk -v n="$N" -v suffix="$1" 'BEGIN {
-        print "defaults:\n  timeout: 5s\n  labels: { env: bench }\nchecks:";
+        print "alerts:\n  ops: { type: webhook, url: \"http://127.0.0.1:18090/hooks/ops\" }\ndefaults:\n  timeout: 5s\n  labels: { env: bench }\nchecks:";
         split("10s 30s 60s 5m", iv, " ");
         for (i = 0; i < n; i++) {
             printf "  - name: svc-%06d\n", i;

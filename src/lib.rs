@@ -4,6 +4,7 @@
 //! drive the same code the roles run. See DESIGN.md for the big picture and
 //! README.md for how to run it.
 
+pub mod alerting;
 pub mod checks_file;
 pub mod cli;
 pub mod commands;

@@ -10,8 +10,10 @@ use tokio_postgres::Client;
 
 /// Every migration, in order. `tests::embedded_list_matches_directory`
 /// fails when a file is added to `migrations/` but not here.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { name: "0001_init.sql", sql: include_str!("../migrations/0001_init.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { name: "0001_init.sql", sql: include_str!("../migrations/0001_init.sql") },
+    Migration { name: "0002_alerting.sql", sql: include_str!("../migrations/0002_alerting.sql") },
+];
 
 /// Advisory lock key: "sentryk8s" in ASCII, so it is recognisable in pg_locks.
 const LOCK_KEY: i64 = 0x73656e7472796b38;

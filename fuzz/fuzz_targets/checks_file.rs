@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let source = Source { name: "fuzz.yaml".into(), text: text.into() };
     let lookup = |name: &str| (name == "SET").then(|| "value".to_string());
     if let Ok(checks) = validate_all(&[source], &lookup) {
-        for check in checks {
+        for check in checks.checks {
             let json = serde_json::to_value(&check.spec).expect("a spec serialises");
             let back: CheckSpec = serde_json::from_value(json).expect("a stored spec deserialises");
             assert_eq!(back, check.spec, "spec changed through JSON");

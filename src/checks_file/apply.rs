@@ -1,12 +1,19 @@
-//! Making the `checks` table match the declared checks: one transaction,
-//! one statement per kind of change (rows travel as arrays through
-//! `unnest`, so 100,000 checks are three round trips, not 100,000), under
-//! an advisory lock so two applies never interleave.
+//! Making the `checks`, `alert_channels` and `maintenance_windows` tables
+//! match the declared files: one transaction, one statement per kind of
+//! change (rows travel as arrays through `unnest`, so 100,000 checks are
+//! three round trips, not 100,000), under an advisory lock so two applies
+//! never interleave. References (a check's `alerts`, a window's `checks`)
+//! are resolved inside that transaction, against the files and, without
+//! `--prune`, what is already stored.
+
+use std::collections::HashSet;
 
 use tokio_postgres::Client;
 
-use super::plan::{plan, Existing, Plan};
-use super::validate::DeclaredCheck;
+use super::diagnostic::Diagnostics;
+use super::load::unresolved;
+use super::plan::{plan, plan_named, Existing, Plan};
+use super::validate::Declared;
 
 /// Advisory lock of `checks apply` ("sk8apply" in ASCII; the migration
 /// lock is another key).
@@ -20,6 +27,9 @@ pub enum ApplyError {
     Db(String),
     #[error("cannot encode check `{0}`: {1}")]
     Encode(String, String),
+    /// References to channels or checks that exist nowhere.
+    #[error("{0}")]
+    Unresolved(Diagnostics),
 }
 
 fn db(e: tokio_postgres::Error) -> ApplyError {
@@ -39,6 +49,7 @@ pub async fn ensure_migrated(client: &Client) -> Result<(), ApplyError> {
     let row = client
         .query_one(
             "SELECT to_regclass('checks') IS NOT NULL AND to_regclass('check_state') IS NOT NULL
+                    AND to_regclass('alert_channels') IS NOT NULL
                     AND to_regclass('cluster') IS NOT NULL",
             &[],
         )
@@ -60,7 +71,7 @@ pub async fn ensure_migrated(client: &Client) -> Result<(), ApplyError> {
 /// another apply holds the lock and this one has to wait.
 pub async fn apply(
     client: &mut Client,
-    declared: &[DeclaredCheck],
+    all: &Declared,
     options: Options,
     on_wait: impl FnOnce(),
 ) -> Result<Plan, ApplyError> {
@@ -89,8 +100,50 @@ pub async fn apply(
         })
         .collect();
     drop(rows);
-    let plan = plan(declared, existing, options.prune)
+    let declared = &all.checks;
+    let stored_checks: HashSet<String> = existing.iter().map(|e| e.name.clone()).collect();
+    let mut plan = plan(declared, existing, options.prune)
         .map_err(|e| ApplyError::Encode(String::new(), e.to_string()))?;
+
+    let stored_channels: Vec<(String, serde_json::Value)> = tx
+        .query("SELECT name, spec FROM alert_channels", &[])
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let stored_windows: Vec<(String, serde_json::Value)> = tx
+        .query("SELECT name, spec FROM maintenance_windows", &[])
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    // With --prune, whatever the files do not declare is about to go.
+    let (known_channels, known_checks) = if options.prune {
+        (HashSet::new(), HashSet::new())
+    } else {
+        (stored_channels.iter().map(|(n, _)| n.clone()).collect(), stored_checks)
+    };
+    let problems = unresolved(all, &known_channels, &known_checks);
+    if !problems.is_empty() {
+        tx.rollback().await.map_err(db)?;
+        return Err(ApplyError::Unresolved(problems));
+    }
+    let channel_specs = all
+        .channels
+        .iter()
+        .map(|c| Ok((c.name.as_str(), serde_json::to_value(&c.spec)?)))
+        .collect::<Result<Vec<_>, serde_json::Error>>()
+        .map_err(|e| ApplyError::Encode(String::new(), e.to_string()))?;
+    plan.channels = plan_named(&channel_specs, stored_channels, options.prune);
+    let window_specs = all
+        .windows
+        .iter()
+        .map(|w| Ok((w.name.as_str(), serde_json::to_value(&w.spec)?)))
+        .collect::<Result<Vec<_>, serde_json::Error>>()
+        .map_err(|e| ApplyError::Encode(String::new(), e.to_string()))?;
+    plan.windows = plan_named(&window_specs, stored_windows, options.prune);
     if options.dry_run || plan.is_noop() {
         // Nothing was written; ending the transaction releases the lock.
         tx.rollback().await.map_err(db)?;
@@ -143,6 +196,61 @@ pub async fn apply(
         .await
         .map_err(db)?;
     }
+    write_named(
+        &tx,
+        "alert_channels",
+        &plan.channels,
+        &all.channels.iter().map(|c| c.spec.kind.name()).collect::<Vec<_>>(),
+        &channel_specs,
+    )
+    .await?;
+    write_named(&tx, "maintenance_windows", &plan.windows, &[], &window_specs).await?;
     tx.commit().await.map_err(db)?;
     Ok(plan)
+}
+
+/// Deletes, updates and creates the rows of a name-keyed table. `kinds`
+/// (channels only) fills the `kind` column.
+async fn write_named(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    plan: &super::plan::NamedPlan,
+    kinds: &[&str],
+    specs: &[(&str, serde_json::Value)],
+) -> Result<(), ApplyError> {
+    if !plan.delete.is_empty() {
+        tx.execute(&format!("DELETE FROM {table} WHERE name = ANY($1::text[])"), &[&plan.delete])
+            .await
+            .map_err(db)?;
+    }
+    let changed: Vec<usize> =
+        plan.create.iter().copied().chain(plan.update.iter().map(|(i, _)| *i)).collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = changed.iter().map(|&i| specs[i].0).collect();
+    let values: Vec<&serde_json::Value> = changed.iter().map(|&i| &specs[i].1).collect();
+    if kinds.is_empty() {
+        tx.execute(
+            &format!(
+                "INSERT INTO {table} (name, spec) SELECT * FROM unnest($1::text[], $2::jsonb[])
+                 ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated_at = now()"
+            ),
+            &[&names, &values],
+        )
+        .await
+        .map_err(db)?;
+    } else {
+        let kinds: Vec<&str> = changed.iter().map(|&i| kinds[i]).collect();
+        tx.execute(
+            &format!(
+                "INSERT INTO {table} (name, kind, spec) SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
+                 ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, spec = excluded.spec, updated_at = now()"
+            ),
+            &[&names, &kinds, &values],
+        )
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
 }

@@ -204,7 +204,8 @@ checks:
 "#;
         let none = |_: &str| None;
         let mut v = Validator::new(&none);
-        let (checks, diags) = v.validate("a.yaml", source);
+        let (declared, diags) = v.validate("a.yaml", source);
+        let checks = declared.checks;
         assert!(diags.is_empty(), "{diags:?}");
         let stored: Vec<StoredCheck> = checks
             .iter()
@@ -217,6 +218,7 @@ checks:
             .collect();
         let text = to_file(&stored).unwrap();
         let (again, diags) = v.validate("export.yaml", &text);
+        let again = again.checks;
         assert!(diags.is_empty(), "{diags:?}\n{text}");
         assert_eq!(again[0].spec, checks[0].spec, "{text}");
         assert_eq!((again[0].interval_ms, again[0].enabled), (checks[0].interval_ms, checks[0].enabled));

@@ -2,13 +2,13 @@
 //! validating all of them together: every problem of every file, then
 //! names declared twice anywhere.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::diagnostic::{Diagnostic, Diagnostics};
+use super::diagnostic::{Diagnostic, Diagnostics, Pos};
 use super::env::Lookup;
-use super::validate::{DeclaredCheck, Validator};
+use super::validate::{Declared, Validator};
 
 /// One checks file's text and the name messages use for it.
 #[derive(Debug, Clone)]
@@ -98,41 +98,150 @@ fn push_text(sources: &mut Vec<Source>, diags: &mut Diagnostics, name: String, b
     }
 }
 
-/// Validates every source; the checks when all of them are valid, else
-/// every problem. Names must be unique across all sources.
-pub fn validate_all(sources: &[Source], lookup: Lookup<'_>) -> Result<Vec<DeclaredCheck>, Diagnostics> {
+/// Validates every source; what they declare when all of them are valid,
+/// else every problem. Names (of checks, channels, windows) must be unique
+/// across all sources. References (a check's `alerts`, a window's
+/// `checks`) are resolved later by [`unresolved`], because a name may also
+/// be declared in the database.
+pub fn validate_all(sources: &[Source], lookup: Lookup<'_>) -> Result<Declared, Diagnostics> {
+    validate_resolving(sources, lookup, false)
+}
+
+/// [`validate_all`]; with `resolve`, references must also resolve within
+/// the files themselves (what `--prune` needs), reported with the rest.
+pub fn validate_resolving(
+    sources: &[Source],
+    lookup: Lookup<'_>,
+    resolve: bool,
+) -> Result<Declared, Diagnostics> {
     let mut validator = Validator::new(lookup);
     let mut diags = Diagnostics::default();
-    let mut checks: Vec<DeclaredCheck> = Vec::new();
+    let mut all = Declared::default();
     for source in sources {
         let (found, problems) = validator.validate(&source.name, &source.text);
-        checks.extend(found);
+        all.checks.extend(found.checks);
+        all.channels.extend(found.channels);
+        all.windows.extend(found.windows);
+        all.written_channels.extend(found.written_channels);
+        all.written_checks.extend(found.written_checks);
         for p in problems {
             diags.push(p);
         }
     }
-    let mut first: HashMap<&str, &DeclaredCheck> = HashMap::with_capacity(checks.len());
-    for check in &checks {
-        match first.get(check.name.as_str()) {
-            Some(earlier) => diags.push(Diagnostic {
-                file: check.file.clone(),
-                pos: Some(check.pos),
-                path: format!("{}.name", check.path),
-                message: format!(
-                    "duplicate check name \"{}\": already declared at {}:{} ({}); names must be unique across all files",
-                    check.name, earlier.file, earlier.pos, earlier.path
-                ),
-            }),
-            None => {
-                first.insert(&check.name, check);
-            }
-        }
+    let checks = all
+        .checks
+        .iter()
+        .map(|c| (c.name.as_str(), c.file.as_str(), c.pos, format!("{}.name", c.path), c.path.as_str()));
+    duplicates("check", checks, &mut diags);
+    let channels = all
+        .channels
+        .iter()
+        .map(|c| (c.name.as_str(), c.file.as_str(), c.pos, c.path.clone(), c.path.as_str()));
+    duplicates("channel", channels, &mut diags);
+    let windows = all
+        .windows
+        .iter()
+        .map(|w| (w.name.as_str(), w.file.as_str(), w.pos, format!("{}.name", w.path), w.path.as_str()));
+    duplicates("maintenance window", windows, &mut diags);
+    if resolve {
+        let none = HashSet::new();
+        diags.0.extend(unresolved(&all, &none, &none).0);
+        diags.0.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
     }
     if diags.is_empty() {
-        Ok(checks)
+        Ok(all)
     } else {
         Err(diags)
     }
+}
+
+/// Reports every name declared twice: (name, file, position, field path, entry path).
+fn duplicates<'a>(
+    what: &str,
+    items: impl Iterator<Item = (&'a str, &'a str, Pos, String, &'a str)>,
+    diags: &mut Diagnostics,
+) {
+    let mut first: HashMap<&str, (&str, Pos, &str)> = HashMap::new();
+    for (name, file, pos, field, entry) in items {
+        match first.get(name) {
+            Some((earlier_file, earlier_pos, earlier_path)) => diags.push(Diagnostic {
+                file: file.to_string(),
+                pos: Some(pos),
+                path: field,
+                message: format!(
+                    "duplicate {what} name \"{name}\": already declared at {earlier_file}:{earlier_pos} ({earlier_path}); names must be unique across all files"
+                ),
+            }),
+            None => {
+                first.insert(name, (file, pos, entry));
+            }
+        }
+    }
+}
+
+/// The references of `declared` that name nothing: channels neither
+/// declared in the files nor in `stored_channels`, checks neither declared
+/// nor in `stored_checks` (pass empty sets with `--prune`: what the files
+/// do not declare is about to be deleted). A reference written in
+/// `defaults` is reported once, with the number of checks inheriting it.
+pub fn unresolved(
+    declared: &Declared,
+    stored_channels: &HashSet<String>,
+    stored_checks: &HashSet<String>,
+) -> Diagnostics {
+    let channels: Vec<&str> = declared.written_channels.iter().map(String::as_str).collect();
+    let written_channels: HashSet<&str> = declared.written_channels.iter().map(String::as_str).collect();
+    let written_checks: HashSet<&str> = declared.written_checks.iter().map(String::as_str).collect();
+    let mut diags = Diagnostics::default();
+    let mut inherited: HashMap<(String, Pos), (usize, usize)> = HashMap::new();
+    for r in declared.checks.iter().flat_map(|c| &c.alert_refs) {
+        if written_channels.contains(r.name.as_str()) || stored_channels.contains(&r.name) {
+            continue;
+        }
+        if r.inherited {
+            if let Some((_, more)) = inherited.get_mut(&(r.file.clone(), r.pos)) {
+                *more += 1;
+                continue;
+            }
+            inherited.insert((r.file.clone(), r.pos), (diags.len(), 0));
+        }
+        let hint = match super::schema::closest(&r.name, &channels) {
+            Some(best) => format!(", did you mean `{best}`?"),
+            None if channels.is_empty() => ": declare it under a top-level `alerts:` section".to_string(),
+            None => format!(" (declared: {})", channels.join(", ")),
+        };
+        diags.push(Diagnostic {
+            file: r.file.clone(),
+            pos: Some(r.pos),
+            path: r.path.clone(),
+            message: format!("unknown channel `{}`{hint}", r.name),
+        });
+    }
+    for (index, more) in inherited.values() {
+        if *more > 0 {
+            let s = if *more == 1 { "" } else { "s" };
+            diags.0[*index].message.push_str(&format!(" (and {more} more check{s} that inherit it)"));
+        }
+    }
+    let mut check_names: Vec<&str> = written_checks.iter().copied().collect();
+    check_names.sort_unstable();
+    for r in declared.windows.iter().flat_map(|w| &w.check_refs) {
+        if written_checks.contains(r.name.as_str()) || stored_checks.contains(&r.name) {
+            continue;
+        }
+        let hint = match super::schema::closest(&r.name, &check_names) {
+            Some(best) => format!(", did you mean `{best}`?"),
+            None => String::new(),
+        };
+        diags.push(Diagnostic {
+            file: r.file.clone(),
+            pos: Some(r.pos),
+            path: r.path.clone(),
+            message: format!("unknown check `{}`{hint}", r.name),
+        });
+    }
+    diags.0.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
+    diags
 }
 
 /// [`read_sources`] then [`validate_all`]: what `checks apply` and
@@ -141,9 +250,10 @@ pub fn load(
     paths: &[PathBuf],
     stdin: &mut dyn Read,
     lookup: Lookup<'_>,
-) -> Result<Vec<DeclaredCheck>, Diagnostics> {
+    resolve: bool,
+) -> Result<Declared, Diagnostics> {
     let sources = read_sources(paths, stdin)?;
-    validate_all(&sources, lookup)
+    validate_resolving(&sources, lookup, resolve)
 }
 
 #[cfg(test)]

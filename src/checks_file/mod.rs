@@ -5,17 +5,21 @@
 //! Pure stages (everything but `apply`) never touch the database, so a bad
 //! file is rejected before a connection is even opened.
 
+pub mod alerts;
 pub mod apply;
 pub mod diagnostic;
 pub mod env;
 pub mod export;
 pub mod load;
+pub mod maintenance;
 pub mod plan;
 pub mod redact;
 pub mod schema;
 pub mod validate;
 pub mod yaml;
 
+pub use alerts::DeclaredChannel;
 pub use diagnostic::{Diagnostic, Diagnostics, Pos};
 pub use load::{load, read_sources, validate_all, Source};
-pub use validate::DeclaredCheck;
+pub use maintenance::DeclaredWindow;
+pub use validate::{Declared, DeclaredCheck, Ref};

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::validate::DeclaredCheck;
+use super::validate::{Declared, DeclaredCheck};
 
 /// A row of `checks` as the plan needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,17 +43,133 @@ pub struct Plan {
     pub undeclared: usize,
     /// Every declared check's spec as stored (JSON), by index.
     pub specs: Vec<Value>,
+    /// Notification channels (`alerts:`).
+    pub channels: NamedPlan,
+    /// Maintenance windows (`maintenance:`).
+    pub windows: NamedPlan,
 }
 
-impl Plan {
+/// The plan of a table keyed by name whose rows are a JSON spec (channels,
+/// maintenance windows).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamedPlan {
+    /// Indexes into the declared items.
+    pub create: Vec<usize>,
+    /// (index, changed field names).
+    pub update: Vec<(usize, Vec<String>)>,
+    pub unchanged: usize,
+    /// Names to delete (`--prune`).
+    pub delete: Vec<String>,
+    /// Stored but not declared, kept.
+    pub undeclared: usize,
+    /// Every declared item's spec, by index.
+    pub specs: Vec<Value>,
+}
+
+impl NamedPlan {
     pub fn is_noop(&self) -> bool {
         self.create.is_empty() && self.update.is_empty() && self.delete.is_empty()
     }
 
+    fn declared(&self) -> usize {
+        self.specs.len()
+    }
+
+    /// Change lines (`+ channel ops created`) for items named `names`.
+    fn render_changes(&self, out: &mut String, what: &str, names: &[&str], dry_run: bool) {
+        use std::fmt::Write;
+        let (create, update, delete) =
+            if dry_run { ("create", "update", "delete") } else { ("created", "updated", "deleted") };
+        for &i in &self.create {
+            let _ = writeln!(out, "+ {what} {} {create}", names[i]);
+        }
+        for (i, fields) in &self.update {
+            let _ = writeln!(out, "~ {what} {} {update}: {}", names[*i], fields.join(", "));
+        }
+        for name in &self.delete {
+            let _ = writeln!(out, "- {what} {name} {delete}");
+        }
+    }
+
+    /// The summary lines, only when there is anything of this kind at all.
+    fn render_summary(&self, out: &mut String, one: &str, many: &str, dry_run: bool) {
+        use std::fmt::Write;
+        let n = self.declared();
+        if n == 0 && self.delete.is_empty() && self.undeclared == 0 {
+            return;
+        }
+        let noun = |n: usize| if n == 1 { one } else { many };
+        let (create, update, delete) =
+            if dry_run { ("create", "update", "delete") } else { ("created", "updated", "deleted") };
+        let summary = format!(
+            "{} {create}, {} {update}, {} unchanged, {} {delete}",
+            self.create.len(),
+            self.update.len(),
+            self.unchanged,
+            self.delete.len()
+        );
+        if dry_run {
+            let _ = writeln!(out, "{n} {} declared; would be {summary}.", noun(n));
+        } else {
+            let _ = writeln!(out, "{n} {} declared: {summary}.", noun(n));
+        }
+        if self.undeclared > 0 {
+            let _ = writeln!(
+                out,
+                "{} {} in the database {} not declared in these files and {} kept (--prune deletes {}).",
+                self.undeclared,
+                noun(self.undeclared),
+                if self.undeclared == 1 { "is" } else { "are" },
+                if self.undeclared == 1 { "was" } else { "were" },
+                if self.undeclared == 1 { "it" } else { "them" },
+            );
+        }
+    }
+}
+
+/// Plans a name-keyed table: `declared` (name, spec) against `existing`.
+pub fn plan_named(declared: &[(&str, Value)], existing: Vec<(String, Value)>, prune: bool) -> NamedPlan {
+    let mut by_name: HashMap<String, Value> = existing.into_iter().collect();
+    let mut plan = NamedPlan::default();
+    for (index, (name, spec)) in declared.iter().enumerate() {
+        match by_name.remove(*name) {
+            None => plan.create.push(index),
+            Some(old) => {
+                let mut fields = Vec::new();
+                diff_spec(&old, spec, &mut fields);
+                if fields.is_empty() {
+                    plan.unchanged += 1;
+                } else {
+                    plan.update.push((index, fields));
+                }
+            }
+        }
+    }
+    if prune {
+        let mut gone: Vec<String> = by_name.into_keys().collect();
+        gone.sort();
+        plan.delete = gone;
+    } else {
+        plan.undeclared = by_name.len();
+    }
+    plan.specs = declared.iter().map(|(_, spec)| spec.clone()).collect();
+    plan
+}
+
+impl Plan {
+    pub fn is_noop(&self) -> bool {
+        self.create.is_empty()
+            && self.update.is_empty()
+            && self.delete.is_empty()
+            && self.channels.is_noop()
+            && self.windows.is_noop()
+    }
+
     /// What `checks apply` prints: one line per change (names and field
     /// names only, never values: they may be secrets), then a summary.
-    pub fn render(&self, declared: &[DeclaredCheck], dry_run: bool) -> String {
+    pub fn render(&self, all: &Declared, dry_run: bool) -> String {
         use std::fmt::Write;
+        let declared = &all.checks;
         let mut out = String::new();
         let (create, update, delete) =
             if dry_run { ("create", "update", "delete") } else { ("created", "updated", "deleted") };
@@ -66,6 +182,10 @@ impl Plan {
         for (_, name) in &self.delete {
             let _ = writeln!(out, "- {name} {delete}");
         }
+        let channel_names: Vec<&str> = all.channels.iter().map(|c| c.name.as_str()).collect();
+        self.channels.render_changes(&mut out, "channel", &channel_names, dry_run);
+        let window_names: Vec<&str> = all.windows.iter().map(|w| w.name.as_str()).collect();
+        self.windows.render_changes(&mut out, "maintenance", &window_names, dry_run);
         let checks = |n: usize| if n == 1 { "check" } else { "checks" };
         let summary = format!(
             "{} {create}, {} {update}, {} unchanged, {} {delete}",
@@ -91,6 +211,8 @@ impl Plan {
         } else {
             let _ = writeln!(out, "{} {} declared: {summary}.", declared.len(), checks(declared.len()));
         }
+        self.channels.render_summary(&mut out, "channel", "channels", dry_run);
+        self.windows.render_summary(&mut out, "maintenance window", "maintenance windows", dry_run);
         if self.undeclared > 0 {
             let _ = writeln!(
                 out,
@@ -151,6 +273,8 @@ fn file_name(key: &str) -> &str {
         "timeout_ms" => "timeout",
         "max_redirects" => "follow_redirects",
         "max_response_time_ms" => "max_response_time",
+        "remind_every_ms" => "remind_every",
+        "duration_ms" => "duration",
         other => other,
     }
 }
@@ -198,6 +322,7 @@ mod tests {
             file: "f".into(),
             pos: Pos::default(),
             path: "checks[0]".into(),
+            alert_refs: Vec::new(),
         }
     }
 

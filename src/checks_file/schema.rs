@@ -5,7 +5,47 @@
 //! field messages and the validator agree on one list.
 
 /// Keys of a document (one YAML document of a checks file).
-pub const TOP_LEVEL: &[&str] = &["defaults", "checks"];
+pub const TOP_LEVEL: &[&str] = &["defaults", "checks", "alerts", "maintenance"];
+
+/// Keys of a notification channel (`alerts.<name>`); which apply depends
+/// on its `type` (see [`channel_fields`]).
+pub const CHANNEL: &[&str] = &[
+    "type",
+    "url",
+    "secret",
+    "headers",
+    "routing_key",
+    "severity",
+    "smtp_host",
+    "smtp_port",
+    "tls",
+    "tls_verify",
+    "username",
+    "password",
+    "from",
+    "to",
+    "send_on_resolved",
+    "remind_every",
+    "max_attempts",
+];
+
+/// Fields every channel accepts.
+pub const CHANNEL_COMMON: &[&str] = &["type", "send_on_resolved", "remind_every", "max_attempts"];
+
+/// The fields specific to a channel `type`.
+pub fn channel_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "webhook" => &["url", "secret", "headers"],
+        "slack" | "discord" | "teams" => &["url"],
+        "pagerduty" => &["url", "routing_key", "severity"],
+        "email" => &["smtp_host", "smtp_port", "tls", "tls_verify", "username", "password", "from", "to"],
+        _ => &[],
+    }
+}
+
+/// Keys of a maintenance window (`maintenance[i]`).
+pub const WINDOW: &[&str] =
+    &["name", "description", "time_zone", "start", "end", "duration", "every", "at", "checks", "labels"];
 
 /// Keys of one check. `defaults` accepts the same keys except `name`.
 pub const CHECK: &[&str] = &[

@@ -10,8 +10,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::model::{CheckSpec, Expect, StatusMatch};
 
+use super::alerts::DeclaredChannel;
 use super::diagnostic::{join_index, join_key, Diagnostic, Pos};
 use super::env::{expand, Lookup};
+use super::maintenance::DeclaredWindow;
 use super::schema;
 use super::yaml::{self, plain_type, Kind, Node, PlainType, Style};
 
@@ -45,6 +47,32 @@ pub struct DeclaredCheck {
     pub pos: Pos,
     /// Its field path (`checks[3]`).
     pub path: String,
+    /// Where each channel of `spec.alerts` is named (resolved across files).
+    pub alert_refs: Vec<Ref>,
+}
+
+/// Everything one file (or all files) declare.
+#[derive(Debug, Clone, Default)]
+pub struct Declared {
+    pub checks: Vec<DeclaredCheck>,
+    pub channels: Vec<DeclaredChannel>,
+    pub windows: Vec<DeclaredWindow>,
+    /// Every channel and check name written, including those of entries
+    /// that failed validation.
+    pub written_channels: Vec<String>,
+    pub written_checks: Vec<String>,
+}
+
+/// A name that must resolve to something declared elsewhere (a channel, a
+/// check), and where it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ref {
+    pub name: String,
+    pub file: String,
+    pub pos: Pos,
+    pub path: String,
+    /// Written in `defaults` (reported once, not once per check).
+    pub inherited: bool,
 }
 
 /// Validates files one after the other, sharing what is worth sharing
@@ -59,8 +87,8 @@ impl<'a> Validator<'a> {
         Validator { lookup, regexes_ok: HashSet::new() }
     }
 
-    /// Every valid check of `source`, and every problem in it.
-    pub fn validate(&mut self, file: &str, source: &str) -> (Vec<DeclaredCheck>, Vec<Diagnostic>) {
+    /// Every valid check, channel and window of `source`, and every problem in it.
+    pub fn validate(&mut self, file: &str, source: &str) -> (Declared, Vec<Diagnostic>) {
         let mut ctx = Ctx {
             file,
             source,
@@ -68,6 +96,8 @@ impl<'a> Validator<'a> {
             regexes_ok: &mut self.regexes_ok,
             diags: Vec::new(),
             inherited: HashMap::new(),
+            written_channels: Vec::new(),
+            written_checks: Vec::new(),
         };
         let documents = match yaml::parse(source) {
             Ok(docs) => docs,
@@ -78,7 +108,7 @@ impl<'a> Validator<'a> {
                     path: String::new(),
                     message: e.message,
                 });
-                return (Vec::new(), ctx.diags);
+                return (Declared::default(), ctx.diags);
             }
         };
         if documents.iter().all(Node::is_null) {
@@ -89,14 +119,16 @@ impl<'a> Validator<'a> {
                 message: "the file declares nothing; write `checks: []` to declare no checks on purpose"
                     .into(),
             });
-            return (Vec::new(), ctx.diags);
+            return (Declared::default(), ctx.diags);
         }
-        let mut checks = Vec::new();
+        let mut declared = Declared::default();
         for document in &documents {
             if !document.is_null() {
-                ctx.document(document, &mut checks);
+                ctx.document(document, &mut declared);
             }
         }
+        declared.written_channels = std::mem::take(&mut ctx.written_channels);
+        declared.written_checks = std::mem::take(&mut ctx.written_checks);
         for (index, more) in ctx.inherited.values() {
             if *more > 0 {
                 let s = if *more == 1 { "" } else { "s" };
@@ -106,23 +138,23 @@ impl<'a> Validator<'a> {
         // In source order, like a compiler (cross-field rules run after the
         // fields they relate).
         ctx.diags.sort_by_key(|d| d.pos);
-        (checks, ctx.diags)
+        (declared, ctx.diags)
     }
 }
 
 /// A field's value and where it came from.
 #[derive(Debug, Clone)]
-struct F<T> {
-    v: T,
-    pos: Pos,
+pub(super) struct F<T> {
+    pub(super) v: T,
+    pub(super) pos: Pos,
     /// As written in the file (before `${VAR}` expansion): what messages show.
-    written: String,
+    pub(super) written: String,
     /// Inherited from `defaults`.
-    inherited: bool,
+    pub(super) inherited: bool,
 }
 
 #[derive(Debug, Clone)]
-enum Slot<T> {
+pub(super) enum Slot<T> {
     Absent,
     /// Wrong, and already reported.
     Invalid,
@@ -139,7 +171,7 @@ impl<T: Clone> Slot<T> {
         }
     }
 
-    fn set(&self) -> Option<&F<T>> {
+    pub(super) fn set(&self) -> Option<&F<T>> {
         match self {
             Slot::Set(f) => Some(f),
             _ => None,
@@ -152,7 +184,7 @@ impl<T: Clone> Slot<T> {
 }
 
 /// Key → value mappings (headers, labels) whose entries overlay one by one.
-type Pairs = Vec<(F<String>, F<String>)>;
+pub(super) type Pairs = Vec<(F<String>, F<String>)>;
 
 #[derive(Debug, Clone)]
 struct Partial {
@@ -172,7 +204,7 @@ struct Partial {
     failure_threshold: Slot<u32>,
     success_threshold: Slot<u32>,
     labels: Slot<Pairs>,
-    alerts: Slot<Vec<String>>,
+    alerts: Slot<Vec<F<String>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -274,26 +306,30 @@ impl Partial {
 }
 
 /// A scalar after `${VAR}` expansion and YAML typing.
-struct Scalar {
-    text: String,
-    ty: PlainType,
+pub(super) struct Scalar {
+    pub(super) text: String,
+    pub(super) ty: PlainType,
     /// As written, before expansion.
-    written: String,
+    pub(super) written: String,
 }
 
-enum Bad {
+pub(super) enum Bad {
     /// Not a scalar: the caller says what it expected.
     NotScalar,
     /// Already reported.
     Reported,
 }
 
-struct Ctx<'c> {
-    file: &'c str,
+pub(super) struct Ctx<'c> {
+    pub(super) file: &'c str,
     source: &'c str,
     lookup: Lookup<'c>,
     regexes_ok: &'c mut HashSet<String>,
-    diags: Vec<Diagnostic>,
+    pub(super) diags: Vec<Diagnostic>,
+    /// Channel and check names written in the file, valid or not: a
+    /// reference to one that failed validation is not "unknown" too.
+    pub(super) written_channels: Vec<String>,
+    pub(super) written_checks: Vec<String>,
     /// A problem with a value inherited from `defaults` is reported once,
     /// for the first check, with a count of the others: (place, message)
     /// → (index in `diags`, further checks).
@@ -313,7 +349,7 @@ pub fn format_ms(ms: u64) -> String {
     }
 }
 
-fn quoted(text: &str) -> String {
+pub(super) fn quoted(text: &str) -> String {
     serde_json::Value::String(text.to_string()).to_string()
 }
 
@@ -341,7 +377,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 impl Ctx<'_> {
-    fn error(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
+    pub(super) fn error(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
         self.diags.push(Diagnostic {
             file: self.file.to_string(),
             pos: Some(pos),
@@ -352,7 +388,7 @@ impl Ctx<'_> {
 
     /// [`Ctx::error`] for a problem with a value that may come from
     /// `defaults` (then reported once, not once per check).
-    fn field_error(&mut self, inherited: bool, pos: Pos, path: &str, message: String) {
+    pub(super) fn field_error(&mut self, inherited: bool, pos: Pos, path: &str, message: String) {
         if !inherited {
             return self.error(pos, path, message);
         }
@@ -365,7 +401,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn type_error<T>(&mut self, node: &Node, path: &str, expected: &str) -> Slot<T> {
+    pub(super) fn type_error<T>(&mut self, node: &Node, path: &str, expected: &str) -> Slot<T> {
         self.error(node.pos, path, format!("expected {expected}, found {}", node.describe()));
         Slot::Invalid
     }
@@ -381,7 +417,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn scalar(&mut self, node: &Node, path: &str) -> Result<Scalar, Bad> {
+    pub(super) fn scalar(&mut self, node: &Node, path: &str) -> Result<Scalar, Bad> {
         let Kind::Scalar { text, style, tag } = &node.kind else { return Err(Bad::NotScalar) };
         let forced_string = match tag.as_deref() {
             None => false,
@@ -410,7 +446,7 @@ impl Ctx<'_> {
         Ok(Scalar { text: expanded.text, ty, written: text.clone() })
     }
 
-    fn string(&mut self, node: &Node, path: &str) -> Slot<String> {
+    pub(super) fn string(&mut self, node: &Node, path: &str) -> Slot<String> {
         match self.scalar(node, path) {
             Ok(s) => match s.ty {
                 PlainType::Str | PlainType::Int | PlainType::Float => {
@@ -432,7 +468,7 @@ impl Ctx<'_> {
     }
 
     /// A string that must not be empty.
-    fn text(&mut self, node: &Node, path: &str, what: &str) -> Slot<String> {
+    pub(super) fn text(&mut self, node: &Node, path: &str, what: &str) -> Slot<String> {
         match self.string(node, path) {
             Slot::Set(f) if f.v.trim().is_empty() => {
                 self.error(node.pos, path, format!("{what} must not be empty"));
@@ -442,7 +478,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn boolean(&mut self, node: &Node, path: &str) -> Slot<bool> {
+    pub(super) fn boolean(&mut self, node: &Node, path: &str) -> Slot<bool> {
         match self.scalar(node, path) {
             Ok(s) => {
                 let value = match (s.ty, s.text.to_ascii_lowercase().as_str()) {
@@ -475,7 +511,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn integer(&mut self, node: &Node, path: &str, min: i64, max: i64) -> Slot<i64> {
+    pub(super) fn integer(&mut self, node: &Node, path: &str, min: i64, max: i64) -> Slot<i64> {
         match self.scalar(node, path) {
             Ok(s) => {
                 let parsed = match s.ty {
@@ -498,7 +534,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn small_int(&mut self, node: &Node, path: &str, min: i64, max: i64) -> Slot<u32> {
+    pub(super) fn small_int(&mut self, node: &Node, path: &str, min: i64, max: i64) -> Slot<u32> {
         match self.integer(node, path, min, max) {
             Slot::Set(f) => Slot::Set(F { v: f.v as u32, pos: f.pos, written: f.written, inherited: false }),
             Slot::Invalid => Slot::Invalid,
@@ -507,7 +543,7 @@ impl Ctx<'_> {
     }
 
     /// A duration in whole milliseconds, at least `min_ms`.
-    fn duration(&mut self, node: &Node, path: &str, min_ms: u64, max_ms: u64) -> Slot<u64> {
+    pub(super) fn duration(&mut self, node: &Node, path: &str, min_ms: u64, max_ms: u64) -> Slot<u64> {
         let expected = "a duration like \"500ms\", \"30s\" or \"2m\"";
         let s = match self.scalar(node, path) {
             Ok(s) => s,
@@ -562,7 +598,7 @@ impl Ctx<'_> {
     }
 
     /// One string or a list of them, none empty.
-    fn string_list(&mut self, node: &Node, path: &str, what: &str) -> Slot<Vec<F<String>>> {
+    pub(super) fn string_list(&mut self, node: &Node, path: &str, what: &str) -> Slot<Vec<F<String>>> {
         let items: Vec<(&Node, String)> = match &node.kind {
             Kind::Seq(items) => items.iter().enumerate().map(|(i, n)| (n, join_index(path, i))).collect(),
             Kind::Scalar { .. } if !node.is_null() => vec![(node, path.to_string())],
@@ -589,7 +625,7 @@ impl Ctx<'_> {
 
     /// The entries of a mapping whose keys are strings, each once. With
     /// `known`, other keys are reported as unknown fields.
-    fn entries<'n>(
+    pub(super) fn entries<'n>(
         &mut self,
         node: &'n Node,
         path: &str,
@@ -636,12 +672,12 @@ impl Ctx<'_> {
         Some(out)
     }
 
-    fn document(&mut self, doc: &Node, checks: &mut Vec<DeclaredCheck>) {
+    fn document(&mut self, doc: &Node, declared: &mut Declared) {
         let Some(entries) = self.entries(
             doc,
             "",
             Some((schema::TOP_LEVEL, "a checks file")),
-            "a mapping with `checks:` (and optionally `defaults:`)",
+            "a mapping with `checks:` (and optionally `defaults:`, `alerts:`, `maintenance:`)",
         ) else {
             return;
         };
@@ -651,9 +687,14 @@ impl Ctx<'_> {
             match key.as_str() {
                 "defaults" if !value.is_null() => defaults = self.partial(value, "defaults", true),
                 "checks" => list = Some(*value),
+                "alerts" if !value.is_null() => self.channels(value, "alerts", &mut declared.channels),
+                "maintenance" if !value.is_null() => {
+                    self.windows(value, "maintenance", &mut declared.windows)
+                }
                 _ => {}
             }
         }
+        let checks = &mut declared.checks;
         let Some(list) = list else { return };
         let items = match &list.kind {
             Kind::Seq(items) => items,
@@ -715,7 +756,10 @@ impl Ctx<'_> {
         p
     }
 
-    fn name(&mut self, node: &Node, path: &str) -> Slot<String> {
+    pub(super) fn name(&mut self, node: &Node, path: &str) -> Slot<String> {
+        if let (Some(text), true) = (node.scalar_text(), path.starts_with("checks[")) {
+            self.written_checks.push(text.trim().to_string());
+        }
         match self.string(node, path) {
             Slot::Set(f) if valid_name(&f.v) => Slot::Set(f),
             Slot::Set(f) => {
@@ -739,7 +783,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn url(&mut self, node: &Node, path: &str) -> Slot<url::Url> {
+    pub(super) fn url(&mut self, node: &Node, path: &str) -> Slot<url::Url> {
         let f = match self.text(node, path, "url") {
             Slot::Set(f) => f,
             Slot::Invalid => return Slot::Invalid,
@@ -785,7 +829,7 @@ impl Ctx<'_> {
     }
 
     /// A mapping of string → string.
-    fn pairs(&mut self, node: &Node, path: &str, expected: &str) -> Slot<Pairs> {
+    pub(super) fn pairs(&mut self, node: &Node, path: &str, expected: &str) -> Slot<Pairs> {
         let Some(entries) = self.entries(node, path, None, expected) else { return Slot::Invalid };
         let mut out = Vec::new();
         let mut ok = true;
@@ -805,7 +849,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn headers(&mut self, node: &Node, path: &str) -> Slot<Pairs> {
+    pub(super) fn headers(&mut self, node: &Node, path: &str) -> Slot<Pairs> {
         let Slot::Set(f) = self.pairs(node, path, "a mapping of header names to values") else {
             return Slot::Invalid;
         };
@@ -846,7 +890,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn labels(&mut self, node: &Node, path: &str) -> Slot<Pairs> {
+    pub(super) fn labels(&mut self, node: &Node, path: &str) -> Slot<Pairs> {
         let Slot::Set(f) = self.pairs(node, path, "a mapping of label names to values") else {
             return Slot::Invalid;
         };
@@ -874,11 +918,12 @@ impl Ctx<'_> {
         }
     }
 
-    fn alerts(&mut self, node: &Node, path: &str) -> Slot<Vec<String>> {
+    fn alerts(&mut self, node: &Node, path: &str) -> Slot<Vec<F<String>>> {
         let Slot::Set(f) = self.string_list(node, path, "a notification channel name") else {
             return Slot::Invalid;
         };
         let mut names: Vec<String> = Vec::new();
+        let mut items: Vec<F<String>> = Vec::new();
         let mut ok = true;
         for (i, item) in f.v.iter().enumerate() {
             let item_path = item_path(node, path, i);
@@ -897,10 +942,11 @@ impl Ctx<'_> {
                 ok = false;
             } else {
                 names.push(item.v.clone());
+                items.push(F { written: item_path.clone(), ..item.clone() });
             }
         }
         if ok {
-            Slot::Set(F { v: names, pos: f.pos, written: String::new(), inherited: false })
+            Slot::Set(F { v: items, pos: f.pos, written: String::new(), inherited: false })
         } else {
             Slot::Invalid
         }
@@ -1222,7 +1268,7 @@ impl Ctx<'_> {
             failure_threshold: p.failure_threshold.set().map_or(1, |f| f.v),
             success_threshold: p.success_threshold.set().map_or(1, |f| f.v),
             labels: pairs(&p.labels),
-            alerts: list(&p.alerts),
+            alerts: p.alerts.set().map(|f| f.v.iter().map(|i| i.v.clone()).collect()).unwrap_or_default(),
             description: p.description.set().map(|f| f.v.clone()),
         };
         Some(DeclaredCheck {
@@ -1234,13 +1280,30 @@ impl Ctx<'_> {
             file: self.file.to_string(),
             pos: name.pos,
             path: path.to_string(),
+            alert_refs: p
+                .alerts
+                .set()
+                .map(|f| {
+                    f.v.iter()
+                        .map(|i| Ref {
+                            name: i.v.clone(),
+                            file: self.file.to_string(),
+                            pos: i.pos,
+                            // `written` holds the entry's field path where it is
+                            // written (`checks[3].alerts[1]`, `defaults.alerts[0]`).
+                            path: i.written.clone(),
+                            inherited: f.inherited,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
 
 /// The path of a list entry: `field[i]`, or `field` when a single value
 /// stands for the list.
-fn item_path(node: &Node, path: &str, index: usize) -> String {
+pub(super) fn item_path(node: &Node, path: &str, index: usize) -> String {
     match node.kind {
         Kind::Seq(_) => join_index(path, index),
         _ => path.to_string(),
@@ -1326,8 +1389,8 @@ mod tests {
 
     fn run(source: &str) -> (Vec<DeclaredCheck>, Vec<String>) {
         let mut v = Validator::new(&env);
-        let (checks, diags) = v.validate("c.yaml", source);
-        (checks, diags.iter().map(|d| d.to_string()).collect())
+        let (declared, diags) = v.validate("c.yaml", source);
+        (declared.checks, diags.iter().map(|d| d.to_string()).collect())
     }
 
     fn ok(source: &str) -> Vec<DeclaredCheck> {

@@ -47,29 +47,41 @@ pub(super) async fn apply_files(
     wait: Duration,
     token: &tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<ExitCode> {
-    let declared = match checks_file::load(files, &mut std::io::stdin().lock(), &env::process_env) {
+    // Nothing outside the files survives --prune: references must resolve
+    // within them, which is known before connecting. Without it, they may
+    // also name what is stored, which apply checks in its transaction.
+    let stdin = &mut std::io::stdin().lock();
+    let declared = match checks_file::load(files, stdin, &env::process_env, options.prune) {
         Ok(declared) => declared,
-        Err(diags) => {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "{diags}");
-            let n = diags.len();
-            let _ = writeln!(
-                err,
-                "error: {n} problem{} in the checks files; nothing was applied",
-                if n == 1 { "" } else { "s" }
-            );
-            return Ok(ExitCode::from(EXIT_INVALID));
-        }
+        Err(diags) => return Ok(invalid(&diags)),
     };
     let mut client = db::connect_with_wait(config, "checks-apply", wait, token).await?;
     let dry_run = options.dry_run;
-    let plan = apply::apply(&mut client, &declared, options, || {
+    let plan = match apply::apply(&mut client, &declared, options, || {
         eprintln!("waiting for another `sentryk8s checks apply` to finish…");
     })
-    .await?;
+    .await
+    {
+        Ok(plan) => plan,
+        Err(apply::ApplyError::Unresolved(problems)) => return Ok(invalid(&problems)),
+        Err(e) => return Err(e.into()),
+    };
     let mut out = std::io::stdout().lock();
     out.write_all(plan.render(&declared, dry_run).as_bytes()).context("writing the plan")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints every problem and the closing line; the exit status of bad input.
+fn invalid(diags: &checks_file::Diagnostics) -> ExitCode {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{diags}");
+    let n = diags.len();
+    let _ = writeln!(
+        err,
+        "error: {n} problem{} in the checks files; nothing was applied",
+        if n == 1 { "" } else { "s" }
+    );
+    ExitCode::from(EXIT_INVALID)
 }
 
 /// One entry of `checks list -o json` (a stable shape: fields are only

@@ -23,9 +23,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate::run(args, config).await,
         Command::Config => config::run(config),
         Command::Scheduler(_) => scheduler::run(config).await,
+        Command::Worker(_) => worker::run(config).await,
         Command::Checks(args) => checks::run(args, config).await,
         Command::Status(args) => status::run(args, config).await,
-        Command::Worker(_) => worker::run(config).await,
         Command::Standalone(args) => standalone::run(args, config).await,
     }
 }

@@ -51,6 +51,7 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub worker: WorkerConfig,
     pub results: ResultsConfig,
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -135,6 +136,37 @@ pub struct WorkerConfig {
 pub struct ResultsConfig {
     /// Days of results kept.
     pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Whether this process delivers notifications (worker, standalone).
+    pub deliver: bool,
+    /// Period of the delivery loop when idle.
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// Outbox rows fanned out, and deliveries claimed, per round at most.
+    pub batch_size: u32,
+    /// Deliveries in flight at once per process.
+    pub concurrency: u32,
+    /// Limit on one attempt (an HTTP request, an SMTP session).
+    #[serde(with = "duration")]
+    pub send_timeout: Duration,
+    /// How long a claimed delivery stays reserved to its process.
+    #[serde(with = "duration")]
+    pub lease: Duration,
+    /// Attempts before a delivery is failed (a channel may set its own).
+    pub max_attempts: u32,
+    /// Wait after the first failed attempt (doubled each time, jittered).
+    #[serde(with = "duration")]
+    pub retry_initial: Duration,
+    /// Longest wait between two attempts.
+    #[serde(with = "duration")]
+    pub retry_max: Duration,
+    /// Period of the reminder scan.
+    #[serde(with = "duration")]
+    pub reminder_scan_interval: Duration,
 }
 
 /// Values given on the command line; `None` means "not given".
@@ -518,6 +550,38 @@ fn validate(config: &Config) -> Vec<(String, String)> {
         "results.retention_days",
         format!("{} is out of range 1..=36500", config.results.retention_days),
     );
+    let a = &config.alerts;
+    range(&mut check, "alerts.poll_interval", a.poll_interval, ms(10), secs(60));
+    check(
+        (1..=10_000).contains(&a.batch_size),
+        "alerts.batch_size",
+        format!("{} is out of range 1..=10000", a.batch_size),
+    );
+    check(
+        (1..=1_000).contains(&a.concurrency),
+        "alerts.concurrency",
+        format!("{} is out of range 1..=1000", a.concurrency),
+    );
+    range(&mut check, "alerts.send_timeout", a.send_timeout, ms(100), secs(300));
+    range(&mut check, "alerts.lease", a.lease, secs(1), secs(3600));
+    check(
+        a.lease >= a.send_timeout * 2,
+        "alerts.lease",
+        format!(
+            "{} must be at least twice alerts.send_timeout ({}): a delivery still being sent must not be claimed again",
+            humantime::format_duration(a.lease),
+            humantime::format_duration(a.send_timeout)
+        ),
+    );
+    check(
+        (1..=100).contains(&a.max_attempts),
+        "alerts.max_attempts",
+        format!("{} is out of range 1..=100", a.max_attempts),
+    );
+    range(&mut check, "alerts.retry_initial", a.retry_initial, ms(10), secs(3600));
+    range(&mut check, "alerts.retry_max", a.retry_max, ms(10), secs(86_400));
+    check(a.retry_max >= a.retry_initial, "alerts.retry_max", "must be at least alerts.retry_initial".into());
+    range(&mut check, "alerts.reminder_scan_interval", a.reminder_scan_interval, ms(100), secs(3600));
     problems
 }
 

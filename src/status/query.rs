@@ -1,4 +1,5 @@
-//! One query for the status of every declared check.
+//! One query for the status of every declared check, and one for the
+//! notifications of their latest incidents that could not be delivered.
 
 use std::collections::BTreeMap;
 
@@ -28,11 +29,31 @@ pub struct CheckStatus {
     pub last_error: Option<String>,
     pub consecutive_failures: i32,
     pub labels: BTreeMap<String, String>,
+    /// Notifications of the check's latest incident that could not be
+    /// delivered after every attempt (newest first).
+    pub failed_notifications: Vec<FailedNotification>,
     #[serde(skip)]
     pub since_at: DateTime<Utc>,
     #[serde(skip)]
     pub last_checked: Option<DateTime<Utc>>,
 }
+
+/// A delivery that ended in "failed".
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailedNotification {
+    /// The channel's name (`alerts:` in the checks file).
+    pub channel: String,
+    /// "down", "up" or "reminder".
+    pub event: String,
+    pub incident_id: i64,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    /// When the last attempt failed (RFC 3339, UTC).
+    pub failed_at: String,
+}
+
+/// Failed deliveries shown per check at most.
+const FAILED_SHOWN: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -57,6 +78,33 @@ pub async fn fetch(client: &Client) -> Result<Vec<CheckStatus>, StatusError> {
         )
         .await
         .map_err(|e| StatusError::Db(crate::db::error_chain(&e)))?;
+    let mut failed: std::collections::HashMap<String, Vec<FailedNotification>> = Default::default();
+    let failures = client
+        .query(
+            "SELECT c.name, d.channel, d.event, d.incident_id, d.attempts, d.last_error, d.updated_at
+               FROM notification_deliveries d
+               JOIN check_state s ON s.check_id = d.check_id AND s.incident_id = d.incident_id
+               JOIN checks c ON c.id = d.check_id
+              WHERE d.status = 'failed'
+              ORDER BY d.updated_at DESC, d.id DESC",
+            &[],
+        )
+        .await
+        .map_err(|e| StatusError::Db(crate::db::error_chain(&e)))?;
+    for r in &failures {
+        let list = failed.entry(r.get(0)).or_default();
+        if list.len() < FAILED_SHOWN {
+            let at: DateTime<Utc> = r.get(6);
+            list.push(FailedNotification {
+                channel: r.get(1),
+                event: r.get(2),
+                incident_id: r.get(3),
+                attempts: r.get(4),
+                last_error: r.get(5),
+                failed_at: timestamp(&at),
+            });
+        }
+    }
     Ok(rows
         .iter()
         .map(|r| {
@@ -82,6 +130,7 @@ pub async fn fetch(client: &Client) -> Result<Vec<CheckStatus>, StatusError> {
                 last_error,
                 consecutive_failures: r.get(9),
                 labels: spec.map(|s| s.labels).unwrap_or_default(),
+                failed_notifications: failed.remove(r.get::<_, &str>(0)).unwrap_or_default(),
                 since_at,
                 last_checked,
             }

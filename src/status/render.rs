@@ -111,6 +111,23 @@ pub fn table(rows: &[CheckStatus], now: DateTime<Utc>, color: bool) -> String {
     }
     out.push_str(&summary_line(rows));
     out.push('\n');
+    let failed: Vec<(&str, &super::query::FailedNotification)> =
+        rows.iter().flat_map(|r| r.failed_notifications.iter().map(move |f| (r.name.as_str(), f))).collect();
+    if !failed.is_empty() {
+        let n = failed.len();
+        out.push_str(&format!("\n{n} failed notification{}:\n", if n == 1 { "" } else { "s" }));
+        for (name, f) in failed {
+            let error = f.last_error.as_deref().map(|e| format!(": {}", cut(e, 100))).unwrap_or_default();
+            out.push_str(&format!(
+                "  {name} → {} ({}, incident {}): failed after {} attempt{}{error}\n",
+                f.channel,
+                f.event,
+                f.incident_id,
+                f.attempts,
+                if f.attempts == 1 { "" } else { "s" }
+            ));
+        }
+    }
     out
 }
 
@@ -142,6 +159,7 @@ mod tests {
             last_error: (state == "down").then(|| "HTTP 500: expected status 200-399\nsecond line".into()),
             consecutive_failures: 0,
             labels: Default::default(),
+            failed_notifications: Vec::new(),
             since_at: since,
             last_checked: Some(since),
         }

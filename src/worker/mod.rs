@@ -1,5 +1,6 @@
 //! The worker role: consume check jobs, run them, store results, derive
-//! up/down state and write notification outbox rows.
+//! up/down state and write notification outbox rows, and deliver the
+//! outbox (`crate::alerting`, alongside the consumer).
 //!
 //! - `consumer.rs` — AMQP sessions, prefetch, dead-lettering, stale jobs,
 //!   the concurrency bound and the drain;
@@ -77,6 +78,8 @@ pub async fn run(
     let (results_tx, results_rx) = mpsc::channel(prefetch as usize);
     let (healthy_tx, healthy_rx) = watch::channel(true);
     let batcher_done = CancellationToken::new();
+    // Any worker delivers notifications from the outbox (alerting module).
+    let delivery = crate::alerting::run(config, pool.clone(), worker_name(), shutdown.clone());
 
     let batcher = {
         let done = batcher_done.clone();
@@ -106,6 +109,7 @@ pub async fn run(
         results: results_tx,
         healthy: healthy_rx,
     };
-    tokio::join!(batcher, consumer.run(shutdown, batcher_done));
+    let ((), (), delivered) = tokio::join!(batcher, consumer.run(shutdown, batcher_done), delivery);
+    delivered?;
     Ok(())
 }

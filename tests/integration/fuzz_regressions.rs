@@ -32,7 +32,7 @@ fn checks_file_inputs_validate_without_panic_and_round_trip() {
         let lookup = |var: &str| (var == "EXAMPLE_TOKEN" || var == "SET").then(|| "value".to_string());
         if let Ok(checks) = validate_all(&[Source { name: name.clone(), text }], &lookup) {
             accepted += 1;
-            for check in checks {
+            for check in checks.checks {
                 let back: CheckSpec =
                     serde_json::from_value(serde_json::to_value(&check.spec).unwrap()).unwrap();
                 assert_eq!(back, check.spec, "{name}: spec changed through JSON");

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod alerting;
 mod checks_cli;
 mod config_cli;
 mod fuzz_regressions;

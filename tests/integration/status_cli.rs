@@ -61,23 +61,23 @@ async fn status_json_reflects_check_state() {
         {
             "name": "api", "state": "up", "enabled": true, "since": "2024-05-01T12:00:00.000Z",
             "last_checked_at": "2024-05-01T12:04:00.250Z", "last_duration_ms": 12.5,
-            "last_status_code": 200, "last_error": null, "consecutive_failures": 0, "labels": {}
+            "last_status_code": 200, "last_error": null, "consecutive_failures": 0, "labels": {}, "failed_notifications": []
         },
         {
             "name": "fresh", "state": "unknown", "enabled": true, "since": fresh_created,
             "last_checked_at": null, "last_duration_ms": null, "last_status_code": null,
-            "last_error": null, "consecutive_failures": 0, "labels": {}
+            "last_error": null, "consecutive_failures": 0, "labels": {}, "failed_notifications": []
         },
         {
             "name": "paused", "state": "unknown", "enabled": false, "since": got[2]["since"],
             "last_checked_at": null, "last_duration_ms": null, "last_status_code": null,
-            "last_error": null, "consecutive_failures": 0, "labels": {}
+            "last_error": null, "consecutive_failures": 0, "labels": {}, "failed_notifications": []
         },
         {
             "name": "shop", "state": "down", "enabled": true, "since": "2024-05-01T11:00:00.500Z",
             "last_checked_at": "2024-05-01T12:04:01.000Z", "last_duration_ms": 1003.25,
             "last_status_code": null, "last_error": "connect: connection refused",
-            "consecutive_failures": 3, "labels": {"team": "web"}
+            "consecutive_failures": 3, "labels": {"team": "web"}, "failed_notifications": []
         }
     ]);
     assert_eq!(got, expected);

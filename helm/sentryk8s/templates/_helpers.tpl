@@ -174,6 +174,7 @@ lease_ttl = {{ $c.scheduler.leaseTtl | toJson }}
 renew_interval = {{ $c.scheduler.renewInterval | toJson }}
 reload_interval = {{ $c.scheduler.reloadInterval | toJson }}
 catch_up = {{ $c.scheduler.catchUp | toJson }}
+tick = {{ $c.scheduler.tick | toJson }}
 
 [worker]
 batch_size = {{ $c.worker.batchSize | int64 }}
@@ -183,13 +184,32 @@ user_agent = {{ $c.worker.userAgent | toJson }}
 
 [results]
 retention_days = {{ $c.results.retentionDays | int64 }}
+
+[alerts]
+deliver = {{ $c.alerts.deliver }}
+poll_interval = {{ $c.alerts.pollInterval | toJson }}
+batch_size = {{ $c.alerts.batchSize | int64 }}
+concurrency = {{ $c.alerts.concurrency | int64 }}
+send_timeout = {{ $c.alerts.sendTimeout | toJson }}
+lease = {{ $c.alerts.lease | toJson }}
+max_attempts = {{ $c.alerts.maxAttempts | int64 }}
+retry_initial = {{ $c.alerts.retryInitial | toJson }}
+retry_max = {{ $c.alerts.retryMax | toJson }}
+reminder_scan_interval = {{ $c.alerts.reminderScanInterval | toJson }}
 {{- end -}}
 
 {{/* sentryk8s.checksYaml: the checks file applied by the migrate hook. */}}
 {{- define "sentryk8s.checksYaml" -}}
-# Rendered by the sentryk8s Helm chart from .Values.checks and .Values.checksDefaults.
+# Rendered by the sentryk8s Helm chart from .Values.checks, .Values.checksDefaults,
+# .Values.checksAlerts and .Values.checksMaintenance.
 {{- if .Values.checksDefaults }}
 {{ dict "defaults" .Values.checksDefaults | toYaml }}
+{{- end }}
+{{- if .Values.checksAlerts }}
+{{ dict "alerts" .Values.checksAlerts | toYaml }}
+{{- end }}
+{{- if .Values.checksMaintenance }}
+{{ dict "maintenance" .Values.checksMaintenance | toYaml }}
 {{- end }}
 {{ dict "checks" .Values.checks | toYaml }}
 {{- end -}}

@@ -20,6 +20,14 @@ impl TestBroker {
         TestBroker { url: amqp_url(), exchange: id.clone(), queue: format!("{id}.checks") }
     }
 
+    /// The topology as the binary declares it, with this test's names.
+    pub fn topology(&self) -> sentryk8s::queue::Topology {
+        let mut amqp = sentryk8s::config::Config::defaults().expect("defaults").amqp;
+        amqp.exchange = self.exchange.clone();
+        amqp.queue = self.queue.clone();
+        sentryk8s::queue::Topology::from_config(&amqp)
+    }
+
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dead", self.queue)
     }

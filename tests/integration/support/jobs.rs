@@ -26,19 +26,11 @@ pub struct JobCollector {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// The topology as the binary declares it, with this test's names.
-pub fn topology(broker: &TestBroker) -> sentryk8s::queue::Topology {
-    let mut amqp = sentryk8s::config::Config::defaults().expect("defaults").amqp;
-    amqp.exchange = broker.exchange.clone();
-    amqp.queue = broker.queue.clone();
-    sentryk8s::queue::Topology::from_config(&amqp)
-}
-
 impl JobCollector {
     pub async fn start(broker: &TestBroker) -> JobCollector {
         let connection = broker.connect().await;
         let channel = connection.open_channel(None).await.expect("open channel");
-        sentryk8s::queue::declare_topology(&channel, &topology(broker)).await.expect("declare topology");
+        sentryk8s::queue::declare_topology(&channel, &broker.topology()).await.expect("declare topology");
         let mut args = BasicConsumeArguments::new(&broker.queue, "test-collector");
         args.no_ack = true;
         let (_, mut rx) = channel.basic_consume_rx(args).await.expect("consume");

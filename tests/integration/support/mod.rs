@@ -14,7 +14,9 @@ pub mod db;
 pub mod http;
 pub mod jobs;
 pub mod proxy;
+pub mod receiver;
 pub mod servers;
+pub mod smtp;
 pub mod target;
 pub mod worker_bed;
 

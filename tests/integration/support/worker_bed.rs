@@ -51,7 +51,7 @@ impl WorkerBed {
         let broker = TestBroker::new();
         let connection = broker.connect().await;
         let channel = connection.open_channel(None).await.expect("open channel");
-        declare_topology(&channel, &super::jobs::topology(&broker)).await.expect("declare topology");
+        declare_topology(&channel, &broker.topology()).await.expect("declare topology");
         WorkerBed {
             db,
             broker,
