@@ -31,11 +31,17 @@ pub struct Options {
     pub me: String,
     /// User-Agent of webhook requests.
     pub user_agent: String,
+    /// The workers' target deny-list, applied to channel URLs too.
+    pub deny: crate::worker::deny::DenyList,
 }
 
 impl Options {
-    pub fn from_config(config: &crate::config::Config, me: String) -> Options {
-        Options { alerts: config.alerts.clone(), me, user_agent: config.worker.user_agent.clone() }
+    pub fn from_config(
+        config: &crate::config::Config,
+        me: String,
+        deny: crate::worker::deny::DenyList,
+    ) -> Options {
+        Options { alerts: config.alerts.clone(), me, user_agent: config.worker.user_agent.clone(), deny }
     }
 }
 
@@ -47,7 +53,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), crate::worker::tls::TlsSetupError> {
     let a = options.alerts.clone();
-    let sender = Arc::new(Sender::new(a.send_timeout, &options.user_agent)?);
+    let sender = Arc::new(Sender::new(a.send_timeout, &options.user_agent, options.deny.clone())?);
     let permits = Arc::new(Semaphore::new(a.concurrency.max(1) as usize));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut next_scan = Instant::now();

@@ -39,11 +39,12 @@ pub async fn run(
     config: &Config,
     pool: Pool,
     me: String,
+    deny: crate::worker::deny::DenyList,
     shutdown: CancellationToken,
 ) -> Result<(), crate::worker::tls::TlsSetupError> {
     if !config.alerts.deliver {
         tracing::info!("alerts.deliver is false: this process sends no notifications");
         return Ok(());
     }
-    deliver::run(deliver::Options::from_config(config, me), pool, shutdown).await
+    deliver::run(deliver::Options::from_config(config, me, deny), pool, shutdown).await
 }

@@ -39,10 +39,17 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(timeout: Duration, user_agent: &str) -> Result<Sender, crate::worker::tls::TlsSetupError> {
+    /// `deny` is the workers' target deny-list: a channel URL is a target a
+    /// tenant chooses too, and must not reach the metadata service either.
+    pub fn new(
+        timeout: Duration,
+        user_agent: &str,
+        deny: crate::worker::deny::DenyList,
+    ) -> Result<Sender, crate::worker::tls::TlsSetupError> {
         let http = HttpChecker::new(CheckerOptions {
             body_limit: RESPONSE_LIMIT,
             user_agent: user_agent.to_string(),
+            deny,
         })?;
         Ok(Sender { http, timeout })
     }

@@ -129,6 +129,8 @@ pub struct WorkerConfig {
     pub body_limit: u64,
     /// Default User-Agent of checks.
     pub user_agent: String,
+    /// Target addresses checks may not connect to (ranges or named sets).
+    pub deny_targets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -545,6 +547,9 @@ fn validate(config: &Config) -> Vec<(String, String)> {
         "worker.body_limit",
         format!("{} is out of range 1..=1073741824", w.body_limit),
     );
+    if let Err(e) = crate::worker::deny::DenyList::parse(&w.deny_targets) {
+        check(false, "worker.deny_targets", e);
+    }
     check(
         (1..=36_500).contains(&config.results.retention_days),
         "results.retention_days",

@@ -47,6 +47,8 @@ pub struct CheckerOptions {
     pub body_limit: u64,
     /// User-Agent of checks that do not set one.
     pub user_agent: String,
+    /// Addresses never connected to (`worker.deny_targets`); empty is off.
+    pub deny: super::deny::DenyList,
 }
 
 /// Runs checks. Cheap to share: holds the TLS configurations and the
@@ -346,6 +348,15 @@ impl HttpChecker {
                 (addresses, server_name)
             }
         };
+
+        let addresses = self.options.deny.filter(addresses).map_err(|(ip, range)| {
+            Failure::new(
+                ErrorClass::Blocked,
+                format!(
+                    "blocked: {ip} is in {range}, on the deny-list (worker.deny_targets); not connecting"
+                ),
+            )
+        })?;
 
         p.phase = Phase::Connect;
         let started = Instant::now();

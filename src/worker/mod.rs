@@ -15,6 +15,7 @@ pub mod acks;
 pub mod assertions;
 pub mod batcher;
 pub mod consumer;
+pub mod deny;
 pub mod http_check;
 pub mod metrics;
 pub mod state;
@@ -38,6 +39,8 @@ pub enum WorkerError {
     Tls(#[from] tls::TlsSetupError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error("worker.deny_targets: {0}")]
+    Deny(String),
 }
 
 /// The name stored with every result: the pod name in Kubernetes.
@@ -65,9 +68,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
     let w = &config.worker;
+    let deny = deny::DenyList::parse(&w.deny_targets).map_err(WorkerError::Deny)?;
     let checker = Arc::new(HttpChecker::new(CheckerOptions {
         body_limit: w.body_limit,
         user_agent: w.user_agent.clone(),
+        deny: deny.clone(),
     })?);
     let metrics = Arc::new(metrics::WorkerMetrics::new());
     let concurrency = w.concurrency.max(1) as usize;
@@ -79,7 +84,7 @@ pub async fn run(
     let (healthy_tx, healthy_rx) = watch::channel(true);
     let batcher_done = CancellationToken::new();
     // Any worker delivers notifications from the outbox (alerting module).
-    let delivery = crate::alerting::run(config, pool.clone(), worker_name(), shutdown.clone());
+    let delivery = crate::alerting::run(config, pool.clone(), worker_name(), deny, shutdown.clone());
 
     let batcher = {
         let done = batcher_done.clone();

@@ -15,7 +15,12 @@ use tokio::net::TcpListener;
 use crate::support::servers::{Reply, RoutedServer, TlsServer};
 
 fn checker() -> HttpChecker {
-    HttpChecker::new(CheckerOptions { body_limit: 1 << 20, user_agent: "sentryk8s-test".into() }).unwrap()
+    HttpChecker::new(CheckerOptions {
+        body_limit: 1 << 20,
+        user_agent: "sentryk8s-test".into(),
+        deny: Default::default(),
+    })
+    .unwrap()
 }
 
 fn spec(value: serde_json::Value) -> CheckSpec {

@@ -6,6 +6,7 @@ mod support;
 mod alerting;
 mod checks_cli;
 mod config_cli;
+mod deny_list;
 mod fuzz_regressions;
 mod http_check;
 mod migrate;

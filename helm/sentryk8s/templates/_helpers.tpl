@@ -181,6 +181,7 @@ batch_size = {{ $c.worker.batchSize | int64 }}
 batch_max_delay = {{ $c.worker.batchMaxDelay | toJson }}
 body_limit = {{ $c.worker.bodyLimit | int64 }}
 user_agent = {{ $c.worker.userAgent | toJson }}
+deny_targets = {{ $c.worker.denyTargets | toJson }}
 
 [results]
 retention_days = {{ $c.results.retentionDays | int64 }}
