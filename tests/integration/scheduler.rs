@@ -2,208 +2,29 @@
 //! are counted by consuming the job queue directly: each message's
 //! (check_id, slot) is its identity.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use sentryk8s::scheduler::slots;
 
+use crate::support::fleet::{expected_slots, now_ms, Check, Fleet};
 use crate::support::jobs::{JobCollector, Received};
-use crate::support::{free_port, Binary, TcpProxy, TestBroker, TestDb};
+use crate::support::{Binary, TcpProxy};
 
 const PARTITIONS: u32 = 32;
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-struct Check {
-    id: i64,
-    interval: i64,
-    partition: u32,
-}
-
-struct Fleet {
-    db: TestDb,
-    broker: TestBroker,
-    collector: JobCollector,
-    checks: Vec<Check>,
-    members: BTreeMap<u32, Binary>,
-    ttl_ms: u64,
-    renew_ms: u64,
-    shards: u32,
-    /// Database URL per ordinal when it differs (through a proxy).
-    db_url_override: HashMap<u32, String>,
-}
-
-impl Fleet {
-    /// A migrated database with `n` checks of 1–5 s intervals, a broker and a collector.
-    async fn new(n: usize, shards: u32, ttl_ms: u64, renew_ms: u64) -> Fleet {
-        let db = TestDb::migrated(PARTITIONS).await;
-        let broker = TestBroker::new();
-        let collector = JobCollector::start(&broker).await;
-        let client = db.client().await;
-        let rows = client
-            .query(
-                "INSERT INTO checks (name, interval_ms, spec)
-                 SELECT 'check-' || i, 1000 + (i % 5) * 1000, '{\"url\":\"http://127.0.0.1:9/\",\"timeout_ms\":500}'
-                   FROM generate_series(1, $1::int) i
-                 RETURNING id, interval_ms, partition",
-                &[&(n as i32)],
-            )
-            .await
-            .unwrap();
-        let checks = rows
-            .iter()
-            .map(|r| Check {
-                id: r.get(0),
-                interval: r.get::<_, i32>(1) as i64,
-                partition: r.get::<_, i32>(2) as u32,
-            })
-            .collect();
-        Fleet {
-            db,
-            broker,
-            collector,
-            checks,
-            members: BTreeMap::new(),
-            ttl_ms,
-            renew_ms,
-            shards,
-            db_url_override: HashMap::new(),
-        }
-    }
-
-    fn name(ordinal: u32) -> String {
-        format!("sentryk8s-scheduler-{ordinal}")
-    }
-
-    fn start(&mut self, ordinal: u32) {
-        let mut env = self.broker.env();
-        let url = self.db_url_override.get(&ordinal).cloned().unwrap_or_else(|| self.db.url.clone());
-        env.push(("SENTRYK8S_DATABASE_URL".into(), url));
-        env.push(("HOSTNAME".into(), Fleet::name(ordinal)));
-        env.push(("SENTRYK8S_DATABASE__CONNECT_TIMEOUT".into(), "1s".into()));
-        let listen = format!("127.0.0.1:{}", free_port());
-        let shards = self.shards.to_string();
-        let ttl = format!("{}ms", self.ttl_ms);
-        let renew = format!("{}ms", self.renew_ms);
-        let args = [
-            "scheduler",
-            "--shard-from-hostname",
-            "--shards",
-            &shards,
-            "--lease-ttl",
-            &ttl,
-            "--renew-interval",
-            &renew,
-            "--listen",
-            &listen,
-        ];
-        self.members.insert(ordinal, Binary::spawn(&args, &env));
-    }
-
-    /// (partition, owner) for every partition whose lease is live.
-    async fn owners(&self) -> HashMap<u32, String> {
-        let client = self.db.client().await;
-        client
-            .query("SELECT partition, owner FROM partition_leases WHERE owner IS NOT NULL AND expires_at > now()", &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get::<_, i32>(0) as u32, r.get::<_, String>(1)))
-            .collect()
-    }
-
-    /// Waits until every partition is live-owned by one of `members`; returns how long it took.
-    async fn wait_owned_by(&self, members: &[u32], limit: Duration) -> Option<Duration> {
-        let names: HashSet<String> = members.iter().map(|o| Fleet::name(*o)).collect();
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            let owners = self.owners().await;
-            if owners.len() == PARTITIONS as usize && owners.values().all(|o| names.contains(o)) {
-                return Some(started.elapsed());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        None
-    }
-
-    /// Waits until every partition is owned by its preferred shard (p mod shards).
-    async fn wait_converged(&self, limit: Duration) -> Option<Duration> {
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            let owners = self.owners().await;
-            if (0..PARTITIONS).all(|p| owners.get(&p) == Some(&Fleet::name(p % self.shards))) {
-                return Some(started.elapsed());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        None
-    }
-
-    /// Waits until the partitions preferred by `ordinal` (p mod shards) are owned by it.
-    async fn wait_preferred(&self, ordinal: u32, limit: Duration) -> Option<Duration> {
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            let owners = self.owners().await;
-            let done = (0..PARTITIONS)
-                .filter(|p| p % self.shards == ordinal)
-                .all(|p| owners.get(&p) == Some(&Fleet::name(ordinal)));
-            if done {
-                return Some(started.elapsed());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        None
-    }
-
-    /// Missed slots recorded in the history: check → set of slots.
-    async fn missed(&self) -> HashMap<i64, HashSet<i64>> {
-        let client = self.db.client().await;
-        let rows = client
-            .query(
-                "SELECT check_id, (extract(epoch FROM first_slot) * 1000)::bigint,
-                        (extract(epoch FROM last_slot) * 1000)::bigint FROM missed_slots",
-                &[],
-            )
-            .await
-            .unwrap();
-        let intervals: HashMap<i64, i64> = self.checks.iter().map(|c| (c.id, c.interval)).collect();
-        let mut out: HashMap<i64, HashSet<i64>> = HashMap::new();
-        for r in rows {
-            let (id, first, last): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
-            let step = intervals.get(&id).copied().unwrap_or(1000);
-            let mut s = first;
-            while s <= last {
-                out.entry(id).or_default().insert(s);
-                s += step;
-            }
-        }
-        out
-    }
-
-    fn stop_all(&mut self) {
-        for member in self.members.values() {
-            member.terminate();
-        }
-        for member in self.members.values_mut() {
-            let _ = member.wait_timeout(Duration::from_secs(10));
-        }
-    }
-}
-
-/// Every slot of every check with `from <= slot < to`.
-fn expected_slots(checks: &[Check], from: i64, to: i64) -> Vec<(i64, i64)> {
-    let mut out = Vec::new();
-    for c in checks {
-        let phase = slots::phase(c.id, c.interval);
-        let mut s = slots::slot_at_or_after(from, c.interval, phase);
-        while s < to {
-            out.push((c.id, s));
-            s += c.interval;
-        }
-    }
-    out
+/// A fleet without processes yet, `n` checks of 1–5 s intervals (never run:
+/// there is no worker), and a collector counting every published job.
+async fn setup(n: usize, shards: u32, ttl_ms: u64, renew_ms: u64) -> (Fleet, JobCollector, Vec<Check>) {
+    let fleet = Fleet::new(PARTITIONS, shards, ttl_ms, renew_ms).await;
+    let collector = JobCollector::start(&fleet.broker).await;
+    let checks = fleet
+        .insert_checks(&format!(
+            "SELECT 'check-' || i, 1000 + (i % 5) * 1000, '{{\"url\":\"http://127.0.0.1:9/\",\"timeout_ms\":500}}'
+               FROM generate_series(1, {n}) i"
+        ))
+        .await;
+    (fleet, collector, checks)
 }
 
 fn counts(received: &[Received]) -> HashMap<(i64, i64), usize> {
@@ -252,9 +73,9 @@ fn sample_ownership(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_shards_publish_every_slot_once() {
-    let mut fleet = Fleet::new(3000, 3, 15_000, 5_000).await;
+    let (mut fleet, collector, checks) = setup(3000, 3, 15_000, 5_000).await;
     for ordinal in 0..3 {
-        fleet.start(ordinal);
+        fleet.start_scheduler(ordinal);
     }
     // Every partition ends up with its preferred shard.
     fleet
@@ -268,12 +89,12 @@ async fn three_shards_publish_every_slot_once() {
     let to = now_ms() - 2000;
     stop.cancel();
     let (samples, problems) = sampler.await.unwrap();
-    fleet.stop_all();
+    fleet.stop_all().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     assert!(samples > 100, "{samples} ownership samples");
     assert!(problems.is_empty(), "ownership problems: {:?}", &problems[..problems.len().min(10)]);
-    let received = fleet.collector.snapshot();
+    let received = collector.snapshot();
     let seen = counts(&received);
     let duplicates: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
@@ -282,7 +103,7 @@ async fn three_shards_publish_every_slot_once() {
         duplicates.len(),
         duplicates.first()
     );
-    let expected = expected_slots(&fleet.checks, from, to);
+    let expected = expected_slots(&checks, from, to);
     assert!(expected.len() > 50_000, "{} slots expected", expected.len());
     let missing: Vec<_> = expected.iter().filter(|k| !seen.contains_key(k)).collect();
     assert!(
@@ -294,7 +115,7 @@ async fn three_shards_publish_every_slot_once() {
     );
     // Every published slot is on its check's grid (no invented slots).
     let grid: HashMap<i64, (i64, i64)> =
-        fleet.checks.iter().map(|c| (c.id, (c.interval, slots::phase(c.id, c.interval)))).collect();
+        checks.iter().map(|c| (c.id, (c.interval, slots::phase(c.id, c.interval)))).collect();
     for r in &received {
         let (interval, phase) = grid[&r.check_id];
         assert_eq!((r.slot - phase).rem_euclid(interval), 0, "off-grid slot {r:?}");
@@ -312,9 +133,9 @@ async fn three_shards_publish_every_slot_once() {
 async fn a_killed_shard_is_taken_over_and_takes_its_partitions_back() {
     let ttl = 4000u64;
     let renew = 1000u64;
-    let mut fleet = Fleet::new(600, 3, ttl, renew).await;
+    let (mut fleet, collector, checks) = setup(600, 3, ttl, renew).await;
     for ordinal in 0..3 {
-        fleet.start(ordinal);
+        fleet.start_scheduler(ordinal);
     }
     fleet.wait_converged(Duration::from_secs(20)).await.expect("all partitions owned");
     let from = now_ms();
@@ -322,7 +143,7 @@ async fn a_killed_shard_is_taken_over_and_takes_its_partitions_back() {
 
     // kill -9: no release, its leases must expire first.
     let killed_at = now_ms();
-    fleet.members.get_mut(&1).unwrap().kill9();
+    fleet.schedulers.get_mut(&1).unwrap().kill9();
     let takeover = fleet.wait_owned_by(&[0, 2], Duration::from_millis(ttl + 6000)).await.expect("taken over");
     assert!(takeover <= Duration::from_millis(ttl + 2000), "partitions owned again after {takeover:?}");
     let gap_ms = takeover.as_millis() as i64;
@@ -330,22 +151,22 @@ async fn a_killed_shard_is_taken_over_and_takes_its_partitions_back() {
 
     // It comes back under the same name and gets its preferred partitions back.
     let returned_at = now_ms();
-    fleet.start(1);
+    fleet.start_scheduler(1);
     let back = fleet.wait_preferred(1, Duration::from_secs(15)).await.expect("preferred partitions back");
     assert!(back <= Duration::from_millis(2 * renew + 3000), "preferred partitions back after {back:?}");
     tokio::time::sleep(Duration::from_secs(8)).await;
     let to = now_ms() - 2000;
-    fleet.stop_all();
+    fleet.stop_all().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let received = fleet.collector.snapshot();
+    let received = collector.snapshot();
     let seen = counts(&received);
-    let missed = fleet.missed().await;
-    let interval_of: HashMap<i64, i64> = fleet.checks.iter().map(|c| (c.id, c.interval)).collect();
+    let missed = fleet.missed(&checks).await;
+    let interval_of: HashMap<i64, i64> = checks.iter().map(|c| (c.id, c.interval)).collect();
     let mut problems = Vec::new();
-    for (id, slot) in expected_slots(&fleet.checks, from, to) {
+    for (id, slot) in expected_slots(&checks, from, to) {
         let n = seen.get(&(id, slot)).copied().unwrap_or(0);
-        let was_missed = missed.get(&id).map(|s| s.contains(&slot)).unwrap_or(false);
+        let was_missed = missed.get(&id).map(|s| s.contains_key(&slot)).unwrap_or(false);
         if n == 0 && !was_missed {
             problems.push(format!(
                 "check {id} slot {slot} neither published nor counted missed ({} ms after the kill, {} ms after the return, {} ms before the end)",
@@ -391,8 +212,8 @@ async fn a_killed_shard_is_taken_over_and_takes_its_partitions_back() {
                     pair[1] - pair[0],
                     pair[0] - killed_at,
                     pair[1] - killed_at,
-                    fleet.checks.iter().find(|c| c.id == id).map(|c| c.partition).unwrap_or(0),
-                    missed.get(&id).map(|m| m.iter().map(|s| s - killed_at).collect::<Vec<_>>())
+                    checks.iter().find(|c| c.id == id).map(|c| c.partition).unwrap_or(0),
+                    missed.get(&id).map(|m| m.keys().map(|s| s - killed_at).collect::<Vec<_>>())
                 ));
             }
         }
@@ -410,25 +231,25 @@ async fn a_killed_shard_is_taken_over_and_takes_its_partitions_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_hands_partitions_over_at_once() {
-    let mut fleet = Fleet::new(600, 3, 15_000, 5_000).await;
+    let (mut fleet, collector, checks) = setup(600, 3, 15_000, 5_000).await;
     for ordinal in 0..3 {
-        fleet.start(ordinal);
+        fleet.start_scheduler(ordinal);
     }
     fleet.wait_converged(Duration::from_secs(20)).await.expect("all partitions owned");
     let from = now_ms();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    fleet.members[&2].terminate();
+    fleet.schedulers[&2].terminate();
     let takeover = fleet.wait_owned_by(&[0, 1], Duration::from_secs(10)).await.expect("taken over");
     assert!(takeover <= Duration::from_secs(2), "survivors own everything after {takeover:?}, not a TTL");
-    let status = fleet.members.get_mut(&2).unwrap().wait_exit(Duration::from_secs(5)).await;
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", fleet.members[&2].output());
+    let status = fleet.schedulers.get_mut(&2).unwrap().wait_exit(Duration::from_secs(5)).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", fleet.schedulers[&2].output());
     tokio::time::sleep(Duration::from_secs(5)).await;
     let to = now_ms() - 2000;
-    fleet.stop_all();
+    fleet.stop_all().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let seen = counts(&fleet.collector.snapshot());
-    let expected = expected_slots(&fleet.checks, from, to);
+    let seen = counts(&collector.snapshot());
+    let expected = expected_slots(&checks, from, to);
     let lost: Vec<_> = expected.iter().filter(|k| !seen.contains_key(k)).collect();
     let doubled: Vec<_> = expected.iter().filter(|k| seen.get(k).copied().unwrap_or(0) > 1).collect();
     assert!(lost.is_empty(), "{} slots lost in the handover, e.g. {:?}", lost.len(), lost.first());
@@ -438,19 +259,19 @@ async fn sigterm_hands_partitions_over_at_once() {
         doubled.len(),
         doubled.first()
     );
-    assert!(fleet.missed().await.is_empty(), "a clean handover misses nothing");
+    assert!(fleet.missed(&checks).await.is_empty(), "a clean handover misses nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_cut_off_from_postgres_never_dispatches_alongside_its_successor() {
     let ttl = 4000u64;
-    let mut fleet = Fleet::new(600, 3, ttl, 1000).await;
+    let (mut fleet, collector, checks) = setup(600, 3, ttl, 1000).await;
     let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
     let mut url = url::Url::parse(&fleet.db.url).unwrap();
     url.set_port(Some(proxy.addr.port())).unwrap();
-    fleet.db_url_override.insert(0, url.to_string());
+    fleet.scheduler_db_url.insert(0, url.to_string());
     for ordinal in 0..3 {
-        fleet.start(ordinal);
+        fleet.start_scheduler(ordinal);
     }
     fleet.wait_converged(Duration::from_secs(20)).await.expect("all partitions owned");
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -463,11 +284,11 @@ async fn a_shard_cut_off_from_postgres_never_dispatches_alongside_its_successor(
     fleet.wait_preferred(0, Duration::from_secs(20)).await.expect("shard 0 dispatching again");
     tokio::time::sleep(Duration::from_secs(4)).await;
     let end = now_ms();
-    fleet.stop_all();
+    fleet.stop_all().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let received = fleet.collector.snapshot();
-    let partition_of: HashMap<i64, u32> = fleet.checks.iter().map(|c| (c.id, c.partition)).collect();
+    let received = collector.snapshot();
+    let partition_of: HashMap<i64, u32> = checks.iter().map(|c| (c.id, c.partition)).collect();
     // Per partition, the publishers in receive order must never interleave:
     // A, B, A within a short time would mean two members at once.
     let mut by_partition: HashMap<u32, Vec<&Received>> = HashMap::new();
@@ -500,7 +321,9 @@ async fn a_shard_cut_off_from_postgres_never_dispatches_alongside_its_successor(
     let late: Vec<_> = received
         .iter()
         .filter(|r| {
-            r.publisher == Fleet::name(0) && r.at_ms > blocked_at + ttl as i64 + 500 && r.at_ms < unblocked_at
+            r.publisher == Fleet::scheduler_name(0)
+                && r.at_ms > blocked_at + ttl as i64 + 500
+                && r.at_ms < unblocked_at
         })
         .collect();
     assert!(
@@ -517,17 +340,12 @@ async fn a_shard_cut_off_from_postgres_never_dispatches_alongside_its_successor(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_changes_take_effect_within_two_seconds() {
-    let mut fleet = Fleet::new(0, 1, 15_000, 5_000).await;
-    fleet.start(0);
+    let (mut fleet, collector, _) = setup(0, 1, 15_000, 5_000).await;
+    fleet.start_scheduler(0);
     fleet.wait_owned_by(&[0], Duration::from_secs(20)).await.expect("all partitions owned");
     let client = fleet.db.client().await;
     let published = |id: i64, after: i64| {
-        fleet
-            .collector
-            .snapshot()
-            .into_iter()
-            .filter(|r| r.check_id == id && r.at_ms > after)
-            .collect::<Vec<_>>()
+        collector.snapshot().into_iter().filter(|r| r.check_id == id && r.at_ms > after).collect::<Vec<_>>()
     };
 
     // Insert: published within 2 s (interval 1 s).
@@ -576,7 +394,7 @@ async fn check_changes_take_effect_within_two_seconds() {
     let t = now_ms();
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(published(id, t + 2000).is_empty(), "a deleted check is not dispatched");
-    fleet.stop_all();
+    fleet.stop_all().await;
 }
 
 #[test]

@@ -8,66 +8,14 @@
 #[path = "../integration/support/mod.rs"]
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
+use support::services::{restart_postgres, restart_rabbitmq, Restore};
 use support::worker_bed::now_ms;
 use support::{Behavior, TestTarget, WorkerBed};
 
 const ROWS: &str = "SELECT count(*) FROM check_results";
-
-fn run(program: &str, args: &[&str]) {
-    let status = Command::new(program).args(args).status();
-    assert!(status.as_ref().is_ok_and(|s| s.success()), "{program} {args:?}: {status:?}");
-}
-
-fn pg_version() -> String {
-    std::fs::read_dir("/etc/postgresql")
-        .expect("PostgreSQL installed under /etc/postgresql")
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .max_by_key(|v| v.parse::<u32>().unwrap_or(0))
-        .expect("a PostgreSQL cluster")
-}
-
-fn rabbit_up() -> bool {
-    std::net::TcpStream::connect("127.0.0.1:5672").is_ok()
-}
-
-/// Brings the services back whatever happened to the scenario.
-struct Restore;
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        if !rabbit_up() {
-            let _ = Command::new("rabbitmq-server").arg("-detached").status();
-            for _ in 0..120 {
-                if rabbit_up() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            let _ = Command::new("rabbitmqctl").args(["-q", "await_startup"]).status();
-        }
-        // "already running" is the usual answer; only a stopped cluster needs it.
-        let _ = Command::new("pg_ctlcluster")
-            .args(["--skip-systemctl-redirect", &pg_version(), "main", "start"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
-
-/// `shutdown` (unlike `stop`) returns only once the node's process has
-/// exited, so the new node does not collide with the old one.
-async fn restart_rabbitmq() {
-    run("rabbitmqctl", &["-q", "shutdown"]);
-    assert!(!rabbit_up(), "RabbitMQ still answers after shutdown");
-    run("rabbitmq-server", &["-detached"]);
-    let up = support::eventually(Duration::from_secs(60), || async { rabbit_up() }).await;
-    assert!(up, "RabbitMQ did not come back");
-    run("rabbitmqctl", &["-q", "await_startup"]);
-}
 
 async fn publish(bed: &WorkerBed, target: &TestTarget, prefix: &str, n: usize) {
     let spec = json!({"url": target.url("/"), "timeout_ms": 5000});
@@ -106,7 +54,7 @@ async fn postgres_restart() {
     publish(&bed, &target, "before", 60).await;
     assert!(bed.wait_for_count(ROWS, 10, Duration::from_secs(20)).await, "{}", worker.output());
 
-    run("pg_ctlcluster", &["--skip-systemctl-redirect", &pg_version(), "main", "restart", "-m", "fast"]);
+    restart_postgres();
     publish(&bed, &target, "after", 40).await;
 
     let all = bed.wait_for_count(ROWS, 100, Duration::from_secs(60)).await;

@@ -11,11 +11,13 @@
 pub mod binary;
 pub mod broker;
 pub mod db;
+pub mod fleet;
 pub mod http;
 pub mod jobs;
 pub mod proxy;
 pub mod receiver;
 pub mod servers;
+pub mod services;
 pub mod smtp;
 pub mod target;
 pub mod worker_bed;
