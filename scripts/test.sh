@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: services up, formatting, lints, then
-# every test against the real PostgreSQL and RabbitMQ.
+# The whole test suite, as CI runs it: services up, formatting, lints, the
+# dependency policy, every test against the real PostgreSQL and RabbitMQ,
+# the chaos run (its accounting table printed), the Kubernetes delivery
+# checks, and a bounded fuzzing run. Tools it needs and lacks are installed
+# (cargo-deny, cargo-fuzz from crates.io; helm and Python tools by
+# helm/tests/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/services.sh
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked
+
+# Dependency policy (deny.toml). Offline: bans, licenses, sources; the
+# GitHub workflow also checks RustSec advisories, which need the network.
+command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny
+cargo deny --offline check bans licenses sources
+
+# Unit and integration tests (parallel, isolated per test), then the serial
+# binaries that restart PostgreSQL and RabbitMQ: cargo runs test binaries
+# one after another, so nothing runs beside a restart.
+cargo test --locked --lib --bins --test integration
+cargo test --locked --test restarts
+cargo test --locked --test chaos -- --nocapture
+
 ./helm/tests/run.sh
+./scripts/fuzz.sh "${SENTRYK8S_FUZZ_SECONDS:-30}"

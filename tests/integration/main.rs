@@ -12,6 +12,7 @@ mod http_check;
 mod migrate;
 mod ops;
 mod scheduler;
+mod secrets;
 mod standalone;
 mod status_cli;
 mod worker_checks;

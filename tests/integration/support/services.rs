@@ -5,10 +5,22 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// A command for a service tool: through `sudo -n` unless we are root (a
+/// CI runner's user), since controlling the services needs root.
+fn service_command(program: &str) -> Command {
+    if nix::unistd::geteuid().is_root() {
+        Command::new(program)
+    } else {
+        let mut cmd = Command::new("sudo");
+        cmd.args(["-n", program]);
+        cmd
+    }
+}
+
 /// Runs a service command, its output discarded: a daemon started with our
 /// stdout would hold the test harness's pipe open after the tests end.
 pub fn run(program: &str, args: &[&str]) {
-    let status = Command::new(program)
+    let status = service_command(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -65,10 +77,11 @@ impl Drop for Restore {
                 }
                 std::thread::sleep(Duration::from_millis(500));
             }
-            let _ = Command::new("rabbitmqctl").args(["-q", "await_startup"]).stdout(Stdio::null()).status();
+            let _ =
+                service_command("rabbitmqctl").args(["-q", "await_startup"]).stdout(Stdio::null()).status();
         }
         if !postgres_up() {
-            let _ = Command::new("pg_ctlcluster")
+            let _ = service_command("pg_ctlcluster")
                 .args(["--skip-systemctl-redirect", &pg_version(), "main", "start"])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
