@@ -14,6 +14,7 @@ pub mod migrate;
 pub mod model;
 pub mod ops_server;
 pub mod queue;
+pub mod redact;
 pub mod scheduler;
 pub mod shutdown;
 pub mod status;

@@ -8,67 +8,7 @@
 
 use crate::model::CheckSpec;
 
-pub const MASK: &str = "***";
-
-/// Query parameters whose values are treated as secrets.
-const SECRET_PARAMS: &[&str] = &[
-    "password",
-    "pass",
-    "passwd",
-    "pwd",
-    "token",
-    "access_token",
-    "auth",
-    "api_key",
-    "apikey",
-    "key",
-    "secret",
-    "client_secret",
-    "signature",
-    "sig",
-    "code",
-];
-
-fn secret_param(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    SECRET_PARAMS.contains(&k.as_str())
-        || k.ends_with("_token")
-        || k.ends_with("_key")
-        || k.ends_with("secret")
-}
-
-/// The URL with its password and secret-looking query values masked.
-pub fn redact_url(input: &str) -> String {
-    let Ok(mut url) = url::Url::parse(input) else {
-        return crate::config::redact_url(input);
-    };
-    if url.password().is_some() {
-        // Cannot fail: the URL has a host, or it would have no password.
-        let _ = url.set_password(Some(MASK));
-    }
-    if url.query().is_some() {
-        let pairs: Vec<(String, String)> = url
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if secret_param(&k) { MASK.to_string() } else { v.into_owned() };
-                (k.into_owned(), v)
-            })
-            .collect();
-        url.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    url.to_string()
-}
-
-/// Text that should be a URL but may not parse: whatever sits between
-/// `://` and the last `@` of the authority (user and password) is masked.
-pub fn mask_userinfo(text: &str) -> String {
-    let Some(start) = text.find("://").map(|i| i + 3) else { return text.to_string() };
-    let authority_end = text[start..].find(['/', '?', '#']).map_or(text.len(), |i| start + i);
-    match text[start..authority_end].rfind('@') {
-        Some(at) => format!("{}{MASK}{}", &text[..start], &text[start + at..]),
-        None => text.to_string(),
-    }
-}
+pub use crate::redact::{mask_userinfo, redact_url, secret_param, MASK};
 
 /// The spec as it may be shown: header values, URL secrets and the body
 /// masked.
@@ -150,13 +90,6 @@ mod tests {
         }
         assert_eq!(shown.url, "https://bob:***@example.com/x?token=***&page=2");
         assert_eq!(shown.headers["Authorization"], "***");
-    }
-
-    #[test]
-    fn masks_userinfo_of_unparseable_urls() {
-        assert_eq!(mask_userinfo("http://admin:hunter2@exa mple.com/x@y"), "http://***@exa mple.com/x@y");
-        assert_eq!(mask_userinfo("http://example.com/a@b"), "http://example.com/a@b");
-        assert_eq!(mask_userinfo("not a url"), "not a url");
     }
 
     #[test]

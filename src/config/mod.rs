@@ -9,7 +9,6 @@
 
 mod duration;
 pub use duration::parse as parse_duration;
-mod redact;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,7 +19,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
-pub use redact::redact_url;
+pub use crate::redact::redact_url;
 
 /// The built-in defaults, also the reference documentation of every key.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
