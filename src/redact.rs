@@ -37,6 +37,10 @@ pub fn redact_url(input: &str) -> String {
     let Ok(mut url) = url::Url::parse(input) else {
         return redact_unparsed(input);
     };
+    // A user name alone is usually a token (https://ghp_xxx@api.example/).
+    if url.password().is_none() && !url.username().is_empty() {
+        let _ = url.set_username(MASK);
+    }
     if url.password().is_some() {
         // Cannot fail: the URL has a host, or it would have no password.
         let _ = url.set_password(Some(MASK));
@@ -102,6 +106,7 @@ mod tests {
         assert_eq!(redact_url("host=db password=s3cret dbname=x"), "host=db password=*** dbname=x");
         assert!(!redact_url("postgres://a:s3cret@[bad").contains("s3cret"));
         assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+        assert_eq!(redact_url("https://ghp_t0ken@api.example/x"), "https://***@api.example/x");
     }
 
     #[test]

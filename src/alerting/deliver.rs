@@ -85,11 +85,19 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(a.poll_interval) => {}
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => log_task_failure(joined),
         }
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// A delivery task that panicked loses nothing (its delivery is retried
+/// when the lease passes), but an operator must hear of it.
+fn log_task_failure(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined {
+        tracing::error!(error = %e, "a notification delivery task failed; its delivery will be retried");
+    }
 }
 
 /// One pass; `true` when it found a full batch (more may be waiting).
@@ -122,7 +130,9 @@ async fn round(
     for channel in store::fail_abandoned(pool).await? {
         metrics::outcome(&channel, "failed");
     }
-    while let Some(Ok(_)) = tasks.try_join_next() {}
+    while let Some(joined) = tasks.try_join_next() {
+        log_task_failure(joined);
+    }
     let free = permits.available_permits().min(batch as usize);
     let mut claimed_count = 0;
     if free > 0 {

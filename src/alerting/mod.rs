@@ -13,7 +13,8 @@
 //! - `send.rs` — HTTP POST and SMTP;
 //! - `deliver.rs` — the loop any worker (and `standalone`) runs: [`run`].
 //!
-//! To deliver from a process: `alerting::run(&config, pool, shutdown)`.
+//! To deliver from a process: `alerting::run(&config, pool, me, deny, shutdown)`
+//! (the worker role does; `standalone` runs the worker role).
 
 pub mod backoff;
 pub mod channel;

@@ -36,6 +36,8 @@ pub const EVENT_HEADER: &str = "X-SentryK8s-Event";
 pub struct Sender {
     http: HttpChecker,
     timeout: Duration,
+    /// Also applied to SMTP hosts, which lettre would otherwise connect to directly.
+    deny: crate::worker::deny::DenyList,
 }
 
 impl Sender {
@@ -49,9 +51,9 @@ impl Sender {
         let http = HttpChecker::new(CheckerOptions {
             body_limit: RESPONSE_LIMIT,
             user_agent: user_agent.to_string(),
-            deny,
+            deny: deny.clone(),
         })?;
-        Ok(Sender { http, timeout })
+        Ok(Sender { http, timeout, deny })
     }
 
     /// Sends `doc` to `channel`; `Err` carries why, for `last_error`.
@@ -115,7 +117,8 @@ impl Sender {
 
     async fn mail(&self, spec: &EmailSpec, mail: Mail) -> Result<(), String> {
         let message = build_message(spec, mail)?;
-        let transport = transport(spec, self.timeout)?;
+        let server = self.smtp_address(spec).await?;
+        let transport = transport(spec, &server, self.timeout)?;
         match tokio::time::timeout(self.timeout, transport.send(message)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(format!("{}:{}: {}", spec.smtp_host, spec.smtp_port, error_text(&e))),
@@ -126,6 +129,25 @@ impl Sender {
                 humantime::format_duration(self.timeout)
             )),
         }
+    }
+}
+
+impl Sender {
+    /// The address to reach the SMTP server at: resolved here, not by
+    /// lettre, so the deny-list judges the address actually connected to
+    /// (the host name still serves TLS verification).
+    async fn smtp_address(&self, spec: &EmailSpec) -> Result<String, String> {
+        let host = spec.smtp_host.trim_start_matches('[').trim_end_matches(']');
+        let resolved = tokio::time::timeout(self.timeout, tokio::net::lookup_host((host, spec.smtp_port)))
+            .await
+            .map_err(|_| {
+                format!("{host}: no DNS answer within {}", humantime::format_duration(self.timeout))
+            })?
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+        let allowed = self.deny.filter(resolved.collect()).map_err(|(ip, range)| {
+            format!("blocked: {ip} is in {range}, on the deny-list (worker.deny_targets); not connecting")
+        })?;
+        allowed.first().map(|a| a.ip().to_string()).ok_or_else(|| format!("{host} has no address"))
     }
 }
 
@@ -157,8 +179,13 @@ fn build_message(spec: &EmailSpec, mail: Mail) -> Result<Message, String> {
     builder.body(mail.text).map_err(|e| format!("cannot build the mail: {e}"))
 }
 
-fn transport(spec: &EmailSpec, timeout: Duration) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(spec.smtp_host.as_str())
+/// `server` is the address to connect to; TLS verifies `spec.smtp_host`.
+fn transport(
+    spec: &EmailSpec,
+    server: &str,
+    timeout: Duration,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server)
         .port(spec.smtp_port)
         .timeout(Some(timeout));
     let parameters = || {

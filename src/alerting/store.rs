@@ -197,18 +197,26 @@ pub async fn fan_out(
     let mut planned = Vec::new();
     for n in &outbox {
         let lookup = |channel: &str| triggers.get(&(n.check_id, n.incident_id, channel.to_string())).cloned();
-        let deliveries = fanout::plan(n, &channels, &windows, &lookup, default_attempts, now);
-        // A trigger and its resolve may be fanned out in the same batch.
-        for d in deliveries.iter().filter(|d| d.event == Event::Down) {
-            let t = match (d.status, &d.suppressed_by) {
-                ("suppressed", Some(by)) => Trigger::Suppressed(by.clone()),
-                _ => Trigger::Delivered,
-            };
-            triggers.insert((d.check_id, d.incident_id, d.channel.clone()), t);
-        }
-        planned.extend(deliveries);
+        // A trigger and its resolve are never in one batch: the SELECT
+        // above holds a recovery back until its trigger is fanned out.
+        planned.extend(fanout::plan(n, &channels, &windows, &lookup, default_attempts, now));
     }
     let created = insert(&tx, &planned).await?;
+    // A recovery ends the incident's reminders: one still waiting (a retry)
+    // would arrive after the resolve, and a PagerDuty reminder is a trigger.
+    if !ups.is_empty() {
+        let ids: Vec<i64> = ups.iter().map(|n| n.check_id).collect();
+        let incidents: Vec<i64> = ups.iter().map(|n| n.incident_id).collect();
+        tx.execute(
+            "UPDATE notification_deliveries
+                SET status = 'suppressed', updated_at = now(),
+                    last_error = coalesce(last_error || '; ', '') || 'the check recovered before this reminder was sent'
+              WHERE event = 'reminder' AND status = 'pending'
+                AND (check_id, incident_id) IN (SELECT * FROM unnest($1::int8[], $2::int8[]))",
+            &[&ids, &incidents],
+        )
+        .await?;
+    }
     let ids: Vec<i64> = outbox.iter().map(|n| n.id).collect();
     tx.execute("UPDATE notifications SET dispatched_at = now() WHERE id = ANY($1::int8[])", &[&ids]).await?;
     tx.commit().await?;
@@ -254,9 +262,18 @@ pub async fn claim(pool: &Pool, limit: i64, me: &str, lease: Duration) -> Result
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
+            // A resolve waits while its trigger (or a reminder) for the same
+            // channel is still to be sent: sent concurrently, or after the
+            // trigger's backoff, it would reach the receiver first and leave
+            // the incident open for good.
             "WITH due AS (
-                 SELECT id FROM notification_deliveries
+                 SELECT id FROM notification_deliveries d
                   WHERE status IN ('pending', 'sending') AND next_attempt_at <= now() AND attempts < max_attempts
+                    AND NOT (d.event = 'up' AND EXISTS (
+                            SELECT 1 FROM notification_deliveries t
+                             WHERE t.check_id = d.check_id AND t.incident_id = d.incident_id
+                               AND t.channel = d.channel AND t.event IN ('down', 'reminder')
+                               AND t.status IN ('pending', 'sending')))
                   ORDER BY next_attempt_at, id
                   LIMIT $1
                   FOR UPDATE SKIP LOCKED)

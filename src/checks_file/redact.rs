@@ -31,7 +31,10 @@ pub fn secrets(spec: &CheckSpec) -> Vec<String> {
         out.push(body.clone());
     }
     if let Ok(url) = url::Url::parse(&spec.url) {
-        if let Some(p) = url.password() {
+        // The password, or a user name standing alone (a token), as written
+        // and decoded.
+        let secret = url.password().or((!url.username().is_empty()).then(|| url.username()));
+        if let Some(p) = secret {
             out.push(p.to_string());
             if let Ok(decoded) = urlencoding_decode(p) {
                 out.push(decoded);

@@ -738,7 +738,16 @@ impl Ctx<'_> {
                 "url" => p.url = self.url(value, &fp),
                 "enabled" => p.enabled = self.boolean(value, &fp),
                 "interval" => p.interval = self.duration(value, &fp, MIN_INTERVAL_MS, MAX_INTERVAL_MS),
-                "timeout" => p.timeout = self.duration(value, &fp, 1, MAX_INTERVAL_MS),
+                // The worker's hard ceiling on a check's deadline: a longer
+                // timeout would be cut short silently at run time.
+                "timeout" => {
+                    p.timeout = self.duration(
+                        value,
+                        &fp,
+                        1,
+                        crate::worker::http_check::MAX_TIMEOUT.as_millis() as u64,
+                    )
+                }
                 "method" => p.method = self.method(value, &fp),
                 "headers" => p.headers = self.headers(value, &fp),
                 "body" => p.body = self.string(value, &fp),

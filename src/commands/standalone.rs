@@ -48,7 +48,10 @@ pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCod
         return Ok(applied);
     }
 
-    let pool = db::pool(&config, "standalone")?;
+    // One pool per role, as in a cluster: a worker's batch commits must not
+    // make a lease renewal wait for a connection.
+    let pool = db::pool(&config, "standalone-worker")?;
+    let scheduler_pool = db::pool(&config, "standalone-scheduler")?;
     let worker_link = AmqpLink::default();
     let scheduler_link = AmqpLink::default();
     let probes: Vec<Arc<dyn ReadinessProbe>> = vec![
@@ -67,11 +70,22 @@ pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCod
         let config = config.clone();
         let token = token.clone();
         async move {
-            let scheduler = scheduler::run(config.clone(), me, pool.clone(), scheduler_link, token.clone());
-            let worker = worker::run(&config, pool, worker_link, token);
+            // A role that fails stops the other one too: half a system that
+            // looks alive is worse than a clear exit.
+            let scheduler = async {
+                let r =
+                    scheduler::run(config.clone(), me, scheduler_pool, scheduler_link, token.clone()).await;
+                token.cancel();
+                r.context("scheduler")
+            };
+            let worker = async {
+                let r = worker::run(&config, pool, worker_link, token.clone()).await;
+                token.cancel();
+                r.context("worker")
+            };
             let (scheduler, worker) = tokio::join!(scheduler, worker);
-            scheduler.context("scheduler")?;
-            worker.context("worker")?;
+            scheduler?;
+            worker?;
             Ok::<(), anyhow::Error>(())
         }
     };

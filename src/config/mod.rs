@@ -27,7 +27,8 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 /// Environment variable prefix of every configuration key.
 pub const ENV_PREFIX: &str = "SENTRYK8S_";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Debug` prints the redacted TOML: the URLs hold passwords.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// PostgreSQL connection URL.
@@ -420,15 +421,24 @@ fn describe_error(error: &figment::Error) -> (String, String) {
             (path.join("."), "missing".to_string())
         }
         Kind::InvalidType(actual, expected) => {
-            (path.join("."), format!("wrong type: found {actual}, expected {expected}"))
+            (path.join("."), format!("wrong type: found {}, expected {expected}", shown(actual)))
         }
         Kind::InvalidValue(actual, expected) => {
-            (path.join("."), format!("invalid value: found {actual}, expected {expected}"))
+            (path.join("."), format!("invalid value: found {}, expected {expected}", shown(actual)))
         }
         Kind::UnknownVariant(actual, expected) => {
             (path.join("."), format!("unknown value \"{actual}\", expected one of: {}", expected.join(", ")))
         }
         other => (path.join("."), other.to_string()),
+    }
+}
+
+/// A rejected value as the error shows it. Strings are not echoed: a
+/// misspelt key may well hold a URL with a password (`SENTRYK8S_DATABASE=…`).
+fn shown(actual: &figment::error::Actual) -> String {
+    match actual {
+        figment::error::Actual::Str(_) => "a string".to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -494,8 +504,17 @@ fn validate(config: &Config) -> Vec<(String, String)> {
         format!("{} is out of range 1..=1000", config.database.pool_size),
     );
     range(&mut check, "database.connect_timeout", config.database.connect_timeout, ms(100), secs(300));
-    check(!config.amqp.exchange.is_empty(), "amqp.exchange", "must not be empty".into());
-    check(!config.amqp.queue.is_empty(), "amqp.queue", "must not be empty".into());
+    // AMQP names are short strings (255 bytes); ".dlx" and ".dead" are added.
+    for (key, name) in [("amqp.exchange", &config.amqp.exchange), ("amqp.queue", &config.amqp.queue)] {
+        check(
+            !name.is_empty() && name.len() <= 200,
+            key,
+            format!("must be 1 to 200 bytes long (it is {})", name.len()),
+        );
+    }
+    if let Ok(target) = crate::queue::AmqpTarget::parse(&config.amqp_url) {
+        check(target.vhost.len() <= 255, "amqp_url", "the vhost must be at most 255 bytes".into());
+    }
     check(
         (1..=1000).contains(&config.amqp.delivery_limit),
         "amqp.delivery_limit",
@@ -503,6 +522,11 @@ fn validate(config: &Config) -> Vec<(String, String)> {
     );
     check(config.amqp.max_queue_length >= 1, "amqp.max_queue_length", "must be at least 1".into());
     range(&mut check, "amqp.heartbeat", config.amqp.heartbeat, secs(0), secs(600));
+    check(
+        config.amqp.heartbeat.subsec_nanos() == 0,
+        "amqp.heartbeat",
+        "is negotiated in whole seconds (0 keeps the broker's default)".into(),
+    );
     range(&mut check, "amqp.reconnect_max_backoff", config.amqp.reconnect_max_backoff, ms(100), secs(600));
 
     let s = &config.scheduler;
@@ -539,6 +563,14 @@ fn validate(config: &Config) -> Vec<(String, String)> {
         (1..=100_000).contains(&w.batch_size),
         "worker.batch_size",
         format!("{} is out of range 1..=100000", w.batch_size),
+    );
+    check(
+        w.concurrency as u64 + w.batch_size as u64 <= u16::MAX as u64,
+        "worker.concurrency",
+        format!(
+            "concurrency + worker.batch_size must be at most 65535 (the AMQP prefetch window), not {}",
+            w.concurrency as u64 + w.batch_size as u64
+        ),
     );
     range(&mut check, "worker.batch_max_delay", w.batch_max_delay, ms(1), secs(60));
     check(
@@ -614,6 +646,12 @@ fn secs(n: u64) -> Duration {
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_redacted_toml())
+    }
 }
 
 impl Config {

@@ -61,12 +61,25 @@ fn pg_config(config: &Config, application: &str) -> Result<tokio_postgres::Confi
     if pg.get_application_name().is_none() {
         pg.application_name(format!("sentryk8s-{application}"));
     }
-    // TCP keepalives notice a silently dead server (a node gone, a proxy
-    // that dropped us) instead of a query hanging until the OS gives up.
+    // A silently dead server (a node gone, a proxy that dropped us) must
+    // fail the connection in seconds, not after the kernel's 15 minutes of
+    // retransmissions: keepalives while idle, a user timeout while a
+    // statement's bytes are unacknowledged.
     pg.keepalives(true);
     pg.keepalives_idle(Duration::from_secs(10));
+    pg.keepalives_interval(Duration::from_secs(5));
+    pg.keepalives_retries(3);
+    pg.tcp_user_timeout(Duration::from_secs(30));
     Ok(pg)
 }
+
+/// Server-side limits for the long-running roles' connections, so a stuck
+/// statement or a dead peer's open transaction cannot wedge the cluster: a
+/// scheduler that died between a lease UPDATE and its COMMIT would otherwise
+/// hold row locks (and block every other scheduler's claim) until the
+/// server's own keepalive noticed, hours later.
+const ROLE_SESSION_LIMITS: &str =
+    "-c lock_timeout=5s -c statement_timeout=60s -c idle_in_transaction_session_timeout=30s";
 
 /// Builds the pool; connections are opened lazily on first use.
 ///
@@ -74,7 +87,12 @@ fn pg_config(config: &Config, application: &str) -> Result<tokio_postgres::Confi
 /// hard-closed by a PostgreSQL restart is then replaced instead of failing
 /// the first query after the restart.
 pub fn pool(config: &Config, application: &str) -> Result<Pool, DbError> {
-    let pg = pg_config(config, application)?;
+    let mut pg = pg_config(config, application)?;
+    let options = match pg.get_options() {
+        Some(own) => format!("{own} {ROLE_SESSION_LIMITS}"),
+        None => ROLE_SESSION_LIMITS.to_string(),
+    };
+    pg.options(options);
     let manager =
         Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Verified });
     let timeout = Some(config.database.connect_timeout);

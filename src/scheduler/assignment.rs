@@ -13,6 +13,18 @@
 pub struct Member {
     pub id: String,
     pub ordinal: Option<u32>,
+    /// The replica count this member was started with (`--shards`).
+    pub shards: Option<u32>,
+}
+
+/// The replica count every member uses for the ordinal preference: the
+/// largest any live member was started with. During a rolling change of
+/// `--shards` members briefly disagree; judging each partition by its own
+/// flag, a member could want a partition only another member would claim,
+/// and the partition would be owned by nobody. One shared N keeps every
+/// member's answer the same.
+pub fn cluster_shards(members: &[Member]) -> Option<u32> {
+    members.iter().filter_map(|m| m.shards).max()
 }
 
 /// FNV-1a over the member id and the partition, then mixed: stable across
@@ -47,7 +59,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn sharded(n: u32) -> Vec<Member> {
-        (0..n).map(|i| Member { id: format!("sentryk8s-scheduler-{i}"), ordinal: Some(i) }).collect()
+        (0..n)
+            .map(|i| Member { id: format!("sentryk8s-scheduler-{i}"), ordinal: Some(i), shards: Some(n) })
+            .collect()
     }
 
     fn owners(partitions: u32, members: &[Member], shards: Option<u32>) -> Vec<Option<String>> {
@@ -83,13 +97,28 @@ mod tests {
         assert!(counts.values().all(|c| *c > 20), "{counts:?}");
     }
 
+    #[test]
+    fn members_agree_while_shards_roll_from_two_to_three() {
+        // 0 and 1 still run with --shards 2; 2 already with --shards 3.
+        let mut members = sharded(3);
+        members[0].shards = Some(2);
+        members[1].shards = Some(2);
+        assert_eq!(cluster_shards(&members), Some(3));
+        for p in 0..64 {
+            assert_eq!(
+                desired_owner(p, &members, cluster_shards(&members)),
+                Some(format!("sentryk8s-scheduler-{}", p % 3).as_str())
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn stable_and_minimal_under_membership_change(
             ids in proptest::collection::btree_set("[a-z]{1,8}-[0-9a-f]{4}", 2..8),
             leaver in 0usize..8,
         ) {
-            let members: Vec<Member> = ids.iter().map(|id| Member { id: id.clone(), ordinal: None }).collect();
+            let members: Vec<Member> = ids.iter().map(|id| Member { id: id.clone(), ordinal: None, shards: None }).collect();
             let before = owners(128, &members, None);
             // Deterministic: the same membership, in any order, gives the same answer.
             let mut reversed = members.clone();

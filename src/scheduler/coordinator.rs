@@ -12,12 +12,13 @@ use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::assignment::desired_owner;
+use super::assignment::{cluster_shards, desired_owner};
 use super::catalog::{self, CHECKS_CHANNEL};
 use super::dispatch::Command;
 use super::identity::Identity;
 use super::leases;
 use super::membership::{self, LEASES_CHANNEL};
+use super::writer::{self, Pending};
 use super::{housekeeping, SchedulerSettings};
 use crate::db::error_chain;
 use crate::db::listen::ListenEvent;
@@ -33,14 +34,27 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 /// load of a million checks needs at once.
 const LOAD_CHUNK: usize = 16;
 
-pub struct Coordinator {
-    pub pool: Pool,
-    pub me: Identity,
-    pub settings: SchedulerSettings,
-    pub partitions: u32,
+/// What connects the coordinator to the scheduler's other tasks.
+pub struct Wiring {
+    /// Orders to the dispatcher.
     pub dispatcher: mpsc::Sender<Command>,
+    /// Partitions whose watermark fence failed (from the writer).
     pub fenced: mpsc::UnboundedReceiver<(u32, i64)>,
+    /// Notifications from the LISTEN connection.
     pub listen: mpsc::Receiver<ListenEvent>,
+    /// What the writer has yet to write (flushed before a release).
+    pub pending: Pending,
+}
+
+pub struct Coordinator {
+    pool: Pool,
+    me: Identity,
+    settings: SchedulerSettings,
+    partitions: u32,
+    dispatcher: mpsc::Sender<Command>,
+    fenced: mpsc::UnboundedReceiver<(u32, i64)>,
+    listen: mpsc::Receiver<ListenEvent>,
+    pending: Pending,
     /// Partition → epoch of every lease we hold.
     held: HashMap<u32, i64>,
     /// Partitions whose checks changed and must be reloaded.
@@ -57,18 +71,17 @@ impl Coordinator {
         me: Identity,
         settings: SchedulerSettings,
         partitions: u32,
-        dispatcher: mpsc::Sender<Command>,
-        fenced: mpsc::UnboundedReceiver<(u32, i64)>,
-        listen: mpsc::Receiver<ListenEvent>,
+        wiring: Wiring,
     ) -> Coordinator {
         Coordinator {
             pool,
             me,
             settings,
             partitions,
-            dispatcher,
-            fenced,
-            listen,
+            dispatcher: wiring.dispatcher,
+            fenced: wiring.fenced,
+            listen: wiring.listen,
+            pending: wiring.pending,
             held: HashMap::new(),
             dirty: HashSet::new(),
             loaded: HashMap::new(),
@@ -107,8 +120,10 @@ impl Coordinator {
                     ListenEvent::Notify { channel, .. } if channel == LEASES_CHANNEL => rebalance = true,
                     ListenEvent::Notify { .. } => {}
                     ListenEvent::Reconnected => {
-                        // Notifications may have been lost meanwhile.
-                        self.dirty.extend(self.held.keys().copied());
+                        // Notifications may have been lost meanwhile; the
+                        // fingerprints find the partitions that changed
+                        // without reading every check.
+                        self.find_unnoticed_changes().await;
                         rebalance = true;
                     }
                 },
@@ -157,8 +172,12 @@ impl Coordinator {
     async fn renew(&mut self) {
         let Some(client) = self.client().await else { return };
         let started = Instant::now();
+        let before = super::dispatch::now_ms();
         match membership::heartbeat(&**client, &self.me, self.settings.lease_ttl).await {
-            Ok(()) => self.last_heartbeat = Some(started),
+            Ok(db_now) => {
+                self.last_heartbeat = Some(started);
+                self.watch_clock(db_now - (before + super::dispatch::now_ms()) / 2);
+            }
             Err(e) => tracing::warn!(error = %error_chain(&e), "membership heartbeat failed"),
         }
         if self.held.is_empty() {
@@ -192,6 +211,20 @@ impl Coordinator {
         self.report_owned();
     }
 
+    /// Slots are wall-clock times: a scheduler whose clock is off publishes
+    /// every slot that much early or late (and workers judge staleness by
+    /// their own clocks). PostgreSQL's clock is the reference every member
+    /// shares; the offset is a metric, and a warning past a second.
+    fn watch_clock(&self, offset_ms: i64) {
+        metrics::gauge!("sentryk8s_clock_offset_seconds").set(offset_ms as f64 / 1000.0);
+        if offset_ms.abs() > 1000 {
+            tracing::warn!(
+                offset_ms,
+                "this host's clock differs from PostgreSQL's by more than a second: slots are published early or late; fix NTP"
+            );
+        }
+    }
+
     fn is_member(&self) -> bool {
         self.last_heartbeat.map(|t| t.elapsed() < self.settings.lease_ttl).unwrap_or(false)
     }
@@ -221,10 +254,11 @@ impl Coordinator {
             return;
         }
         let me = self.me.member_id.as_str();
+        let shards = cluster_shards(&members);
         let mut to_claim = Vec::new();
         let mut to_release = Vec::new();
         for lease in table.iter().filter(|l| l.partition < self.partitions) {
-            let desired = desired_owner(lease.partition, &members, self.me.shards);
+            let desired = desired_owner(lease.partition, &members, shards);
             let held = self.held.contains_key(&lease.partition);
             if desired == Some(me) && !held {
                 let free = lease.owner.is_none() || !lease.live || lease.owner.as_deref() == Some(me);
@@ -306,18 +340,15 @@ impl Coordinator {
         for partition in partitions {
             let Some(epoch) = self.held.get(partition).copied() else { continue };
             let (tx, rx) = oneshot::channel();
-            if self
-                .dispatcher
-                .send(Command::Release { partition: *partition, epoch, reply: tx })
-                .await
-                .is_ok()
-            {
-                replies.push((*partition, epoch, rx));
-            }
+            // A dispatcher that is gone cannot answer: release with the
+            // watermark last written rather than keep the lease.
+            let _ = self.dispatcher.send(Command::Release { partition: *partition, epoch, reply: tx }).await;
+            replies.push((*partition, epoch, rx));
         }
+        let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
         let mut marks: Vec<(u32, i64, Option<i64>)> = Vec::new();
         for (partition, epoch, rx) in replies {
-            let watermark = tokio::time::timeout(RELEASE_WAIT, rx).await.ok().and_then(|r| r.ok()).flatten();
+            let watermark = tokio::time::timeout_at(deadline, rx).await.ok().and_then(|r| r.ok()).flatten();
             marks.push((partition, epoch, watermark));
             self.held.remove(&partition);
             self.dirty.remove(&partition);
@@ -326,6 +357,11 @@ impl Coordinator {
         self.report_owned();
         if marks.is_empty() {
             return;
+        }
+        // The misses of these partitions' last moments go in before the
+        // leases: once released, a new owner starts from the watermark.
+        if let Err(e) = writer::flush_now(&self.pool, &self.me.member_id, &self.pending).await {
+            tracing::warn!(error = %e, "cannot write pending missed-slot records before the release");
         }
         let Some(client) = self.client().await else { return };
         match leases::release(&**client, &self.me.member_id, &marks).await {

@@ -42,6 +42,13 @@ pub enum Command {
 const RELEASE_CONFIRM_WAIT: Duration = Duration::from_secs(2);
 /// A publish the connection does not take within this is a dead connection.
 const PUBLISH_LIMIT: Duration = Duration::from_secs(5);
+/// Publishes awaiting their confirm at most: past it, dispatch waits (the
+/// slots stay due and are caught up), so a broker that stops confirming
+/// cannot grow our memory without bound.
+const MAX_IN_FLIGHT: usize = 20_000;
+/// A confirm this late means the channel is no longer doing its job:
+/// reconnect and republish what it never confirmed.
+const CONFIRM_DEADLINE: Duration = Duration::from_secs(30);
 /// How often watermarks are handed to the writer.
 const MARK_EVERY: Duration = Duration::from_millis(50);
 
@@ -76,8 +83,8 @@ impl Owned {
 pub struct Dispatcher {
     settings: Settings,
     owned: HashMap<u32, Owned>,
-    /// Delivery tag → (partition, slot, check) for the current channel.
-    tags: BTreeMap<u64, (u32, i64, i64)>,
+    /// Delivery tag → (partition, slot, check, published at) for the current channel.
+    tags: BTreeMap<u64, (u32, i64, i64, Instant)>,
     returned: HashSet<(i64, i64)>,
     publisher: Option<Publisher>,
     generation: u64,
@@ -136,6 +143,18 @@ impl Dispatcher {
         let mut last_marks = Instant::now();
         loop {
             let now = now_ms();
+            if self.publisher.as_ref().is_some_and(|p| !p.connection().is_open()) {
+                tracing::warn!("RabbitMQ connection closed; reconnecting");
+                self.on_disconnect();
+            }
+            if let Some((_, (.., published))) = self.tags.first_key_value() {
+                if published.elapsed() > CONFIRM_DEADLINE {
+                    tracing::warn!(
+                        "RabbitMQ has not confirmed a publish for {CONFIRM_DEADLINE:?}; reconnecting"
+                    );
+                    self.on_disconnect();
+                }
+            }
             if self.publisher.is_some() && self.needs_republish {
                 self.republish(now).await;
             }
@@ -287,6 +306,9 @@ impl Dispatcher {
         let trusted_now = Instant::now();
         let partitions: Vec<u32> = self.owned.keys().copied().collect();
         for partition in partitions {
+            if self.tags.len() >= MAX_IN_FLIGHT {
+                return;
+            }
             let Some(owned) = self.owned.get_mut(&partition) else { continue };
             if owned.releasing.is_some() || owned.trusted_until <= trusted_now {
                 continue;
@@ -325,8 +347,9 @@ impl Dispatcher {
         let mut todo = Vec::new();
         self.needs_republish = false;
         for (partition, owned) in &self.owned {
-            if owned.trusted_until <= trusted_now {
-                // Picked up once the lease is proven again.
+            if owned.trusted_until <= trusted_now || owned.releasing.is_some() {
+                // Picked up once the lease is proven again; a releasing
+                // partition's new owner resumes from its watermark.
                 self.needs_republish |= owned.in_flight.values().any(Option::is_none);
                 continue;
             }
@@ -355,8 +378,19 @@ impl Dispatcher {
 
     /// Publishes one slot already recorded in `in_flight` as unsent.
     /// Returns false when the connection is gone.
+    ///
+    /// Trust is judged here, per publish, not once per round: a round can
+    /// take long (a slow broker), and a lease must not be acted on a moment
+    /// past its trust deadline. What is not published stays unsent.
     async fn publish(&mut self, partition: u32, check_id: i64, slot: i64) -> bool {
         let Some(owned) = self.owned.get_mut(&partition) else { return true };
+        if owned.trusted_until <= Instant::now()
+            || owned.releasing.is_some()
+            || self.tags.len() >= MAX_IN_FLIGHT
+        {
+            self.needs_republish = true;
+            return true;
+        }
         let Some(body) = owned.schedule.message(check_id, slot) else {
             // The check was deleted since: nothing to run.
             owned.in_flight.remove(&(slot, check_id));
@@ -369,7 +403,7 @@ impl Dispatcher {
                 if let Some(owned) = self.owned.get_mut(&partition) {
                     owned.in_flight.insert((slot, check_id), Some(tag));
                 }
-                self.tags.insert(tag, (partition, slot, check_id));
+                self.tags.insert(tag, (partition, slot, check_id, Instant::now()));
                 let lateness = (now_ms() - slot).max(0) as f64 / 1000.0;
                 metrics::histogram!("sentryk8s_dispatch_lateness_seconds").record(lateness);
                 metrics::counter!("sentryk8s_slots_published_total").increment(1);
@@ -409,13 +443,13 @@ impl Dispatcher {
     /// A confirm for `tag` (and all before it when `multiple`): the slot is
     /// settled, as published or, with `failure`, as missed.
     fn settle(&mut self, tag: u64, multiple: bool, failure: Option<MissReason>) {
-        let settled: Vec<(u64, (u32, i64, i64))> = if multiple {
+        let settled: Vec<(u64, (u32, i64, i64, Instant))> = if multiple {
             let rest = self.tags.split_off(&(tag + 1));
             std::mem::replace(&mut self.tags, rest).into_iter().collect()
         } else {
             self.tags.remove(&tag).map(|v| vec![(tag, v)]).unwrap_or_default()
         };
-        for (tag, (partition, slot, check_id)) in settled {
+        for (tag, (partition, slot, check_id, _)) in settled {
             let Some(owned) = self.owned.get_mut(&partition) else { continue };
             if owned.in_flight.get(&(slot, check_id)) != Some(&Some(tag)) {
                 continue;
@@ -471,13 +505,18 @@ impl Dispatcher {
                 self.link.set(Some(publisher.connection()));
                 self.publisher = Some(publisher);
             }
+            // A publisher of a superseded attempt: close it and keep waiting
+            // for the current one (which cannot exist yet: start it).
             Ok(stale) => {
                 tokio::spawn(stale.close());
                 self.start_reconnect();
             }
-            Err(QueueError::Interrupted) => {}
+            // Only the dispatcher stopping ends a reconnect attempt.
+            Err(QueueError::Interrupted) if self.stop.is_cancelled() => {}
+            // The attempt's task died (a panic inside the AMQP library): a
+            // dispatcher without a connection must never just sit there.
             Err(e) => {
-                tracing::warn!(error = %e, "RabbitMQ reconnect failed");
+                tracing::error!(error = %e, "RabbitMQ reconnect attempt failed; retrying");
                 self.start_reconnect();
             }
         }
@@ -508,7 +547,12 @@ async fn wait_reconnect(
     reconnect: &mut Option<oneshot::Receiver<Result<Publisher, QueueError>>>,
 ) -> Result<Publisher, QueueError> {
     match reconnect.as_mut() {
-        Some(rx) => rx.await.unwrap_or(Err(QueueError::Interrupted)),
+        Some(rx) => rx.await.unwrap_or_else(|_| {
+            Err(QueueError::Connect {
+                target: "RabbitMQ".into(),
+                cause: "the reconnect task ended abruptly".into(),
+            })
+        }),
         None => std::future::pending().await,
     }
 }

@@ -19,11 +19,12 @@ fn millis(d: Duration) -> f64 {
 /// Upserts this member's row with `expires_at = now() + ttl`. Announces the
 /// member when it is new or was considered dead, so that holders of its
 /// preferred partitions hand them back without waiting for a tick.
+/// Returns the database's clock (unix ms), to measure our own against it.
 pub async fn heartbeat(
     client: &impl GenericClient,
     me: &Identity,
     ttl: Duration,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<i64, tokio_postgres::Error> {
     let row = client
         .query_one(
             "WITH previous AS (
@@ -38,7 +39,9 @@ pub async fn heartbeat(
                                            THEN scheduler_members.started_at ELSE now() END
                  RETURNING 1
              )
-             SELECT coalesce((SELECT live FROM previous), false) FROM upsert",
+             SELECT coalesce((SELECT live FROM previous), false),
+                    (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+               FROM upsert",
             &[&me.member_id, &me.ordinal.map(|o| o as i32), &me.shards.map(|s| s as i32), &millis(ttl)],
         )
         .await?;
@@ -46,17 +49,21 @@ pub async fn heartbeat(
     if !was_live {
         client.execute("SELECT pg_notify($1, 'joined')", &[&LEASES_CHANNEL]).await?;
     }
-    Ok(())
+    Ok(row.get(1))
 }
 
 /// Members whose heartbeat has not expired.
 pub async fn live_members(client: &impl GenericClient) -> Result<Vec<Member>, tokio_postgres::Error> {
     let rows = client
-        .query("SELECT member_id, ordinal FROM scheduler_members WHERE expires_at > now()", &[])
+        .query("SELECT member_id, ordinal, shards FROM scheduler_members WHERE expires_at > now()", &[])
         .await?;
     Ok(rows
         .iter()
-        .map(|r| Member { id: r.get(0), ordinal: r.get::<_, Option<i32>>(1).map(|o| o as u32) })
+        .map(|r| Member {
+            id: r.get(0),
+            ordinal: r.get::<_, Option<i32>>(1).map(|o| o as u32),
+            shards: r.get::<_, Option<i32>>(2).map(|s| s as u32),
+        })
         .collect())
 }
 

@@ -51,6 +51,8 @@ pub enum SchedulerError {
     Amqp(String),
     #[error("interrupted before start")]
     Interrupted,
+    #[error("the dispatcher stopped unexpectedly ({0}); leaving so that other members take over")]
+    DispatcherStopped(String),
 }
 
 /// Runs the scheduler until `shutdown`, then hands every partition back.
@@ -99,10 +101,10 @@ pub async fn run(
             catch_up: config.scheduler.catch_up,
         },
         command_rx,
-        pending,
+        pending.clone(),
         link,
     );
-    let dispatch = tokio::spawn(dispatcher.run());
+    let mut dispatch = tokio::spawn(dispatcher.run());
 
     let settings = SchedulerSettings {
         lease_ttl: config.scheduler.lease_ttl,
@@ -110,9 +112,27 @@ pub async fn run(
         reload_interval: config.scheduler.reload_interval,
         retention_days: config.results.retention_days,
     };
-    let coordinator =
-        coordinator::Coordinator::new(pool, me, settings, partitions, command_tx, fenced_rx, listen_rx);
-    coordinator.run(shutdown).await;
+    let wiring =
+        coordinator::Wiring { dispatcher: command_tx, fenced: fenced_rx, listen: listen_rx, pending };
+    let coordinator = coordinator::Coordinator::new(pool, me, settings, partitions, wiring);
+    let coordinating = coordinator.run(shutdown);
+    tokio::pin!(coordinating);
+    tokio::select! {
+        _ = &mut coordinating => {}
+        // The dispatcher only ends when the coordinator lets go of it. If it
+        // ends first (a panic), this member would keep renewing leases it no
+        // longer dispatches: stop, so that the leases expire and others
+        // take over.
+        ended = &mut dispatch => {
+            internal.cancel();
+            let _ = writer.await;
+            return Err(SchedulerError::DispatcherStopped(match ended {
+                Err(e) if e.is_panic() => "it panicked".to_string(),
+                Err(e) => e.to_string(),
+                Ok(()) => "it returned".to_string(),
+            }));
+        }
+    }
     // The coordinator dropped its command sender: the dispatcher hands its
     // last watermarks to the writer and stops.
     let _ = dispatch.await;
@@ -130,14 +150,11 @@ async fn wait_for_cluster(
 ) -> Result<u32, SchedulerError> {
     let mut delay = Duration::from_millis(200);
     loop {
+        // Err(None): not migrated; Err(Some(why)): not reachable (yet).
         let attempt = async {
-            let client = pool.get().await.map_err(|e| error_chain(&e))?;
+            let client = pool.get().await.map_err(|e| Some(error_chain(&e)))?;
             catalog::partition_count(&**client).await.map_err(|e| {
-                if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
-                    "not migrated".to_string()
-                } else {
-                    error_chain(&e)
-                }
+                (e.code() != Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE)).then(|| error_chain(&e))
             })
         };
         match attempt.await {
@@ -151,9 +168,8 @@ async fn wait_for_cluster(
                 }
                 return Ok(p);
             }
-            Ok(None) => return Err(SchedulerError::NotMigrated),
-            Err(e) if e == "not migrated" => return Err(SchedulerError::NotMigrated),
-            Err(e) => tracing::warn!(error = %e, "PostgreSQL not reachable yet"),
+            Ok(None) | Err(None) => return Err(SchedulerError::NotMigrated),
+            Err(Some(e)) => tracing::warn!(error = %e, "PostgreSQL not reachable yet"),
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}

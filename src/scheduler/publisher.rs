@@ -154,11 +154,14 @@ impl Publisher {
         channel.confirm_select(ConfirmSelectArguments::new(false)).await?;
         // The connection can die without the channel being told (TCP reset,
         // missed heartbeats): watch it and report as a lost channel.
+        // The connection can end without the channel being told: a TCP reset
+        // or missed heartbeats (an I/O failure), or the broker closing it as
+        // it shuts down (not one). Either way nothing unconfirmed will be
+        // confirmed now; after our own close, the generation is stale anyway.
         let watched = connection.clone();
         tokio::spawn(async move {
-            if watched.listen_network_io_failure().await {
-                let _ = events.send(ConfirmEvent::Lost { generation });
-            }
+            watched.listen_network_io_failure().await;
+            let _ = events.send(ConfirmEvent::Lost { generation });
         });
         Ok(Publisher {
             generation,
@@ -210,8 +213,13 @@ impl Publisher {
         }
     }
 
+    /// Closes channel and connection; a dead peer gets two seconds, not a
+    /// heartbeat timeout.
     pub async fn close(self) {
-        let _ = self.channel.close().await;
-        let _ = self.connection.close().await;
+        let close = async {
+            let _ = self.channel.close().await;
+            let _ = self.connection.close().await;
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), close).await;
     }
 }

@@ -70,7 +70,6 @@ impl Entry {
 pub struct DueSlot {
     pub check_id: i64,
     pub slot: i64,
-    pub interval_ms: i64,
 }
 
 /// A run of slots of one check that will never be published.
@@ -145,8 +144,11 @@ impl PartitionSchedule {
 
     /// Replaces the partition's checks with `rows` (a reload). New checks
     /// start at their first slot after `now`; changed ones keep their place
-    /// in time (a new interval starts after the last handled slot, so a check
-    /// never runs twice in a row or skips ahead); removed ones are dropped.
+    /// in time: a new interval's grid starts right after the last handled
+    /// slot, so a check never runs twice in a row, and slots that fell due
+    /// before the reload was applied (a tick, or a broker outage) are still
+    /// handed out by the bounded catch-up — published, or recorded missed;
+    /// removed ones are dropped.
     pub fn reload(&mut self, rows: Vec<CheckRow>, now: i64) -> ReloadSummary {
         let mut summary = ReloadSummary::default();
         let mut seen = std::collections::HashSet::with_capacity(rows.len());
@@ -160,7 +162,7 @@ impl PartitionSchedule {
                         next
                     } else {
                         let last_handled = next - interval;
-                        slots::slot_at_or_after((last_handled + 1).max(now), row.interval_ms, phase)
+                        slots::slot_at_or_after(last_handled + 1, row.interval_ms, phase)
                     };
                     self.insert(row, next);
                     summary.changed += 1;
@@ -217,7 +219,7 @@ impl PartitionSchedule {
             if let Some((first, last)) = d.publish {
                 let mut slot = first;
                 while slot <= last {
-                    due.push(DueSlot { check_id: entry.id, slot, interval_ms: interval });
+                    due.push(DueSlot { check_id: entry.id, slot });
                     slot += interval;
                 }
             }

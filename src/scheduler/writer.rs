@@ -20,8 +20,10 @@ use super::schedule::MissedRange;
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// Missed slots kept while PostgreSQL is unreachable; beyond this the
-/// oldest are dropped (and logged): a new owner would recount them anyway
-/// from the watermark, which cannot have moved meanwhile.
+/// oldest are dropped, logged as an error and counted
+/// (`sentryk8s_missed_records_dropped_total`): the slots stay missed, only
+/// their record is lost. Two hundred thousand is minutes of a large
+/// install's misses, far more than an outage the lease survives.
 const MAX_PENDING_MISSED: usize = 200_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +69,8 @@ impl Pending {
             if p.missed.len() > MAX_PENDING_MISSED {
                 let excess = p.missed.len() - MAX_PENDING_MISSED;
                 p.missed.drain(..excess);
-                tracing::warn!(
+                metrics::counter!("sentryk8s_missed_records_dropped_total").increment(excess as u64);
+                tracing::error!(
                     dropped = excess,
                     "too many missed slots waiting for PostgreSQL; dropping the oldest records"
                 );
@@ -114,26 +117,47 @@ pub async fn run(
             _ = tokio::time::sleep(backoff) => false,
             _ = shutdown.cancelled() => true,
         };
-        let batch = pending.take();
-        if !batch.marks.is_empty() || !batch.missed.is_empty() {
-            match flush(&pool, &member_id, &batch).await {
-                Ok(lost) => {
-                    backoff = FLUSH_EVERY;
-                    for (partition, epoch) in lost {
-                        let _ = fenced.send((partition, epoch));
-                    }
+        match flush_now(&pool, &member_id, &pending).await {
+            Ok(lost) => {
+                backoff = FLUSH_EVERY;
+                for (partition, epoch) in lost {
+                    let _ = fenced.send((partition, epoch));
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot write watermarks, will retry");
-                    pending.restore(batch);
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
+            }
+            Err(e) if stopping => {
+                let unwritten = pending.take();
+                tracing::error!(
+                    error = %e,
+                    watermarks = unwritten.marks.len(),
+                    missed_records = unwritten.missed.len(),
+                    "cannot write the last watermarks and missed-slot records before exiting"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write watermarks, will retry");
+                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
         if stopping {
             return;
         }
     }
+}
+
+/// Writes what is pending now (kept for the next try when it fails);
+/// returns the partitions whose fence failed. The coordinator also calls
+/// it before a release, so the misses of a partition's last moments are
+/// recorded before its new owner can start.
+pub async fn flush_now(pool: &Pool, me: &str, pending: &Pending) -> Result<Vec<(u32, i64)>, String> {
+    let batch = pending.take();
+    if batch.marks.is_empty() && batch.missed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let result = flush(pool, me, &batch).await;
+    if result.is_err() {
+        pending.restore(batch);
+    }
+    result
 }
 
 async fn flush(pool: &Pool, me: &str, batch: &PendingInner) -> Result<Vec<(u32, i64)>, String> {

@@ -136,10 +136,6 @@ impl Session {
         self.open.load(Ordering::SeqCst) && self.channel.is_open()
     }
 
-    pub fn outstanding(&self) -> usize {
-        self.tracker.lock().map(|t| t.outstanding()).unwrap_or(0)
-    }
-
     /// Acknowledges committed deliveries.
     pub async fn ack(&self, tags: &[u64]) {
         if !self.is_open() {

@@ -75,8 +75,8 @@ pub struct BatchConfig {
 enum WriteError {
     #[error("PostgreSQL unavailable: {0}")]
     Unavailable(String),
-    #[error("no result partition for {0:?}")]
-    MissingPartition(Vec<NaiveDate>),
+    #[error("no daily result partition for a slot: {0}")]
+    MissingPartition(String),
     #[error("PostgreSQL refused the data: {0}")]
     Rejected(String),
     /// A deadlock or serialisation failure with another worker's batch:
@@ -89,7 +89,7 @@ fn classify(error: &tokio_postgres::Error) -> WriteError {
     let text = crate::db::error_chain(error);
     match error.code() {
         Some(code) if *code == SqlState::CHECK_VIOLATION && text.contains("no partition") => {
-            WriteError::MissingPartition(Vec::new())
+            WriteError::MissingPartition(text)
         }
         Some(code) if code.code().starts_with("22") || code.code().starts_with("23") => {
             WriteError::Rejected(text)
@@ -245,12 +245,24 @@ async fn settle(items: impl Iterator<Item = Item>) {
     }
 }
 
+/// Longest a batch's transaction may take before it counts as an outage.
+const WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One transaction; creates missing daily partitions and tries again.
 async fn write(pool: &Pool, items: &[Item], worker: &str) -> Result<(), WriteError> {
     let mut partitions_created = false;
     let mut conflicts = 0;
     loop {
-        match write_once(pool, items, worker).await {
+        // A statement that never returns (a server gone silent mid-query)
+        // must become an outage like any other: stop taking work, retry.
+        let attempt = tokio::time::timeout(WRITE_LIMIT, write_once(pool, items, worker)).await;
+        let attempt = attempt.unwrap_or_else(|_| {
+            Err(WriteError::Unavailable(format!(
+                "no answer within {}",
+                humantime::format_duration(WRITE_LIMIT)
+            )))
+        });
+        match attempt {
             Err(WriteError::MissingPartition(_)) if !partitions_created => {
                 ensure_partitions(pool, items).await?;
                 partitions_created = true;

@@ -38,9 +38,12 @@ use super::metrics::{DeadLetterReason, WorkerMetrics};
 use crate::model::{CheckJob, DecodeError};
 use crate::queue::{self, AmqpLink, AmqpTarget, LogChannel, QueueError, Topology};
 
+/// Undecodable jobs logged so far (the first ten, then one in a thousand).
+static DEAD_LETTERS_LOGGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// How far in the future a slot may be before the job is refused as
 /// nonsense (clock skew between scheduler and worker is far smaller).
-const MAX_SLOT_AHEAD: chrono::Duration = chrono::Duration::days(1);
+const MAX_SLOT_AHEAD: chrono::Duration = chrono::Duration::minutes(5);
 /// The schema's bounds of `checks.interval_ms`.
 const INTERVAL_MS: std::ops::RangeInclusive<u64> = 1_000..=86_400_000;
 
@@ -195,8 +198,19 @@ impl Consumer {
                     DecodeError::Json(_) => DeadLetterReason::Undecodable,
                 };
                 let id = message.basic_properties.as_ref().and_then(|p| p.message_id().cloned());
-                // The content is never logged: a job's headers may hold secrets.
-                tracing::warn!(message_id = ?id, bytes = content.len(), error = %e, "dead-lettering a job that cannot be read");
+                // Neither the content nor serde's message (which quotes
+                // values) is logged: a job's headers may hold secrets. And
+                // a flood of bad messages logs a sample, not a flood.
+                let seen = DEAD_LETTERS_LOGGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if seen < 10 || seen % 1000 == 0 {
+                    let what = match &e {
+                        DecodeError::Json(j) => {
+                            format!("{:?} error at line {} column {}", j.classify(), j.line(), j.column())
+                        }
+                        other => other.to_string(),
+                    };
+                    tracing::warn!(message_id = ?id, bytes = content.len(), error = %what, dead_lettered_so_far = seen + 1, "dead-lettering a job that cannot be read");
+                }
                 self.metrics.dead_lettered(reason);
                 session.reject(tag, false).await;
                 return;

@@ -80,6 +80,12 @@ const PRESETS: &[(&str, &[&str])] = &[
     ("loopback", &["127.0.0.0/8", "::1/128"]),
 ];
 
+/// "This host" in both families: `0.0.0.0/8` and `::/128`.
+const UNSPECIFIED: &[IpRange] = &[
+    IpRange { network: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), prefix: 8 },
+    IpRange { network: IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), prefix: 128 },
+];
+
 /// The configured deny-list (`worker.deny_targets`); empty means off.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DenyList {
@@ -107,13 +113,14 @@ impl DenyList {
         Ok(DenyList { ranges })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
-    }
-
-    /// The range that denies `ip`, if any.
+    /// The range that denies `ip`, if any. With any deny-list at all, the
+    /// unspecified addresses (`0.0.0.0/8`, `::`) are denied too: Linux
+    /// connects them to the local host, a back door into loopback.
     pub fn denies(&self, ip: IpAddr) -> Option<&IpRange> {
-        self.ranges.iter().find(|r| r.contains(ip))
+        if self.ranges.is_empty() {
+            return None;
+        }
+        self.ranges.iter().chain(UNSPECIFIED.iter()).find(|r| r.contains(ip))
     }
 
     /// Keeps the allowed addresses. `Err` names the first denied address when
@@ -177,5 +184,9 @@ mod tests {
         assert!(list.filter(vec![a("169.254.169.254:80")]).is_err());
         assert!(DenyList::parse(&["privat".into()]).unwrap_err().contains("named sets"));
         assert!(DenyList::default().filter(vec![a("169.254.169.254:80")]).is_ok(), "off by default");
+        // Any list also closes the "this host" back door to loopback.
+        assert!(list.denies(ip("0.0.0.0")).is_some() && list.denies(ip("0.1.2.3")).is_some());
+        assert!(list.denies(ip("::")).is_some());
+        assert!(DenyList::default().denies(ip("0.0.0.0")).is_none());
     }
 }

@@ -13,7 +13,6 @@
 //! Phase times are summed over redirect hops; `total_ms` is wall time.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -21,7 +20,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Version};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -238,6 +237,8 @@ impl HttpChecker {
         let mut method = Method::from_bytes(spec.method.as_bytes())
             .map_err(|_| Failure::new(ErrorClass::Protocol, "invalid HTTP method"))?;
         let mut headers = self.request_headers(spec)?;
+        let spec_header_names: Vec<HeaderName> =
+            spec.headers.keys().filter_map(|k| HeaderName::from_bytes(k.as_bytes()).ok()).collect();
         let mut body = Bytes::from(spec.body.clone().unwrap_or_default());
         let keep_body = assertions::needs_body(&spec.expect);
         let limit = self.body_limit(spec);
@@ -273,10 +274,18 @@ impl HttpChecker {
                 ));
             }
             if next.origin() != url.origin() {
-                // Credentials meant for one origin never travel to another.
-                for name in ["authorization", "cookie", "proxy-authorization"] {
+                // Headers declared for one origin never travel to another:
+                // any of them may be a credential (X-Api-Key, Private-Token),
+                // and Host names the first origin's virtual host. The
+                // defaults (User-Agent, Accept) are put back.
+                for name in &spec_header_names {
                     headers.remove(name);
                 }
+                headers.remove(hyper::header::AUTHORIZATION);
+                headers.remove(hyper::header::COOKIE);
+                headers.remove(hyper::header::PROXY_AUTHORIZATION);
+                headers.entry(hyper::header::USER_AGENT).or_insert_with(|| self.user_agent.clone());
+                headers.entry(hyper::header::ACCEPT).or_insert_with(|| HeaderValue::from_static("*/*"));
             }
             if matches!(hop.status, 301..=303) && method != Method::HEAD {
                 method = Method::GET;
@@ -403,7 +412,11 @@ impl HttpChecker {
         let request = build_request(url, out, h2)?;
         let io = TokioIo::new(io);
         if h2 {
-            let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            // hyper runs an HTTP/2 connection in tasks of its own; they must
+            // not outlive the check (a peer that stops reading would keep one
+            // writing forever), so they are spawned under its deadline.
+            let executor = DeadlineExecutor { deadline: p.deadline + DEADLINE_GRACE };
+            let (mut sender, connection) = hyper::client::conn::http2::Builder::new(executor)
                 .max_header_list_size(MAX_HEADER_BYTES as u32)
                 .handshake::<_, Full<Bytes>>(io)
                 .await
@@ -507,8 +520,28 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Polls the connection and the request together, in this task (no spawn:
-/// when the deadline drops the check, the connection goes with it).
+/// How long hyper's HTTP/2 background tasks may outlive the check's deadline.
+const DEADLINE_GRACE: Duration = Duration::from_secs(1);
+
+/// Spawns hyper's background tasks so that they end at a deadline.
+#[derive(Clone)]
+struct DeadlineExecutor {
+    deadline: Instant,
+}
+
+impl<F> hyper::rt::Executor<F> for DeadlineExecutor
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::spawn(tokio::time::timeout_at(self.deadline, fut));
+    }
+}
+
+/// Polls the connection and the request together, in this task: when the
+/// deadline drops the check, an HTTP/1 connection goes with it (HTTP/2's
+/// own tasks end by [`DeadlineExecutor`]).
 async fn drive<C, W, T>(connection: C, work: W) -> Result<T, Failure>
 where
     C: std::future::Future<Output = Result<(), hyper::Error>>,
@@ -674,9 +707,6 @@ impl AsyncWrite for ClosingStream {
         std::task::Poll::Ready(Ok(()))
     }
 }
-
-/// Shared checker type used by the role.
-pub type SharedChecker = Arc<HttpChecker>;
 
 #[cfg(test)]
 mod tests {

@@ -37,6 +37,14 @@ async fn echo_server() -> std::net::SocketAddr {
             tokio::spawn(async move {
                 let service =
                     hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                        // One path redirects within this origin.
+                        if req.uri().path() == "/hop" {
+                            let mut r = hyper::Response::new(Full::new(Bytes::new()));
+                            *r.status_mut() = hyper::StatusCode::FOUND;
+                            r.headers_mut()
+                                .insert("location", hyper::header::HeaderValue::from_static("/landed"));
+                            return Ok::<_, Infallible>(r);
+                        }
                         let header = |name: &str| {
                             req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string()
                         };
@@ -92,7 +100,24 @@ async fn credentials_do_not_follow_a_redirect_to_another_origin() {
             "headers": {"Authorization": "Bearer t0ken", "X-Test": "kept"},
             "max_redirects": 3,
             "timeout_ms": 2000,
-            "expect": {"body_contains": ["GET /landed", "auth=no", "x=kept", "body="]},
+            // Every declared header stays with its origin (any may be a
+            // credential); the defaults (User-Agent) travel on.
+            "expect": {"body_contains": ["GET /landed", "ua=sentryk8s-test", "auth=no", "x=-", "body="]},
+        })))
+        .await;
+    assert!(outcome.success, "{outcome:?}");
+}
+
+#[tokio::test]
+async fn declared_headers_follow_a_redirect_within_the_origin() {
+    let echo = echo_server().await;
+    let outcome = checker()
+        .run(&spec(json!({
+            "url": format!("http://{echo}/hop"),
+            "headers": {"Authorization": "Bearer t0ken", "X-Test": "kept"},
+            "max_redirects": 3,
+            "timeout_ms": 2000,
+            "expect": {"body_contains": ["GET /landed", "auth=yes", "x=kept"]},
         })))
         .await;
     assert!(outcome.success, "{outcome:?}");
