@@ -465,3 +465,39 @@ pub async fn scan_reminders(pool: &Pool, default_attempts: u32) -> Result<Vec<(S
     tx.commit().await?;
     Ok(created)
 }
+
+/// A check that is deleted or paused while DOWN will never recover by a
+/// result: its incident would stay open at every receiver (PagerDuty, a
+/// ticket). Writes the recovery into the outbox in the caller's
+/// transaction — with `reason` in the payload — and clears the state, so a
+/// paused check starts afresh when it is enabled again.
+pub async fn resolve_withdrawn(
+    tx: &impl tokio_postgres::GenericClient,
+    check_ids: &[i64],
+    reason: &str,
+) -> Result<u64, tokio_postgres::Error> {
+    let resolved = tx
+        .execute(
+            "INSERT INTO notifications (check_id, check_name, incident_id, event, slot, payload)
+             SELECT c.id, c.name, s.incident_id, 'up', now(),
+                    jsonb_build_object(
+                        'check', c.name, 'check_id', c.id, 'state', 'up', 'since', now(),
+                        'incident_id', s.incident_id, 'slot', now(), 'reason', $2::text,
+                        'description', c.spec->'description', 'labels', coalesce(c.spec->'labels', '{}'),
+                        'alerts', coalesce(c.spec->'alerts', '[]'), 'last_error', s.last_error,
+                        'down_for_seconds', extract(epoch FROM now() - s.since))
+               FROM checks c JOIN check_state s ON s.check_id = c.id
+              WHERE c.id = ANY($1::int8[]) AND s.status = 'down' AND s.incident_id IS NOT NULL
+             ON CONFLICT (check_id, slot, event) DO NOTHING",
+            &[&check_ids, &reason],
+        )
+        .await?;
+    tx.execute(
+        "UPDATE check_state SET status = 'unknown', since = now(), incident_id = NULL,
+                consecutive_failures = 0, consecutive_successes = 0, updated_at = now()
+          WHERE check_id = ANY($1::int8[]) AND status <> 'unknown'",
+        &[&check_ids],
+    )
+    .await?;
+    Ok(resolved)
+}

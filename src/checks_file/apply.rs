@@ -152,7 +152,12 @@ pub async fn apply(
 
     if !plan.delete.is_empty() {
         let ids: Vec<i64> = plan.delete.iter().map(|(id, _)| *id).collect();
+        crate::alerting::store::resolve_withdrawn(&tx, &ids, "deleted").await.map_err(db)?;
         tx.execute("DELETE FROM checks WHERE id = ANY($1::int8[])", &[&ids]).await.map_err(db)?;
+    }
+    let paused: Vec<i64> = plan.update.iter().filter(|u| !declared[u.index].enabled).map(|u| u.id).collect();
+    if !paused.is_empty() {
+        crate::alerting::store::resolve_withdrawn(&tx, &paused, "paused").await.map_err(db)?;
     }
     if !plan.update.is_empty() {
         let mut ids = Vec::with_capacity(plan.update.len());

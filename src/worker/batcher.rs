@@ -38,6 +38,7 @@ use tokio_postgres::error::SqlState;
 use super::acks::{Delivery, Session};
 use super::metrics::{DeadLetterReason, WorkerMetrics};
 use super::state::{self, CheckState, Observation, Status, Thresholds, Transition};
+use crate::checks_file::redact::{scrub, secrets};
 use crate::model::{CheckJob, CheckOutcome};
 
 /// A job that ran: what is stored.
@@ -552,7 +553,9 @@ pub fn payload(notice: &Notice<'_>) -> serde_json::Value {
         "status_code": o.status_code,
         "duration_ms": o.timings.total_ms,
         "error_class": o.error_class.map(|c| c.as_str()),
-        "last_error": o.error_message.as_deref().map(clean),
+        // A target may echo a request header into what the error quotes;
+        // the receiver (a chat room, a mailbox) must not see it.
+        "last_error": o.error_message.as_deref().map(|e| clean(&scrub(e, &secrets(&job.spec)))),
         "labels": job.spec.labels.iter().map(|(k, v)| (clean(k), serde_json::Value::from(clean(v)))).collect::<serde_json::Map<_, _>>(),
         "alerts": job.spec.alerts.iter().map(|a| clean(a)).collect::<Vec<_>>(),
     });

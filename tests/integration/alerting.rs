@@ -612,3 +612,68 @@ async fn apply_plans_channels_and_windows_idempotently() {
     assert_eq!(bed.one::<i64>("SELECT count(*) FROM alert_channels").await, 1);
     assert_eq!(bed.one::<i64>("SELECT count(*) FROM maintenance_windows").await, 0);
 }
+
+#[tokio::test]
+async fn pausing_or_deleting_a_down_check_resolves_its_incident() {
+    let db = TestDb::migrated(8).await;
+    let dir = temp_dir();
+    let file = |paused: bool| {
+        format!(
+            "alerts:\n  hook: {{ type: webhook, url: 'http://127.0.0.1:9/hook' }}\nchecks:\n  - {{ name: api, url: 'http://127.0.0.1:9/a', alerts: [hook], enabled: {} }}\n  - {{ name: web, url: 'http://127.0.0.1:9/w', alerts: [hook] }}\n",
+            !paused
+        )
+    };
+    std::fs::write(dir.join("c.yaml"), file(false)).unwrap();
+    assert_eq!(sentryk8s(Some(&db), &dir, &["checks", "apply", "-f", "c.yaml"], &[], "").code, Some(0));
+    let client = db.client().await;
+    // Both checks are down, each in an open incident.
+    client
+        .execute(
+            "INSERT INTO check_state (check_id, status, since, incident_id, last_error)
+             SELECT id, 'down', now() - interval '5 minutes', nextval('incident_id_seq'), 'refused' FROM checks",
+            &[],
+        )
+        .await
+        .unwrap();
+    let resolutions = || async {
+        client
+            .query("SELECT check_name, payload->>'reason', incident_id FROM notifications WHERE event = 'up' ORDER BY 1", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, Option<String>>(1)))
+            .collect::<Vec<_>>()
+    };
+
+    // Paused: its incident is resolved, and it starts afresh.
+    std::fs::write(dir.join("c.yaml"), file(true)).unwrap();
+    assert_eq!(sentryk8s(Some(&db), &dir, &["checks", "apply", "-f", "c.yaml"], &[], "").code, Some(0));
+    assert_eq!(resolutions().await, vec![("api".to_string(), Some("paused".to_string()))]);
+    let state: String = client
+        .query_one(
+            "SELECT s.status FROM check_state s JOIN checks c ON c.id = s.check_id WHERE c.name = 'api'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(state, "unknown");
+
+    // Deleted (pruned): resolved too, before the row goes.
+    std::fs::write(
+        dir.join("c.yaml"),
+        "alerts:\n  hook: { type: webhook, url: 'http://127.0.0.1:9/hook' }\nchecks: []\n",
+    )
+    .unwrap();
+    assert_eq!(
+        sentryk8s(Some(&db), &dir, &["checks", "apply", "--prune", "-f", "c.yaml"], &[], "").code,
+        Some(0)
+    );
+    assert_eq!(
+        resolutions().await,
+        vec![
+            ("api".to_string(), Some("paused".to_string())),
+            ("web".to_string(), Some("deleted".to_string()))
+        ]
+    );
+}
