@@ -21,6 +21,8 @@ pub enum QueueError {
     Amqp(#[from] amqprs::error::Error),
     #[error("interrupted by shutdown")]
     Interrupted,
+    #[error("{0}")]
+    Topology(String),
 }
 
 /// A parsed `amqp://user:password@host:port/vhost` URL.
@@ -245,7 +247,7 @@ impl ReadinessProbe for AmqpProbe {
             }
             match tokio::time::timeout(Duration::from_secs(2), connection.open_channel(None)).await {
                 Ok(Ok(channel)) => {
-                    let _ = channel.close().await;
+                    let _ = tokio::time::timeout(Duration::from_secs(2), channel.close()).await;
                     Ok(())
                 }
                 Ok(Err(e)) => Err(e.to_string()),

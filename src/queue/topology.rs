@@ -101,7 +101,22 @@ pub async fn declare_topology(channel: &Channel, topology: &Topology) -> Result<
     args.insert(field_name("x-overflow"), string_value("reject-publish"));
     channel
         .queue_declare(QueueDeclareArguments::durable_client_named(&topology.queue).arguments(args).finish())
-        .await?;
+        .await
+        .map_err(|e| {
+            let text = e.to_string();
+            if text.contains("PRECONDITION_FAILED") {
+                // Declared once with other arguments: declaring again can
+                // never succeed, so say what to do instead of retrying quietly.
+                QueueError::Topology(format!(
+                    "queue {} exists with other arguments ({text}): amqp.max_queue_length or \
+                     amqp.delivery_limit changed since it was created; restore them, or delete the \
+                     queue (its waiting jobs are lost) so that it is declared anew",
+                    topology.queue
+                ))
+            } else {
+                QueueError::Amqp(e)
+            }
+        })?;
     channel.queue_bind(QueueBindArguments::new(&topology.queue, &topology.exchange, JOB_ROUTING_KEY)).await?;
     Ok(())
 }

@@ -127,10 +127,24 @@ impl Publisher {
                 generation,
                 events.clone(),
             );
+            // A broker that accepted the connection and then went quiet must
+            // not hold the reconnect forever.
+            let setup = async {
+                tokio::time::timeout(Duration::from_secs(15), setup).await.unwrap_or_else(|_| {
+                    Err(QueueError::Connect {
+                        target: "RabbitMQ".into(),
+                        cause: "channel setup took over 15s".into(),
+                    })
+                })
+            };
             match setup.await {
                 Ok(publisher) => return Ok(publisher),
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot set up the publishing channel, reconnecting");
+                    if matches!(e, QueueError::Topology(_)) {
+                        tracing::error!(error = %e, "cannot declare the job queue");
+                    } else {
+                        tracing::warn!(error = %e, "cannot set up the publishing channel, reconnecting");
+                    }
                     let _ = connection.close().await;
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
