@@ -12,10 +12,10 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
-# Dependency policy (deny.toml). Offline: bans, licenses, sources; the
-# GitHub workflow also checks RustSec advisories, which need the network.
+# Dependency policy (deny.toml): bans, licenses, sources. The GitHub
+# workflow also checks RustSec advisories, whose database lives on GitHub.
 command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny
-cargo deny --offline check bans licenses sources
+cargo deny check bans licenses sources
 
 # Unit and integration tests (parallel, isolated per test), then the serial
 # binaries that restart PostgreSQL and RabbitMQ: cargo runs test binaries
