@@ -1,24 +1,34 @@
-//! A tiny local HTTP target for the newcomer demo (`scripts/demo.sh`), so
-//! examples/checks.yaml has something to watch offline:
+//! The newcomer demo's local world (`scripts/demo.sh`), so
+//! examples/checks.yaml has something to watch, and somewhere to alert,
+//! offline:
 //!
-//! | path | answer |
-//! |---|---|
-//! | `/` | 200, a page that says Welcome |
-//! | `/health` | 200, `{"status":"UP","version":"v1"}` |
-//! | `/slow` | 200 after 3 s |
-//! | `/status/<code>` | that status |
-//! | `/redirect` | 302 to `/` |
+//! - a web site on 127.0.0.1:18080:
 //!
-//! `cargo run --example demo_target [ADDR]` (default 127.0.0.1:18080).
+//!   | path | answer |
+//!   |---|---|
+//!   | `/` | 200, a page that says Welcome |
+//!   | `/health` | 200, `{"status":"UP","version":"v1"}` |
+//!   | `/slow` | 200 after 3 s |
+//!   | `/status/<code>` | that status |
+//!   | `/redirect` | 302 to `/` |
+//!
+//! - an alert receiver on 127.0.0.1:18090 (the example's webhook, PagerDuty
+//!   and Slack channels): accepts every POST and prints one line per alert;
+//! - a mail sink on 127.0.0.1:18025 (the example's email channel): speaks
+//!   just enough SMTP to accept a message, and prints its subject.
+//!
+//! `cargo run --example demo_target`.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 
 pub async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
@@ -39,21 +49,82 @@ pub async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Some(location) = location {
-        response
-            .headers_mut()
-            .insert(hyper::header::LOCATION, hyper::header::HeaderValue::from_static(location));
+        response.headers_mut().insert(hyper::header::LOCATION, hyper::header::HeaderValue::from_static(location));
     }
     Ok(response)
 }
 
-/// Serves [`answer`] on `listener` forever (the tests run it in process).
-pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+/// Accepts an alert and prints what it says.
+async fn receive_alert(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    // Webhook: check/state; PagerDuty: event_action + payload.summary; Slack: text.
+    let what = doc["check"]
+        .as_str()
+        .map(|c| format!("{c} is {}", doc["state"].as_str().unwrap_or("?")))
+        .or_else(|| doc["payload"]["summary"].as_str().map(|s| format!("{} {s}", doc["event_action"])))
+        .or_else(|| doc["text"].as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{} bytes", body.len()));
+    eprintln!("[demo] alert on {path}: {what}");
+    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+}
+
+async fn serve_http<F, Fut>(listener: TcpListener, handler: F) -> std::io::Result<()>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service_fn(handler))
+                .await;
+        });
+    }
+}
+
+/// Serves the web site on `listener` forever (the tests run it in process).
+pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
+    serve_http(listener, answer).await
+}
+
+/// Accepts mail: the minimum of SMTP (no TLS, no auth) a client needs.
+async fn serve_smtp(listener: TcpListener) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         tokio::spawn(async move {
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service_fn(answer))
-                .await;
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            let _ = write.write_all(b"220 demo ESMTP\r\n").await;
+            let mut subject = String::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                let reply: &[u8] = match verb.as_str() {
+                    "EHLO" | "HELO" => b"250 demo\r\n",
+                    "DATA" => {
+                        let _ = write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await;
+                        while let Ok(Some(data)) = lines.next_line().await {
+                            if data == "." {
+                                break;
+                            }
+                            if let Some(s) = data.strip_prefix("Subject: ") {
+                                subject = s.to_string();
+                            }
+                        }
+                        eprintln!("[demo] mail: {subject}");
+                        b"250 queued\r\n"
+                    }
+                    "QUIT" => {
+                        let _ = write.write_all(b"221 bye\r\n").await;
+                        break;
+                    }
+                    _ => b"250 ok\r\n",
+                };
+                let _ = write.write_all(reply).await;
+            }
         });
     }
 }
@@ -61,8 +132,10 @@ pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
 #[allow(dead_code)] // the tests include this file as a module and use `serve`
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18080".to_string());
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
-    eprintln!("demo target listening on http://{addr}");
-    serve(listener).await
+    let site = TcpListener::bind("127.0.0.1:18080").await?;
+    let alerts = TcpListener::bind("127.0.0.1:18090").await?;
+    let mail = TcpListener::bind("127.0.0.1:18025").await?;
+    eprintln!("[demo] site on http://127.0.0.1:18080, alerts on :18090, mail on :18025");
+    tokio::try_join!(serve(site), serve_http(alerts, receive_alert), serve_smtp(mail))?;
+    Ok(())
 }

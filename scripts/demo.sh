@@ -16,7 +16,7 @@ cargo build --bin sentryk8s --example demo_target
 
 target_pid=
 if ! (exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null; then
-  target/debug/examples/demo_target 127.0.0.1:18080 &
+  target/debug/examples/demo_target &
   target_pid=$!
 fi
 cleanup() { [ -n "$target_pid" ] && kill "$target_pid" 2>/dev/null || true; }
