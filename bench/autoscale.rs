@@ -31,6 +31,12 @@
 //! second: checks run, dispatch-to-start delay (started_at − slot) and
 //! slots missed. Writes bench/results/autoscale.md, autoscale_*.csv and
 //! autoscale.svg.
+//!
+//! Knobs (environment): SK_AS_CPU_TARGET (70), SK_AS_DOWN_WINDOW (scale-down
+//! stabilization, 60 s), SK_AS_BASE_RATE / SK_AS_MID_RATE / SK_AS_PEAK_RATE
+//! (400 / 1000 / 1600 checks/s), SK_AS_SECONDS (225; the plan's steps are at
+//! fixed times), SK_AS_POLICIES (cpu,backlog), SK_AS_REPORT (file name
+//! stem, default autoscale).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -85,9 +91,9 @@ struct Phase {
 const PLAN: [Phase; 5] = [
     Phase { at: 0, label: "base", groups: &["base"] },
     Phase { at: 20, label: "peak", groups: &["base", "g1", "g2"] },
-    Phase { at: 100, label: "base", groups: &["base"] },
-    Phase { at: 150, label: "mid", groups: &["base", "g1"] },
-    Phase { at: 210, label: "base", groups: &["base"] },
+    Phase { at: 95, label: "base", groups: &["base"] },
+    Phase { at: 140, label: "mid", groups: &["base", "g1"] },
+    Phase { at: 190, label: "base", groups: &["base"] },
 ];
 
 struct Settings {
@@ -219,7 +225,7 @@ fn main() {
 
 async fn run() {
     let settings = Settings {
-        seconds: env_or("SK_AS_SECONDS", 240),
+        seconds: env_or("SK_AS_SECONDS", 225),
         base_rate: env_or("SK_AS_BASE_RATE", 400),
         mid_rate: env_or("SK_AS_MID_RATE", 1000),
         peak_rate: env_or("SK_AS_PEAK_RATE", 1600),
@@ -618,13 +624,14 @@ fn fmt_s(v: Option<u64>, span: u64) -> String {
 }
 
 fn report(header: &str, settings: &Settings, results: &[RunResult]) {
+    let name = std::env::var("SK_AS_REPORT").unwrap_or_else(|_| "autoscale".into());
     let mut md = String::from(header);
     let _ = write!(
         md,
         "\n## Setup\n\n\
          - checks every {} s; targets answer in 50 ms – 2 s (log-uniform) and 3 % never answer in time \
            (check timeout {} s); mean check duration ≈ 0.6 s\n\
-         - load plan (due checks per second): base {} → peak {} at t=20 s → base at t=100 s → mid {} at t=150 s → base at t=210 s; run length {} s per policy\n\
+         - load plan (due checks per second): base {} → peak {} at t=20 s → base at t=95 s → mid {} at t=140 s → base at t=190 s; run length {} s per policy\n\
          - workers: `sentryk8s worker --concurrency {CONCURRENCY}` (the chart's), one scheduler, PostgreSQL and RabbitMQ shared\n\
          - HPA model: sync every {SYNC_S} s, tolerance 10 %, min {MIN_REPLICAS} / max {MAX_REPLICAS} replicas, \
            scale-up +100 % or +4 pods per 30 s (max), scale-down −25 % or −2 pods per 60 s (min), \
@@ -716,25 +723,30 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
     });
     row(&mut md, "load average before the run", &|r, _| r.load_avg.clone());
     row(&mut md, "HPA decisions (t: replicas current→desired, metric)", &|r, _| {
-        r.decisions
+        let changes: Vec<String> = r
+            .decisions
             .iter()
             .filter(|d| d.desired != d.current)
             .map(|d| format!("{}s: {}→{} ({:.0})", d.t, d.current, d.desired, d.metric))
-            .collect::<Vec<_>>()
-            .join("; ")
+            .collect();
+        if changes.is_empty() {
+            format!("none: {MIN_REPLICAS} replicas throughout")
+        } else {
+            changes.join("; ")
+        }
     });
 
     md.push_str("\n## Verdict\n\n");
-    md.push_str(&verdict(results, &steps));
+    md.push_str(&verdict(results, &steps, settings.cpu_target_pct));
     md.push_str(
-        "\nPlot: [autoscale.svg](autoscale.svg). Per-second data: autoscale_timeseries.csv, HPA decisions: \
-         autoscale_hpa.csv. \"Delay\" is the dispatch-to-start delay of each executed check (started_at − slot, \
+        &format!("\nPlot: [{name}.svg]({name}.svg). Per-second data: {name}_timeseries.csv, HPA decisions: \
+         {name}_hpa.csv. \"Delay\" is the dispatch-to-start delay of each executed check (started_at − slot, \
          from check_results); a job still queued when its slot + interval passes is not run but recorded in \
          missed_slots (reason stale), so the delay of executed checks is capped near 10 s and the misses \
          count the rest.\n\nNoise: the machine is shared; PostgreSQL and beam.smp CPU include other engineers' \
-         tests. Each policy ran once in this command; rerun it to see the spread.\n",
+         tests. Each policy ran once in this command; rerun it to see the spread.\n"),
     );
-    common::write_result("autoscale.md", &md);
+    common::write_result(&format!("{name}.md"), &md);
     println!("\n{md}");
 
     // CSVs.
@@ -764,7 +776,7 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
         }
     }
     common::write_csv(
-        "autoscale_timeseries.csv",
+        &format!("{name}_timeseries.csv"),
         &[
             "policy", "t_s", "ready", "unacked", "replicas", "terminating", "worker_cores", "scheduler_cores",
             "target_cores", "postgres_cores", "beam_cores", "machine_busy_cores", "run_in_slot_second",
@@ -789,7 +801,7 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
         })
         .collect();
     common::write_csv(
-        "autoscale_hpa.csv",
+        &format!("{name}_hpa.csv"),
         &["policy", "t_s", "metric", "ratio", "current", "raw_desired", "desired"],
         &hpa_rows,
     );
@@ -856,7 +868,7 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
         width: 900.0,
         panel_height: 130.0,
     };
-    common::write_result("autoscale.svg", &figure.render());
+    common::write_result(&format!("{name}.svg"), &figure.render());
 }
 
 /// Worker CPU utilization (% of the request per replica) over each HPA
@@ -874,7 +886,7 @@ fn utilization_windows(r: &RunResult) -> Vec<f64> {
 }
 
 /// The verdict, in words, from the numbers (whichever way they fall).
-fn verdict(results: &[RunResult], steps: &[(Policy, Vec<StepFigures>)]) -> String {
+fn verdict(results: &[RunResult], steps: &[(Policy, Vec<StepFigures>)], cpu_target: f64) -> String {
     let get = |p: Policy| results.iter().zip(steps).find(|(r, _)| r.policy == p);
     let (Some((cpu, (_, cpu_steps))), Some((backlog, (_, bl_steps)))) = (get(Policy::Cpu), get(Policy::Backlog)) else {
         return "Only one policy ran: no comparison.\n".into();
@@ -931,17 +943,18 @@ fn verdict(results: &[RunResult], steps: &[(Policy, Vec<StepFigures>)]) -> Strin
         base_util.iter().copied().reduce(f64::max),
         peak_util.iter().copied().reduce(f64::max),
     ) {
-        let target = peak_max * 0.9;
+        let base_min = base_util.iter().copied().fold(f64::INFINITY, f64::min);
         let _ = writeln!(
             out,
-            "- CPU signal: in the CPU run the workers' utilization was at most {base_max:.0} % of the request at base load \
-             and at most {peak_max:.0} % at the peak, while {:.0} % of due slots were missed. A CPU target would have to sit \
-             below about {peak_max:.0} % to react to the peak at all; at, say, {target:.0} % the same base load would already \
-             ask for ceil(2 × {base_max:.0} / {target:.0}) = {} replicas, so the target would have to be tuned to this load \
-             level, and utilization of a saturated worker (all {CONCURRENCY} slots waiting on slow targets) does not rise \
-             with the backlog behind it.",
+            "- CPU signal: in the CPU run the workers' utilization over each 15 s sync was {base_min:.0}–{base_max:.0} % of \
+             the request at base load and at most {peak_max:.0} % at the peak, when every worker had all {CONCURRENCY} slots \
+             busy and the queue held the rest; {:.0} % of due slots were missed. A saturated worker's CPU is bounded by \
+             its throughput (CPU per check × checks it can hold in flight ÷ check duration), not by the backlog behind \
+             it, so against a {:.0} % target the ratio stayed ≤ {:.2} and no sync asked for more replicas. Only a target \
+             below the saturated level ({peak_max:.0} % here, lower with slower targets) can react at all.",
             missed_pct(cpu),
-            (2.0 * base_max / target).ceil()
+            cpu_target,
+            cpu.decisions.iter().map(|d| d.ratio).fold(0.0, f64::max),
         );
     }
     let better_service = missed_pct(backlog) < missed_pct(cpu)

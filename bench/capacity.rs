@@ -23,7 +23,7 @@
 //! A step is sustained when p99 ≤ 1 s and no slot is lost or missed; the
 //! run stops at the first step that is not (or after the last one).
 //! Knobs: SK_CAP_RATES (checks/s per step, default
-//! 1000,2000,3000,4000,5000,6000,8000,10000), SK_CAP_WORKERS (default 2),
+//! 1000,2000,3000,3500,4000,4500,5000,6000,8000), SK_CAP_WORKERS (default 2),
 //! SK_CAP_SCHEDULERS (default 2), SK_CAP_MEASURE_S (default 30).
 //! Writes bench/results/capacity.md, capacity.csv and capacity.svg.
 
@@ -133,7 +133,7 @@ async fn metrics_of(addrs: &[SocketAddr]) -> Vec<(f64, f64)> {
 }
 
 async fn run() {
-    let rates = env_list("SK_CAP_RATES", "1000,2000,3000,4000,5000,6000,8000,10000");
+    let rates = env_list("SK_CAP_RATES", "1000,2000,3000,3500,4000,4500,5000,6000,8000");
     let n_workers = env_or("SK_CAP_WORKERS", 2) as usize;
     let n_schedulers = env_or("SK_CAP_SCHEDULERS", 2) as usize;
     let measure_s = env_or("SK_CAP_MEASURE_S", 30);

@@ -58,7 +58,8 @@ if [ "$bench" = autoscale ]; then
   fi
 fi
 
-cargo build --release --quiet
+# Build outside the lock (release profile, the benches and the sentryk8s binary).
+cargo bench --quiet --no-run --bench "$bench"
 echo "bench/run.sh: load average $(cut -d' ' -f1-3 /proc/loadavg); running cargo bench --bench $bench"
 # Shared lock: tests that restart PostgreSQL or RabbitMQ take it exclusively.
 exec flock -s /tmp/sentryk8s-services.lock cargo bench --quiet --bench "$bench"

@@ -310,7 +310,36 @@ async fn run_size(checks: u64, seconds: u64, interval_ms: u64, ttl_s: u64, dir: 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let t_owned = t_owned.expect("A took over B's partitions");
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Keep recording until A has loaded B's partitions and its catch-up of
+    // the slots due meanwhile has reached the consumer: the count of
+    // received jobs for B's partitions stops growing for 2 s.
+    let chunks = (b_parts.len() as f64 / 16.0).ceil();
+    let (w0, w1) = (t_kill - 2000, t_owned + 2000);
+    let in_window_count = || {
+        consumed
+            .lock()
+            .map(|c| {
+                c.messages
+                    .iter()
+                    .filter(|(_, ch, s)| *s >= w0 && *s < w1 && b_set.contains(&(ch % PARTITIONS as i64)))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let settle_deadline = Instant::now() + Duration::from_secs(30);
+    let (mut last_seen, mut steady_since) = (usize::MAX, Instant::now());
+    while Instant::now() < settle_deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if now_ms() < w1 || loads(&metrics(a_addr).await).0 - l0 < chunks {
+            continue;
+        }
+        let n = in_window_count();
+        if n != last_seen {
+            (last_seen, steady_since) = (n, Instant::now());
+        } else if steady_since.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+    }
     let (l1, ls1) = loads(&metrics(a_addr).await);
     let messages = consumed
         .lock()
@@ -326,7 +355,6 @@ async fn run_size(checks: u64, seconds: u64, interval_ms: u64, ttl_s: u64, dir: 
         .min()
         .unwrap_or(i64::MAX);
     // Every slot of B's checks from 2 s before the kill to 2 s after the takeover.
-    let (w0, w1) = (t_kill - 2000, t_owned + 2000);
     let b_checks: Vec<i64> = db
         .client
         .query("SELECT id FROM checks WHERE partition = ANY($1)", &[&b_parts])

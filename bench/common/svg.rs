@@ -4,7 +4,8 @@
 
 use std::fmt::Write;
 
-pub const COLORS: [&str; 6] = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
+pub const COLORS: [&str; 9] =
+    ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"];
 
 pub struct Series {
     pub name: String,
@@ -195,6 +196,14 @@ impl Figure {
                     d = if s.dashed { r#" stroke-dasharray="5,3""# } else { "" },
                     p = pts.join(" ")
                 );
+                // Few points (load steps): mark each one.
+                if pts.len() <= 30 {
+                    for p in &pts {
+                        if let Some((x, y)) = p.split_once(',') {
+                            let _ = writeln!(out, r#"<circle cx="{x}" cy="{y}" r="2.5" fill="{}"/>"#, s.color);
+                        }
+                    }
+                }
             }
             // Legend, top right inside the panel.
             for (k, s) in panel.series.iter().enumerate() {
