@@ -41,7 +41,7 @@ use sentryk8s::scheduler::slots;
 
 const INTERVAL_MS: i64 = 10_000;
 const SETTLE_S: u64 = 12;
-const BUDGET: Duration = Duration::from_secs(530);
+const BUDGET: Duration = Duration::from_secs(480);
 
 struct Step {
     rate: u64,

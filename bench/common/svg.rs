@@ -172,9 +172,9 @@ impl Figure {
                 let y = sy(*v);
                 let _ = writeln!(
                     out,
-                    r##"<line x1="{left}" x2="{x2}" y1="{y}" y2="{y}" stroke="#000" stroke-dasharray="6,3"/><text x="{tx}" y="{ty}" text-anchor="end" font-size="9">{l}</text>"##,
+                    r##"<line x1="{left}" x2="{x2}" y1="{y}" y2="{y}" stroke="#000" stroke-dasharray="6,3"/><text x="{tx}" y="{ty}" font-size="9">{l}</text>"##,
                     x2 = left + plot_w,
-                    tx = left + plot_w - 2.0,
+                    tx = left + 4.0,
                     ty = y - 3.0,
                     l = esc(label)
                 );
