@@ -333,7 +333,13 @@ fn start_worker(env: &RoleEnv, n: usize) -> WorkerProc {
     WorkerProc { killer, terminating: false, last_cpu: 0.0, sync_cpu: 0.0, sync_at: Instant::now() }
 }
 
-async fn run_policy(policy: Policy, settings: &Settings, target_port: u16, target_pid: u32, dir: &std::path::Path) -> RunResult {
+async fn run_policy(
+    policy: Policy,
+    settings: &Settings,
+    target_port: u16,
+    target_pid: u32,
+    dir: &std::path::Path,
+) -> RunResult {
     println!("\n== policy {}: preparing", policy.name());
     let db = common::BenchDb::create("skbench_as", 256).await;
     let queue = common::BenchQueue::declare("sk-bench-as").await;
@@ -412,7 +418,8 @@ async fn run_policy(policy: Policy, settings: &Settings, target_port: u16, targe
         let pg = common::cpu_by_comm("postgres");
         let beam = common::cpu_by_comm("beam.smp");
         let machine = common::machine_jiffies();
-        let (ready, unacked) = common::rabbitmq_queue_depth(&queue.topology.queue).await.unwrap_or((f64::NAN, f64::NAN));
+        let (ready, unacked) =
+            common::rabbitmq_queue_depth(&queue.topology.queue).await.unwrap_or((f64::NAN, f64::NAN));
         let sample = Sample {
             t: tick,
             ready,
@@ -505,11 +512,25 @@ async fn run_policy(policy: Policy, settings: &Settings, target_port: u16, targe
     let _ = std::fs::write(dir.join("ok"), "");
     queue.delete().await;
     db.drop_db().await;
-    RunResult { policy, samples, decisions, seconds, all_delays, total_run, total_missed, load_avg, worker_cpu_s }
+    RunResult {
+        policy,
+        samples,
+        decisions,
+        seconds,
+        all_delays,
+        total_run,
+        total_missed,
+        load_avg,
+        worker_cpu_s,
+    }
 }
 
 /// Per slot second (from t0): checks run, delay percentiles, slots missed.
-async fn analyse(db: &common::BenchDb, t0_ms: i64, seconds: u64) -> (BTreeMap<i64, SecondStats>, Vec<f64>, u64, u64) {
+async fn analyse(
+    db: &common::BenchDb,
+    t0_ms: i64,
+    seconds: u64,
+) -> (BTreeMap<i64, SecondStats>, Vec<f64>, u64, u64) {
     let from = sentryk8s::model::job::slot_from_millis(t0_ms);
     let to = sentryk8s::model::job::slot_from_millis(t0_ms + seconds as i64 * 1000);
     let rows = db
@@ -655,7 +676,9 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
 
     let mut steps: Vec<(Policy, Vec<StepFigures>)> = Vec::new();
     md.push_str("\n## Results\n\n| figure | ");
-    md.push_str(&results.iter().map(|r| format!("{} policy", r.policy.name())).collect::<Vec<_>>().join(" | "));
+    md.push_str(
+        &results.iter().map(|r| format!("{} policy", r.policy.name())).collect::<Vec<_>>().join(" | "),
+    );
     md.push_str(" |\n|---|");
     md.push_str(&"---|".repeat(results.len()));
     md.push('\n');
@@ -681,11 +704,15 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
         row(&mut md, &format!("{label} step: backlog cleared (ready ≤ 100 for 10 s) after"), &|_, f| {
             f.get(k).map(|s| fmt_s(s.backlog_clear_s, s.until - s.at)).unwrap_or_default()
         });
-        row(&mut md, &format!("{label} step: p99 delay back ≤ 1 s, nothing missed (10 s) after"), &|_, f| {
-            f.get(k).map(|s| fmt_s(s.delay_ok_s, s.until - s.at)).unwrap_or_default()
-        });
+        row(
+            &mut md,
+            &format!("{label} step: p99 delay back ≤ 1 s, nothing missed (10 s) after"),
+            &|_, f| f.get(k).map(|s| fmt_s(s.delay_ok_s, s.until - s.at)).unwrap_or_default(),
+        );
         row(&mut md, &format!("{label} step: peak p99 / max dispatch-to-start delay"), &|_, f| {
-            f.get(k).map(|s| format!("{:.1} s / {:.1} s", s.peak_p99_ms / 1000.0, s.max_delay_ms / 1000.0)).unwrap_or_default()
+            f.get(k)
+                .map(|s| format!("{:.1} s / {:.1} s", s.peak_p99_ms / 1000.0, s.max_delay_ms / 1000.0))
+                .unwrap_or_default()
         });
         row(&mut md, &format!("{label} step: slots missed (stale) / run"), &|_, f| {
             f.get(k).map(|s| format!("{} / {}", s.missed, s.run)).unwrap_or_default()
@@ -699,28 +726,49 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
     });
     row(&mut md, "worker CPU-seconds (whole run)", &|r, _| format!("{:.1}", r.worker_cpu_s));
     row(&mut md, "checks run / slots missed (whole run)", &|r, _| {
-        format!("{} / {} ({:.1} %)", r.total_run, r.total_missed, r.total_missed as f64 * 100.0 / (r.total_run + r.total_missed).max(1) as f64)
-    });
-    row(&mut md, "dispatch-to-start delay p50 / p99 (whole run)", &|r, _| {
-        format!("{:.2} s / {:.2} s", common::percentile(&r.all_delays, 0.5) / 1000.0, common::percentile(&r.all_delays, 0.99) / 1000.0)
-    });
-    row(&mut md, "worker CPU, % of the 250m request per replica, 15 s averages: lowest / highest", &|r, _| {
-        let u = utilization_windows(r);
-        format!("{:.0} % / {:.0} %", u.iter().copied().fold(f64::INFINITY, f64::min), u.iter().copied().fold(0.0, f64::max))
-    });
-    row(&mut md, "mean CPU cores: workers / scheduler / target / postgres (all) / beam.smp / whole machine", &|r, _| {
-        let n = r.samples.len().max(1) as f64;
-        let m = |f: &dyn Fn(&Sample) -> f64| r.samples.iter().map(f).sum::<f64>() / n;
         format!(
-            "{:.2} / {:.2} / {:.2} / {:.2} / {:.2} / {:.2}",
-            m(&|s| s.worker_cores),
-            m(&|s| s.scheduler_cores),
-            m(&|s| s.target_cores),
-            m(&|s| s.postgres_cores),
-            m(&|s| s.beam_cores),
-            m(&|s| s.machine_busy_cores)
+            "{} / {} ({:.1} %)",
+            r.total_run,
+            r.total_missed,
+            r.total_missed as f64 * 100.0 / (r.total_run + r.total_missed).max(1) as f64
         )
     });
+    row(&mut md, "dispatch-to-start delay p50 / p99 (whole run)", &|r, _| {
+        format!(
+            "{:.2} s / {:.2} s",
+            common::percentile(&r.all_delays, 0.5) / 1000.0,
+            common::percentile(&r.all_delays, 0.99) / 1000.0
+        )
+    });
+    row(
+        &mut md,
+        "worker CPU, % of the 250m request per replica, 15 s averages: lowest / highest",
+        &|r, _| {
+            let u = utilization_windows(r);
+            format!(
+                "{:.0} % / {:.0} %",
+                u.iter().copied().fold(f64::INFINITY, f64::min),
+                u.iter().copied().fold(0.0, f64::max)
+            )
+        },
+    );
+    row(
+        &mut md,
+        "mean CPU cores: workers / scheduler / target / postgres (all) / beam.smp / whole machine",
+        &|r, _| {
+            let n = r.samples.len().max(1) as f64;
+            let m = |f: &dyn Fn(&Sample) -> f64| r.samples.iter().map(f).sum::<f64>() / n;
+            format!(
+                "{:.2} / {:.2} / {:.2} / {:.2} / {:.2} / {:.2}",
+                m(&|s| s.worker_cores),
+                m(&|s| s.scheduler_cores),
+                m(&|s| s.target_cores),
+                m(&|s| s.postgres_cores),
+                m(&|s| s.beam_cores),
+                m(&|s| s.machine_busy_cores)
+            )
+        },
+    );
     row(&mut md, "load average before the run", &|r, _| r.load_avg.clone());
     row(&mut md, "HPA decisions (t: replicas current→desired, metric)", &|r, _| {
         let changes: Vec<String> = r
@@ -778,9 +826,23 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
     common::write_csv(
         &format!("{name}_timeseries.csv"),
         &[
-            "policy", "t_s", "ready", "unacked", "replicas", "terminating", "worker_cores", "scheduler_cores",
-            "target_cores", "postgres_cores", "beam_cores", "machine_busy_cores", "run_in_slot_second",
-            "missed_in_slot_second", "delay_p50_ms", "delay_p99_ms", "delay_max_ms",
+            "policy",
+            "t_s",
+            "ready",
+            "unacked",
+            "replicas",
+            "terminating",
+            "worker_cores",
+            "scheduler_cores",
+            "target_cores",
+            "postgres_cores",
+            "beam_cores",
+            "machine_busy_cores",
+            "run_in_slot_second",
+            "missed_in_slot_second",
+            "delay_p50_ms",
+            "delay_p99_ms",
+            "delay_max_ms",
         ],
         &rows,
     );
@@ -808,7 +870,10 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
 
     // Plot.
     let series = |f: &dyn Fn(&RunResult) -> Vec<(f64, f64)>| -> Vec<Series> {
-        results.iter().map(|r| Series::new(format!("{} policy", r.policy.name()), r.policy.color(), f(r))).collect()
+        results
+            .iter()
+            .map(|r| Series::new(format!("{} policy", r.policy.name()), r.policy.color(), f(r)))
+            .collect()
     };
     let mut load_series = series(&|r| r.seconds.iter().map(|(t, s)| (*t as f64, s.run as f64)).collect());
     if let Some(r) = results.first() {
@@ -825,7 +890,12 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
         title: "Autoscaling: worker CPU vs RabbitMQ backlog (same load, one run each)".into(),
         x_label: "seconds since the start of the run (slot time for checks and delay)".into(),
         panels: vec![
-            Panel { title: "checks run per second (by slot)".into(), series: load_series, hlines: vec![], y_max: None },
+            Panel {
+                title: "checks run per second (by slot)".into(),
+                series: load_series,
+                hlines: vec![],
+                y_max: None,
+            },
             Panel {
                 title: "backlog: ready + unacked messages of the job queue".into(),
                 series: series(&|r| r.samples.iter().map(|s| (s.t as f64, s.ready + s.unacked)).collect()),
@@ -856,7 +926,13 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
                     r.samples
                         .iter()
                         .map(|s| {
-                            (s.t as f64, s.worker_cores / (s.replicas + s.terminating).max(1) as f64 / CPU_REQUEST_CORES * 100.0)
+                            (
+                                s.t as f64,
+                                s.worker_cores
+                                    / (s.replicas + s.terminating).max(1) as f64
+                                    / CPU_REQUEST_CORES
+                                    * 100.0,
+                            )
                         })
                         .collect()
                 }),
@@ -888,11 +964,14 @@ fn utilization_windows(r: &RunResult) -> Vec<f64> {
 /// The verdict, in words, from the numbers (whichever way they fall).
 fn verdict(results: &[RunResult], steps: &[(Policy, Vec<StepFigures>)], cpu_target: f64) -> String {
     let get = |p: Policy| results.iter().zip(steps).find(|(r, _)| r.policy == p);
-    let (Some((cpu, (_, cpu_steps))), Some((backlog, (_, bl_steps)))) = (get(Policy::Cpu), get(Policy::Backlog)) else {
+    let (Some((cpu, (_, cpu_steps))), Some((backlog, (_, bl_steps)))) =
+        (get(Policy::Cpu), get(Policy::Backlog))
+    else {
         return "Only one policy ran: no comparison.\n".into();
     };
     let replica_s = |r: &RunResult| r.samples.iter().map(|s| s.replicas as f64).sum::<f64>();
-    let missed_pct = |r: &RunResult| r.total_missed as f64 * 100.0 / (r.total_run + r.total_missed).max(1) as f64;
+    let missed_pct =
+        |r: &RunResult| r.total_missed as f64 * 100.0 / (r.total_run + r.total_missed).max(1) as f64;
     let mut out = String::new();
     for (c, b) in cpu_steps.iter().zip(bl_steps) {
         let _ = writeln!(
@@ -939,10 +1018,9 @@ fn verdict(results: &[RunResult], steps: &[(Policy, Vec<StepFigures>)], cpu_targ
     let peak_util = in_phase("peak");
     if missed_pct(cpu) <= missed_pct(backlog) {
         // Nothing to explain: CPU scaling served as well.
-    } else if let (Some(base_max), Some(peak_max)) = (
-        base_util.iter().copied().reduce(f64::max),
-        peak_util.iter().copied().reduce(f64::max),
-    ) {
+    } else if let (Some(base_max), Some(peak_max)) =
+        (base_util.iter().copied().reduce(f64::max), peak_util.iter().copied().reduce(f64::max))
+    {
         let base_min = base_util.iter().copied().fold(f64::INFINITY, f64::min);
         let _ = writeln!(
             out,

@@ -269,8 +269,7 @@ async fn evaluate(
         }
     }
     let total_expected: u64 = expected.values().sum();
-    let (from, to) =
-        (sentryk8s::model::job::slot_from_millis(a), sentryk8s::model::job::slot_from_millis(b));
+    let (from, to) = (sentryk8s::model::job::slot_from_millis(a), sentryk8s::model::job::slot_from_millis(b));
     // Wait for stragglers: a job is run or recorded stale within about
     // one interval plus a batch commit.
     let deadline = Instant::now() + Duration::from_secs(25);
@@ -309,7 +308,9 @@ async fn evaluate(
         }
         let accounted: u64 = expected
             .iter()
-            .map(|(id, n)| (found.get(id).copied().unwrap_or(0) + missed.get(id).copied().unwrap_or(0)).min(*n))
+            .map(|(id, n)| {
+                (found.get(id).copied().unwrap_or(0) + missed.get(id).copied().unwrap_or(0)).min(*n)
+            })
             .sum();
         if accounted >= total_expected || Instant::now() > deadline {
             break;
@@ -318,7 +319,9 @@ async fn evaluate(
     }
     let lost: u64 = expected
         .iter()
-        .map(|(id, n)| n.saturating_sub(found.get(id).copied().unwrap_or(0) + missed.get(id).copied().unwrap_or(0)))
+        .map(|(id, n)| {
+            n.saturating_sub(found.get(id).copied().unwrap_or(0) + missed.get(id).copied().unwrap_or(0))
+        })
         .sum();
     let mut delays: Vec<f64> = db
         .client
@@ -443,11 +446,22 @@ fn report(
     println!("\n{md}");
 
     let header_row: Vec<&str> = vec![
-        "due_checks_per_s", "checks", "due_slots", "run", "missed", "lost", "p50_ms", "p90_ms", "p99_ms", "max_ms",
+        "due_checks_per_s",
+        "checks",
+        "due_slots",
+        "run",
+        "missed",
+        "lost",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "max_ms",
     ];
     let mut cols: Vec<String> = header_row.iter().map(|s| s.to_string()).collect();
     if let Some(first) = steps.first() {
-        cols.extend(first.cpu.iter().map(|(n, _)| format!("cores_{}", n.replace([' ', '(', ')', '\'', '.'], "_"))));
+        cols.extend(
+            first.cpu.iter().map(|(n, _)| format!("cores_{}", n.replace([' ', '(', ')', '\'', '.'], "_"))),
+        );
     }
     let rows: Vec<Vec<String>> = steps
         .iter()
@@ -481,7 +495,11 @@ fn report(
                 .enumerate()
                 .filter(|(_, (n, _))| !n.starts_with("bench"))
                 .map(|(i, (name, _))| {
-                    Series::new(*name, COLORS[i % COLORS.len()], x(&|s| s.cpu.get(i).map(|c| c.1).unwrap_or(0.0)))
+                    Series::new(
+                        *name,
+                        COLORS[i % COLORS.len()],
+                        x(&|s| s.cpu.get(i).map(|c| c.1).unwrap_or(0.0)),
+                    )
                 })
                 .collect()
         })

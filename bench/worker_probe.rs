@@ -293,7 +293,10 @@ async fn main() {
             last.1
         ),
     }];
-    println!("{}: {:.0} checks/s, {:.3} ms CPU per check", measured[0].name, measured[0].per_second, measured[0].cpu_ms);
+    println!(
+        "{}: {:.0} checks/s, {:.3} ms CPU per check",
+        measured[0].name, measured[0].per_second, measured[0].cpu_ms
+    );
 
     // blackbox_exporter against the same target.
     match which("prometheus-blackbox-exporter") {
@@ -348,7 +351,9 @@ async fn main() {
     match which("check_http") {
         None => println!("!! check_http not found (apt-get install monitoring-plugins-basic): skipped"),
         Some(program) => {
-            let m = check_http_runs(&program, target_port, check_http_total, check_http_concurrency, nginx_pid).await;
+            let m =
+                check_http_runs(&program, target_port, check_http_total, check_http_concurrency, nginx_pid)
+                    .await;
             println!("check_http: {:.0} checks/s, {:.3} ms CPU per check", m.per_second, m.cpu_ms);
             measured.push(m);
         }
@@ -402,7 +407,11 @@ fn report(header: &str, target: &str, url: &str, measured: &[Measured]) {
             ]
         })
         .collect();
-    common::write_csv("worker_probe.csv", &["prober", "checks_per_s", "cpu_ms_per_check", "target_cpu_ms_per_request"], &rows);
+    common::write_csv(
+        "worker_probe.csv",
+        &["prober", "checks_per_s", "cpu_ms_per_check", "target_cpu_ms_per_request"],
+        &rows,
+    );
     let bars: Vec<(String, f64)> = measured.iter().map(|m| (m.name.clone(), m.cpu_ms)).collect();
     common::write_result(
         "worker_probe.svg",

@@ -131,7 +131,13 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-async fn run_size(checks: u64, seconds: u64, interval_ms: u64, ttl_s: u64, dir: &std::path::Path) -> SizeReport {
+async fn run_size(
+    checks: u64,
+    seconds: u64,
+    interval_ms: u64,
+    ttl_s: u64,
+    dir: &std::path::Path,
+) -> SizeReport {
     println!("\n== {checks} checks every {interval_ms} ms");
     let db = common::BenchDb::create("skbench_sched", PARTITIONS).await;
     let started = Instant::now();
@@ -228,7 +234,8 @@ async fn run_size(checks: u64, seconds: u64, interval_ms: u64, ttl_s: u64, dir: 
         c.measuring = true;
     }
     let received_before = received();
-    let buckets_before = common::histogram_buckets(&metrics(a_addr).await, "sentryk8s_dispatch_lateness_seconds");
+    let buckets_before =
+        common::histogram_buckets(&metrics(a_addr).await, "sentryk8s_dispatch_lateness_seconds");
     let cpu_before = common::cpu_seconds(pid);
     let measure_started = Instant::now();
     let mut peak_rss = 0;
@@ -240,7 +247,8 @@ async fn run_size(checks: u64, seconds: u64, interval_ms: u64, ttl_s: u64, dir: 
     let cores = (common::cpu_seconds(pid) - cpu_before) / measured_s;
     let rss_end = common::rss_bytes(pid);
     let got = received() - received_before;
-    let mut buckets = common::histogram_buckets(&metrics(a_addr).await, "sentryk8s_dispatch_lateness_seconds");
+    let mut buckets =
+        common::histogram_buckets(&metrics(a_addr).await, "sentryk8s_dispatch_lateness_seconds");
     common::add_buckets(&mut buckets, &buckets_before, -1.0);
     let mut late = consumed
         .lock()
@@ -251,7 +259,11 @@ async fn run_size(checks: u64, seconds: u64, interval_ms: u64, ttl_s: u64, dir: 
         .unwrap_or_default();
     late.sort_unstable();
     let pct = |p: f64| late.get(((late.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0);
-    println!("A alone: {cores:.3} cores, RSS {:.0} MB, {:.0} jobs/s", rss_end as f64 / 1e6, got as f64 / measured_s);
+    println!(
+        "A alone: {cores:.3} cores, RSS {:.0} MB, {:.0} jobs/s",
+        rss_end as f64 / 1e6,
+        got as f64 / measured_s
+    );
 
     // 2. B joins; A hands over B's share.
     let b_addr: SocketAddr = ([127, 0, 0, 1], common::free_port()).into();
@@ -373,8 +385,10 @@ async fn run_size(checks: u64, seconds: u64, interval_ms: u64, ttl_s: u64, dir: 
             s += interval;
         }
     }
-    let in_window: Vec<&(i64, i64, i64)> =
-        messages.iter().filter(|(_, c, s)| *s >= w0 && *s < w1 && b_set.contains(&(c % PARTITIONS as i64))).collect();
+    let in_window: Vec<&(i64, i64, i64)> = messages
+        .iter()
+        .filter(|(_, c, s)| *s >= w0 && *s < w1 && b_set.contains(&(c % PARTITIONS as i64)))
+        .collect();
     let distinct: HashSet<(i64, i64)> = in_window.iter().map(|(_, c, s)| (*c, *s)).collect();
     let lost = expected.difference(&distinct).count() as u64;
     let max_late = in_window.iter().map(|(r, _, s)| r - s).max().unwrap_or(0);
@@ -455,16 +469,24 @@ fn report(header: &str, ttl_s: u64, reports: &[SizeReport]) {
     row(&mut md, "interval, due slots per second", &|r| {
         format!("{} s, {:.0}/s", r.interval_ms / 1000, r.checks as f64 * 1000.0 / r.interval_ms as f64)
     });
-    row(&mut md, "inserting the checks (one INSERT … generate_series)", &|r| format!("{:.1} s", r.insert_s));
+    row(&mut md, "inserting the checks (one INSERT … generate_series)", &|r| {
+        format!("{:.1} s", r.insert_s)
+    });
     row(&mut md, "A alone: measured for", &|r| format!("{:.0} s", r.measured_s));
     row(&mut md, "A alone: jobs received per second", &|r| format!("{:.0}", r.received_per_s));
-    row(&mut md, "A alone: resident memory (end / peak)", &|r| format!("{:.0} MB / {:.0} MB", r.rss_end_mb, r.rss_peak_mb));
+    row(&mut md, "A alone: resident memory (end / peak)", &|r| {
+        format!("{:.0} MB / {:.0} MB", r.rss_end_mb, r.rss_peak_mb)
+    });
     row(&mut md, "A alone: CPU", &|r| format!("{:.3} cores", r.cores));
-    row(&mut md, "A alone: publish − slot p50 / p99 (scheduler histogram)", &|r| r.published_p50_p99.clone());
+    row(&mut md, "A alone: publish − slot p50 / p99 (scheduler histogram)", &|r| {
+        r.published_p50_p99.clone()
+    });
     row(&mut md, "A alone: receive − slot at a consumer p50 / p99 / max", &|r| {
         format!("{} / {} / {} ms", r.consumer_p50, r.consumer_p99, r.consumer_max)
     });
-    row(&mut md, "A start → all 256 partitions owned, loaded and dispatching", &|r| format!("{:.2} s", r.all_owned_s));
+    row(&mut md, "A start → all 256 partitions owned, loaded and dispatching", &|r| {
+        format!("{:.2} s", r.all_owned_s)
+    });
     row(&mut md, "A's initial load", &|r| r.initial_load.clone());
     row(&mut md, "B joins: partitions handed to B / settled after", &|r| {
         format!("{} ({} checks) / {:.2} s", r.b_partitions, r.b_checks, r.handover_s)
@@ -473,12 +495,18 @@ fn report(header: &str, ttl_s: u64, reports: &[SizeReport]) {
     row(&mut md, "**lease expiry → A's first job for a taken-over partition**", &|r| {
         format!("**{} ms**", r.expiry_to_first_job_ms)
     });
-    row(&mut md, "lease expiry → A owns all of B's partitions", &|r| format!("{} ms", r.expiry_to_all_owned_ms));
-    row(&mut md, "takeover load of B's partitions (from A's histogram)", &|r| r.takeover_load.clone());
-    row(&mut md, "B's slots from 2 s before the kill to 2 s after the takeover: expected / lost / duplicates", &|r| {
-        format!("{} / {} / {}", r.failover_expected, r.failover_lost, r.failover_duplicates)
+    row(&mut md, "lease expiry → A owns all of B's partitions", &|r| {
+        format!("{} ms", r.expiry_to_all_owned_ms)
     });
-    row(&mut md, "latest of those jobs (receive − slot)", &|r| format!("{:.1} s", r.failover_max_lateness_ms as f64 / 1000.0));
+    row(&mut md, "takeover load of B's partitions (from A's histogram)", &|r| r.takeover_load.clone());
+    row(
+        &mut md,
+        "B's slots from 2 s before the kill to 2 s after the takeover: expected / lost / duplicates",
+        &|r| format!("{} / {} / {}", r.failover_expected, r.failover_lost, r.failover_duplicates),
+    );
+    row(&mut md, "latest of those jobs (receive − slot)", &|r| {
+        format!("{:.1} s", r.failover_max_lateness_ms as f64 / 1000.0)
+    });
     md.push_str(
         "\nThe time from the kill to the lease expiry is whatever was left of B's TTL; a SIGTERM instead hands \
          partitions back at once. The first job for a taken-over partition is published after A's rebalance \
@@ -512,9 +540,20 @@ fn report(header: &str, ttl_s: u64, reports: &[SizeReport]) {
     common::write_csv(
         "scheduler_scale.csv",
         &[
-            "checks", "interval_ms", "jobs_per_s", "rss_end_mb", "rss_peak_mb", "cores", "consumer_p50_ms",
-            "consumer_p99_ms", "all_owned_s", "expiry_to_first_job_ms", "expiry_to_all_owned_ms",
-            "failover_expected_slots", "failover_lost", "failover_duplicates",
+            "checks",
+            "interval_ms",
+            "jobs_per_s",
+            "rss_end_mb",
+            "rss_peak_mb",
+            "cores",
+            "consumer_p50_ms",
+            "consumer_p99_ms",
+            "all_owned_s",
+            "expiry_to_first_job_ms",
+            "expiry_to_all_owned_ms",
+            "failover_expected_slots",
+            "failover_lost",
+            "failover_duplicates",
         ],
         &rows,
     );

@@ -46,7 +46,8 @@ pub fn admin_url() -> String {
 }
 
 pub fn amqp_url() -> String {
-    std::env::var("SENTRYK8S_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("SENTRYK8S_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 /// bench/results of the source tree, whatever the working directory.
@@ -117,7 +118,8 @@ pub fn rss_bytes(pid: u32) -> u64 {
 /// CPU seconds of a process and its direct children (nginx's workers).
 pub fn cpu_seconds_with_children(pid: u32) -> f64 {
     let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    cpu_seconds(pid) + children.split_whitespace().filter_map(|c| c.parse().ok()).map(cpu_seconds).sum::<f64>()
+    cpu_seconds(pid)
+        + children.split_whitespace().filter_map(|c| c.parse().ok()).map(cpu_seconds).sum::<f64>()
 }
 
 /// pid → CPU seconds of every process whose command name is `comm`.
@@ -291,7 +293,8 @@ impl BenchDb {
             .await
             .expect("PostgreSQL (scripts/services.sh starts it)");
         tokio::spawn(conn);
-        let name = format!("{prefix}_{}_{}", std::process::id(), chrono::Utc::now().timestamp_millis() % 100_000);
+        let name =
+            format!("{prefix}_{}_{}", std::process::id(), chrono::Utc::now().timestamp_millis() % 100_000);
         admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
         let mut url = url::Url::parse(&admin_url()).expect("database url");
         url.set_path(&format!("/{name}"));
@@ -304,7 +307,10 @@ impl BenchDb {
 
     pub async fn drop_db(self) {
         drop(self.client);
-        let _ = self.admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).await;
+        let _ = self
+            .admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
+            .await;
     }
 
     /// PIDs of PostgreSQL backends serving this database.
@@ -325,7 +331,8 @@ pub struct BenchQueue {
 impl BenchQueue {
     pub async fn declare(prefix: &str) -> BenchQueue {
         let mut amqp = sentryk8s::config::Config::defaults().expect("defaults").amqp;
-        amqp.exchange = format!("{prefix}-{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis() % 100_000);
+        amqp.exchange =
+            format!("{prefix}-{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis() % 100_000);
         amqp.queue = format!("{}.checks", amqp.exchange);
         let topology = sentryk8s::queue::Topology::from_config(&amqp);
         let target = sentryk8s::queue::AmqpTarget::parse(&amqp_url()).expect("amqp url");
@@ -350,7 +357,8 @@ impl BenchQueue {
     pub async fn delete(&self) {
         use amqprs::channel::{ExchangeDeleteArguments, QueueDeleteArguments};
         let Ok(target) = sentryk8s::queue::AmqpTarget::parse(&amqp_url()) else { return };
-        let Ok(c) = sentryk8s::queue::connect(&target, "sentryk8s-bench-cleanup", Duration::from_secs(10)).await
+        let Ok(c) =
+            sentryk8s::queue::connect(&target, "sentryk8s-bench-cleanup", Duration::from_secs(10)).await
         else {
             return;
         };
@@ -517,11 +525,8 @@ pub fn run_delay_target_if_child() -> bool {
     let Some(port) = std::env::var(TARGET_ROLE).ok().and_then(|p| p.parse::<u16>().ok()) else {
         return false;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     runtime.block_on(serve_delays(port));
     true
 }
@@ -531,15 +536,18 @@ async fn serve_delays(port: u16) {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                let ms: u64 = req.uri().path().strip_prefix("/d/").and_then(|v| v.parse().ok()).unwrap_or(0);
-                if ms > 0 {
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
-                }
-                let mut r = hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("ok\n")));
-                r.headers_mut().insert("connection", hyper::header::HeaderValue::from_static("close"));
-                Ok::<_, std::convert::Infallible>(r)
-            });
+            let service =
+                hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let ms: u64 =
+                        req.uri().path().strip_prefix("/d/").and_then(|v| v.parse().ok()).unwrap_or(0);
+                    if ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
+                    let mut r =
+                        hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("ok\n")));
+                    r.headers_mut().insert("connection", hyper::header::HeaderValue::from_static("close"));
+                    Ok::<_, std::convert::Infallible>(r)
+                });
             let _ = hyper::server::conn::http1::Builder::new()
                 .keep_alive(false)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)

@@ -200,7 +200,8 @@ impl Figure {
                 if pts.len() <= 30 {
                     for p in &pts {
                         if let Some((x, y)) = p.split_once(',') {
-                            let _ = writeln!(out, r#"<circle cx="{x}" cy="{y}" r="2.5" fill="{}"/>"#, s.color);
+                            let _ =
+                                writeln!(out, r#"<circle cx="{x}" cy="{y}" r="2.5" fill="{}"/>"#, s.color);
                         }
                     }
                 }
@@ -235,8 +236,8 @@ impl Figure {
 
 /// Horizontal bars (label, value) with the value printed at each bar's end.
 pub fn bar_chart(title: &str, unit: &str, bars: &[(String, f64)]) -> String {
-    let (left, right, top, bar_h, gap) = (230.0, 110.0, 40.0, 22.0, 10.0);
-    let width = 760.0;
+    let (left, right, top, bar_h, gap) = (300.0, 110.0, 40.0, 22.0, 10.0);
+    let width = 830.0;
     let plot_w = width - left - right;
     let height = top + bars.len() as f64 * (bar_h + gap) + 20.0;
     let max = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-12);
