@@ -1050,6 +1050,27 @@ fn verdict(results: &[RunResult], steps: &[(Policy, Vec<StepFigures>)], cpu_targ
             )
         } else if worse_service {
             "On this run the CPU policy served the load better than the backlog policy (fewer missed slots): the seed's claim is not supported by this run.".to_string()
+        } else if bl_steps.iter().zip(cpu_steps).all(|(b, c)| b.peak_p99_ms <= c.peak_p99_ms) {
+            let peak = bl_steps.first().zip(cpu_steps.first());
+            format!(
+                "On this run both policies ran every due slot ({:.1} % and {:.1} % missed). The backlog \
+                 policy reacted faster{}; the CPU policy spent {:.0} replica-seconds against the backlog policy's {:.0} \
+                 ({:+.0} %).",
+                missed_pct(backlog),
+                missed_pct(cpu),
+                peak.map(|(b, c)| format!(
+                    " (after the {} step: backlog cleared in {} vs {}, peak p99 delay {:.1} s vs {:.1} s)",
+                    b.label,
+                    fmt_s(b.backlog_clear_s, b.until - b.at),
+                    fmt_s(c.backlog_clear_s, c.until - c.at),
+                    b.peak_p99_ms / 1000.0,
+                    c.peak_p99_ms / 1000.0
+                ))
+                .unwrap_or_default(),
+                replica_s(cpu),
+                replica_s(backlog),
+                -extra * 100.0 / replica_s(backlog).max(1.0)
+            )
         } else {
             "On this run neither policy was clearly better on both missed slots and peak delay.".to_string()
         }
