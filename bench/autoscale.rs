@@ -241,10 +241,12 @@ async fn run() {
             _ => None,
         })
         .collect();
-    let header = common::report_header(
-        "Autoscaling experiment: worker CPU vs RabbitMQ backlog",
-        "bench/run.sh autoscale",
-    );
+    // The command as run, with the knobs that were set.
+    let knobs: Vec<String> =
+        std::env::vars().filter(|(k, _)| k.starts_with("SK_AS_")).map(|(k, v)| format!("{k}={v}")).collect();
+    let command =
+        format!("{}{}bench/run.sh autoscale", knobs.join(" "), if knobs.is_empty() { "" } else { " " });
+    let header = common::report_header("Autoscaling experiment: worker CPU vs RabbitMQ backlog", &command);
     println!("{header}");
     let scratch = common::Scratch::new("autoscale");
     let target_port = common::free_port();
