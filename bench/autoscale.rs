@@ -373,6 +373,21 @@ async fn run_policy(
     let db = common::BenchDb::create("skbench_as", 256).await;
     let queue = common::BenchQueue::declare("sk-bench-as").await;
     let env = queue.role_env(&db, dir);
+    // RabbitMQ publishes a new queue's figures at its next statistics
+    // emission (every 5 s by default).
+    let mut visible = false;
+    for _ in 0..40 {
+        if common::rabbitmq_queue_depth(&queue.topology.queue).await.is_some() {
+            visible = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        visible,
+        "queue {} not in RabbitMQ's :15692/metrics/detailed (rabbitmq-plugins enable rabbitmq_prometheus)",
+        queue.topology.queue
+    );
     let groups = insert_checks(&db, settings, target_port).await;
     println!("checks: {groups:?} every {INTERVAL_MS} ms");
     let sched_listen: SocketAddr = ([127, 0, 0, 1], common::free_port()).into();

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One command per benchmark (README, "Performance"):
 #
-#   bench/run.sh probe       # worker vs blackbox_exporter vs check_http   (~2 min)
+#   bench/run.sh probe       # worker vs blackbox_exporter vs check_http   (~1 min)
 #   bench/run.sh capacity    # end-to-end capacity steps                   (~7 min)
-#   bench/run.sh scheduler   # scheduler scale at 100k and 1M, takeover    (~6 min)
+#   bench/run.sh scheduler   # scheduler scale at 100k and 1M, takeover    (~5 min)
 #   bench/run.sh autoscale   # HPA on worker CPU vs RabbitMQ backlog       (~9 min)
 #
 # Installs what the benchmark needs (Debian packages: nginx-light,
@@ -41,14 +41,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-# Debian starts the packaged services; the benchmarks start their own
-# instances on free ports and need none of these.
-for s in nginx prometheus-blackbox-exporter; do
-  if command -v systemctl >/dev/null && systemctl is-active -q "$s" 2>/dev/null; then
-    as_root systemctl stop "$s" || true
-  fi
-done
-
 scripts/services.sh
 if [ "$bench" = autoscale ]; then
   if ! (exec 3<>/dev/tcp/127.0.0.1/15692) 2>/dev/null; then
