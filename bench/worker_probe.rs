@@ -1,162 +1,127 @@
-//! Benchmark "worker probe cost": checks per second and CPU milliseconds per
-//! check of one `sentryk8s worker` (release build) against a fast local
-//! HTTP target, results persisted to PostgreSQL; then Prometheus'
-//! blackbox_exporter probing the same target in the same run.
+//! Benchmark "probe cost": checks per second and CPU milliseconds per check
+//! of three probers against the same local HTTP target (nginx, one worker
+//! process, every request on a new connection), measured in one run:
 //!
-//! Run: `cargo bench --bench worker_probe` (see README, "Benchmarks →
-//! worker probe cost"). Needs PostgreSQL and RabbitMQ (scripts/services.sh),
-//! and for the full comparison `apt-get install nginx-light
-//! prometheus-blackbox-exporter`; without nginx a built-in hyper server is
-//! the target, without the exporter its half is skipped (both said loudly).
+//! 1. one `sentryk8s worker` (release build) consuming pre-published jobs,
+//!    results persisted to PostgreSQL; CPU from /proc/<pid>/stat over the
+//!    steady part (5 % → 95 % of the jobs);
+//! 2. Prometheus' blackbox_exporter (`http_2xx` module) driven through
+//!    `/probe` by concurrent keep-alive clients; the exporter's CPU;
+//! 3. the Nagios / monitoring-plugins `check_http`, many processes at once
+//!    as a Nagios or Icinga core runs it: its CPU is that of every
+//!    check_http process from exec to exit (getrusage(RUSAGE_CHILDREN) of
+//!    the harness, which starts and reaps them), process start-up included,
+//!    because that is what each check costs; the harness's own spawning
+//!    CPU is reported apart.
+//!
+//! Run: `bench/run.sh probe` (installs nginx-light,
+//! prometheus-blackbox-exporter and monitoring-plugins-basic, starts the
+//! services), i.e. `cargo bench --bench worker_probe`. Without nginx a
+//! built-in hyper server is the target, without the exporter or
+//! check_http their part is skipped (said loudly).
 //!
 //! Knobs (environment): BENCH_JOBS (default 200000), BENCH_CONCURRENCY
 //! (worker --concurrency, default 512), BENCH_BATCH (worker.batch_size,
 //! default 1000), BENCH_PROBES (blackbox probes, default 30000),
-//! BENCH_PROBE_CONCURRENCY (default 64).
+//! BENCH_PROBE_CONCURRENCY (default 64), BENCH_CHECK_HTTP (check_http runs,
+//! default 6000), BENCH_CHECK_HTTP_CONCURRENCY (processes at once, default 32).
 //!
-//! CPU is read from /proc/<pid>/stat (utime + stime) over the steady part of
-//! the run (from 5 % to 95 % of the jobs done), so start-up and the tail do
-//! not count.
+//! Writes bench/results/worker_probe.md, worker_probe.csv and
+//! worker_probe.svg.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use std::fmt::Write as _;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use amqprs::channel::{BasicPublishArguments, QueueDeclareArguments};
 use amqprs::BasicProperties;
 use chrono::Utc;
+use common::{cpu_seconds, cpu_seconds_with_children, env_or, free_port, http_get, wait_port, which, Killer};
 use sentryk8s::model::{job::slot_from_millis, CheckJob, CheckSpec, JOB_SCHEMA_VERSION};
 use sentryk8s::queue::{self, AmqpTarget, Topology};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+/// One prober's figures.
+struct Measured {
+    name: String,
+    per_second: f64,
+    cpu_ms: f64,
+    target_cpu_ms: f64,
+    detail: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+/// CPU seconds (user + system) of the children this process has reaped.
+fn children_cpu_seconds() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_CHILDREN)
+        .map(|u| {
+            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+            t(u.user_time()) + t(u.system_time())
+        })
+        .unwrap_or(0.0)
 }
 
-/// Ticks per second of /proc's CPU times (USER_HZ, 100 on Linux).
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may contain spaces) in parentheses.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after ')'.
-    (ticks(11) + ticks(12)) / clock_ticks()
-}
-
-/// Stops a child with SIGTERM (nginx's master then stops its workers;
-/// SIGKILL would orphan them), SIGKILL if it lingers.
-struct Killer(Child);
-
-impl Drop for Killer {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        for _ in 0..50 {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// CPU seconds of a process and its direct children (nginx's workers).
-fn cpu_seconds_with_children(pid: u32) -> f64 {
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    cpu_seconds(pid)
-        + children.split_whitespace().filter_map(|c| c.parse().ok()).map(cpu_seconds).sum::<f64>()
-}
-
-fn which(program: &str) -> Option<String> {
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/sbin", "/bin"] {
-        let path = format!("{dir}/{program}");
-        if std::path::Path::new(&path).exists() {
-            return Some(path);
-        }
-    }
-    None
-}
-
-/// nginx answering 200 "ok" with Connection: close, one worker process.
-fn start_nginx(dir: &std::path::Path, port: u16) -> Option<Killer> {
-    let nginx = which("nginx")?;
-    let conf = dir.join("nginx.conf");
-    let text = format!(
-        "worker_processes 1;\ndaemon off;\npid {pid};\nerror_log stderr warn;\n\
-         events {{ worker_connections 8192; }}\n\
-         http {{ access_log off; keepalive_timeout 0;\n\
-           client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
-           server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ return 200 \"ok\\n\"; }} }} }}\n",
-        pid = dir.join("nginx.pid").display(),
-        d = dir.display()
-    );
-    std::fs::write(&conf, text).ok()?;
-    let child = Command::new(nginx)
-        .args(["-c", &conf.display().to_string(), "-e", "stderr"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .ok()?;
-    Some(Killer(child))
-}
-
-/// The fallback target: a minimal hyper server, Connection: close.
-async fn start_builtin_target(port: u16) {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind target");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_req| async {
-                    let mut r =
-                        hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("ok\n")));
-                    r.headers_mut().insert("connection", hyper::header::HeaderValue::from_static("close"));
-                    Ok::<_, std::convert::Infallible>(r)
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(false)
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+/// Runs `check_http` `total` times, `concurrency` processes at once.
+async fn check_http_runs(
+    program: &str,
+    port: u16,
+    total: u64,
+    concurrency: u64,
+    nginx_pid: Option<u32>,
+) -> Measured {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let cpu0 = children_cpu_seconds();
+    let own0 = cpu_seconds(std::process::id());
+    let nginx0 = nginx_pid.map(cpu_seconds_with_children).unwrap_or(0.0);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let next = next.clone();
+        let program = program.to_string();
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut runs) = (0u64, 0u64);
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                let status = tokio::process::Command::new(&program)
+                    .args(["-I", "127.0.0.1", "-H", "bench", "-p", &port.to_string(), "-u", "/", "-t", "10"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
                     .await;
-            });
-        }
-    });
-}
-
-async fn wait_port(addr: SocketAddr) -> bool {
-    for _ in 0..200 {
-        if TcpStream::connect(addr).await.is_ok() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+                runs += 1;
+                if matches!(status, Ok(s) if s.success()) {
+                    ok += 1;
+                }
+            }
+            (runs, ok)
+        }));
     }
-    false
-}
-
-async fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(addr).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: b\r\n\r\n").as_bytes()).await.ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.ok()?;
-    Some(String::from_utf8_lossy(&out).into_owned())
+    let (mut runs, mut ok) = (0, 0);
+    for t in tasks {
+        if let Ok((r, o)) = t.await {
+            runs += r;
+            ok += o;
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu_ms = (children_cpu_seconds() - cpu0) * 1000.0 / runs.max(1) as f64;
+    let spawn_ms = (cpu_seconds(std::process::id()) - own0) * 1000.0 / runs.max(1) as f64;
+    let target_cpu_ms =
+        (nginx_pid.map(cpu_seconds_with_children).unwrap_or(0.0) - nginx0) * 1000.0 / runs.max(1) as f64;
+    Measured {
+        name: format!("check_http, {concurrency} processes at once"),
+        per_second: runs as f64 / secs,
+        cpu_ms,
+        target_cpu_ms,
+        detail: format!(
+            "{ok} of {runs} runs exited OK in {secs:.1} s; the harness spent another {spawn_ms:.3} ms CPU per run starting and reaping them (not counted)"
+        ),
+    }
 }
 
 /// Sum of `sentryk8s_checks_total` over outcomes, from /metrics.
@@ -181,66 +146,58 @@ async fn main() {
     let batch = env_or("BENCH_BATCH", 1000);
     let probes = env_or("BENCH_PROBES", 30_000);
     let probe_concurrency = env_or("BENCH_PROBE_CONCURRENCY", 64);
-    let dir = std::env::temp_dir().join(format!("sentryk8s-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let check_http_total = env_or("BENCH_CHECK_HTTP", 6_000);
+    let check_http_concurrency = env_or("BENCH_CHECK_HTTP_CONCURRENCY", 32);
+    let header = common::report_header(
+        "Probe cost: sentryk8s worker vs blackbox_exporter vs check_http",
+        "bench/run.sh probe",
+    );
+    println!("{header}");
+    let scratch = common::Scratch::new("probe");
+    let dir = scratch.0.clone();
 
     // Target.
     let target_port = free_port();
     let target_addr: SocketAddr = ([127, 0, 0, 1], target_port).into();
-    let nginx = start_nginx(&dir, target_port);
+    let nginx = common::start_nginx(&dir, target_port);
+    let _builtin;
     let target_name = if nginx.is_some() {
-        "nginx (1 worker process, keepalive_timeout 0)"
+        "nginx (1 worker process, `return 200`, keepalive_timeout 0)"
     } else {
         println!("!! nginx not found (apt-get install nginx-light): using the built-in hyper target");
-        start_builtin_target(target_port).await;
+        _builtin = common::spawn_delay_target(target_port);
         "built-in hyper server (Connection: close)"
     };
     assert!(wait_port(target_addr).await, "target did not start");
+    let nginx_pid = nginx.as_ref().map(Killer::pid);
 
     // Database and broker.
-    let admin = std::env::var("SENTRYK8S_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let db_name = format!("sk_bench_{}", std::process::id());
-    let (admin_client, conn) =
-        tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("PostgreSQL");
-    tokio::spawn(conn);
-    admin_client.batch_execute(&format!("CREATE DATABASE \"{db_name}\"")).await.expect("create db");
-    let mut db_url = url::Url::parse(&admin).expect("url");
-    db_url.set_path(&format!("/{db_name}"));
-    let (mut client, conn) =
-        tokio_postgres::connect(db_url.as_str(), tokio_postgres::NoTls).await.expect("db");
-    tokio::spawn(conn);
-    sentryk8s::migrate::run(&mut client, 16).await.expect("migrate");
-
+    let db = common::BenchDb::create("skbench_probe", 16).await;
     let checks = 1000.min(jobs.max(1));
     let url = format!("http://127.0.0.1:{target_port}/");
     let spec: CheckSpec =
         serde_json::from_value(serde_json::json!({"url": url, "timeout_ms": 5000})).expect("spec");
     let spec_json = serde_json::to_value(&spec).expect("spec json");
-    let mut ids = Vec::new();
-    for i in 0..checks {
-        let row = client
-            .query_one(
-                "INSERT INTO checks (name, interval_ms, spec) VALUES ($1, 86400000, $2) RETURNING id",
-                &[&format!("bench-{i}"), &spec_json],
-            )
-            .await
-            .expect("insert check");
-        ids.push(row.get::<_, i64>(0));
-    }
+    let ids: Vec<i64> = db
+        .client
+        .query(
+            "INSERT INTO checks (name, interval_ms, spec)
+             SELECT 'bench-' || i, 86400000, $2 FROM generate_series(1, $1::int) i RETURNING id",
+            &[&(checks as i32), &spec_json],
+        )
+        .await
+        .expect("insert checks")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
 
-    let amqp_url = std::env::var("SENTRYK8S_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    let exchange = format!("sk-bench-{}", std::process::id());
-    let mut amqp = sentryk8s::config::Config::defaults().expect("defaults").amqp;
-    amqp.exchange = exchange.clone();
-    amqp.queue = format!("{exchange}.checks");
-    let topology = Topology::from_config(&amqp);
+    let bench_queue = common::BenchQueue::declare("sk-bench-probe").await;
+    let topology: Topology = bench_queue.topology.clone();
+    let amqp_url = common::amqp_url();
     let target = AmqpTarget::parse(&amqp_url).expect("amqp url");
     let connection =
         queue::connect(&target, "sentryk8s-bench", Duration::from_secs(30)).await.expect("RabbitMQ");
     let channel = connection.open_channel(None).await.expect("channel");
-    queue::declare_topology(&channel, &topology).await.expect("topology");
 
     print!("publishing {jobs} jobs for {checks} checks … ");
     let _ = std::io::stdout().flush();
@@ -260,7 +217,7 @@ async fn main() {
         let props =
             BasicProperties::default().with_message_id(&job.message_id()).with_persistence(true).finish();
         channel
-            .basic_publish(props, job.encode(), BasicPublishArguments::new(&exchange, "check"))
+            .basic_publish(props, job.encode(), BasicPublishArguments::new(&topology.exchange, "check"))
             .await
             .expect("publish");
     }
@@ -273,31 +230,27 @@ async fn main() {
         .map(|(_, n, _)| n)
         .unwrap_or(0);
     println!("done in {:.1} s (queue depth {depth})", published.elapsed().as_secs_f64());
+    let _ = connection.close().await;
 
     // The worker.
     let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let worker = Command::new(env!("CARGO_BIN_EXE_sentryk8s"))
-        .arg("worker")
-        .env("SENTRYK8S_DATABASE_URL", db_url.as_str())
-        .env("SENTRYK8S_AMQP_URL", &amqp_url)
-        .env("SENTRYK8S_AMQP__EXCHANGE", &amqp.exchange)
-        .env("SENTRYK8S_AMQP__QUEUE", &amqp.queue)
-        .env("SENTRYK8S_LISTEN", listen.to_string())
-        .env("SENTRYK8S_WORKER__CONCURRENCY", concurrency.to_string())
-        .env("SENTRYK8S_WORKER__BATCH_SIZE", batch.to_string())
-        .env("SENTRYK8S_LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn worker");
-    let pid = worker.id();
-    let worker = Killer(worker);
-    let nginx_pid = nginx.as_ref().map(|k| k.0.id());
+    let env = bench_queue.role_env(&db, &dir);
+    let worker = common::spawn_sentryk8s(
+        &env,
+        &["worker"],
+        &[
+            ("SENTRYK8S_LISTEN", listen.to_string()),
+            ("SENTRYK8S_WORKER__CONCURRENCY", concurrency.to_string()),
+            ("SENTRYK8S_WORKER__BATCH_SIZE", batch.to_string()),
+        ],
+        "worker",
+    );
+    let pid = worker.pid();
 
     let (lo, hi) = (jobs as f64 * 0.05, jobs as f64 * 0.95);
     let mut start: Option<(Instant, f64, f64, f64)> = None;
     let mut end: Option<(Instant, f64, f64, f64)> = None;
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(300);
     let mut last = (0.0, 0.0);
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -321,7 +274,7 @@ async fn main() {
     // Everything persisted: wait for the last batch, count rows.
     let mut rows = 0i64;
     for _ in 0..100 {
-        rows = client.query_one("SELECT count(*) FROM check_results", &[]).await.expect("count").get(0);
+        rows = db.client.query_one("SELECT count(*) FROM check_results", &[]).await.expect("count").get(0);
         if rows >= jobs as i64 {
             break;
         }
@@ -329,26 +282,25 @@ async fn main() {
     }
     let n = e.1 - s.1;
     let secs = e.0.duration_since(s.0).as_secs_f64();
-    let worker_cpu_ms = (e.2 - s.2) * 1000.0 / n;
-    let nginx_cpu_ms = (e.3 - s.3) * 1000.0 / n;
     drop(worker);
-
-    println!();
-    println!("target: {target_name} at {url}");
+    let mut measured = vec![Measured {
+        name: format!("sentryk8s worker --concurrency {concurrency}"),
+        per_second: n / secs,
+        cpu_ms: (e.2 - s.2) * 1000.0 / n,
+        target_cpu_ms: (e.3 - s.3) * 1000.0 / n,
+        detail: format!(
+            "measured over {n:.0} checks in {secs:.2} s (5 % → 95 % of {jobs} jobs, batch_size {batch}); {} of {jobs} succeeded; {rows} rows in check_results",
+            last.1
+        ),
+    }];
     println!(
-        "sentryk8s worker (release, --concurrency {concurrency}, batch_size {batch}): {:.0} checks/s, {:.3} ms CPU per check (worker process){}",
-        n / secs,
-        worker_cpu_ms,
-        if nginx_pid.is_some() { format!(", target {nginx_cpu_ms:.3} ms CPU per request") } else { String::new() }
-    );
-    println!(
-        "  measured over {n:.0} checks in {secs:.2} s; {} of {jobs} succeeded; {rows} rows in check_results",
-        last.1
+        "{}: {:.0} checks/s, {:.3} ms CPU per check",
+        measured[0].name, measured[0].per_second, measured[0].cpu_ms
     );
 
     // blackbox_exporter against the same target.
     match which("prometheus-blackbox-exporter") {
-        None => println!("!! prometheus-blackbox-exporter not found (apt-get install prometheus-blackbox-exporter): comparison skipped"),
+        None => println!("!! prometheus-blackbox-exporter not found (apt-get install prometheus-blackbox-exporter): skipped"),
         Some(exporter) => {
             let conf = dir.join("blackbox.yml");
             std::fs::write(
@@ -363,12 +315,13 @@ async fn main() {
                     &format!("--web.listen-address=127.0.0.1:{port}"),
                     "--log.level=warn",
                 ])
+                .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawn blackbox_exporter");
-            let exporter_pid = child.id();
-            let exporter = Killer(child);
+            let exporter = Killer::new(child);
+            let exporter_pid = exporter.pid();
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
             assert!(wait_port(addr).await, "blackbox_exporter did not start");
             let path = format!("/probe?module=http_2xx&target={url}");
@@ -380,37 +333,90 @@ async fn main() {
             let (sent, succeeded) = probe_many(addr, &path, probes, probe_concurrency).await;
             let secs = t0.elapsed().as_secs_f64();
             let cpu_ms = (cpu_seconds(exporter_pid) - cpu0) * 1000.0 / sent as f64;
-            let nginx_ms = (nginx_pid.map(cpu_seconds_with_children).unwrap_or(0.0) - nginx0) * 1000.0 / sent as f64;
+            let nginx_ms =
+                (nginx_pid.map(cpu_seconds_with_children).unwrap_or(0.0) - nginx0) * 1000.0 / sent as f64;
             drop(exporter);
-            println!(
-                "blackbox_exporter (http_2xx, {probe_concurrency} concurrent /probe requests): {:.0} probes/s, {cpu_ms:.3} ms CPU per probe (exporter process){}",
-                sent as f64 / secs,
-                if nginx_pid.is_some() { format!(", target {nginx_ms:.3} ms CPU per request") } else { String::new() }
-            );
-            println!("  {succeeded} of {sent} probes succeeded");
-            println!("ratio: the worker is {:.1}x cheaper per check than blackbox_exporter", cpu_ms / worker_cpu_ms);
+            measured.push(Measured {
+                name: format!("blackbox_exporter, {probe_concurrency} concurrent /probe"),
+                per_second: sent as f64 / secs,
+                cpu_ms,
+                target_cpu_ms: nginx_ms,
+                detail: format!("{succeeded} of {sent} probes succeeded (probe_success 1) in {secs:.1} s"),
+            });
+            println!("blackbox_exporter: {:.0} probes/s, {cpu_ms:.3} ms CPU per probe", sent as f64 / secs);
         }
     }
 
-    let _ = connection.close().await;
-    let cleanup = async {
-        let target = AmqpTarget::parse(&amqp_url).ok()?;
-        let c = queue::connect(&target, "sentryk8s-bench-cleanup", Duration::from_secs(30)).await.ok()?;
-        let ch = c.open_channel(None).await.ok()?;
-        for q in [&topology.queue, &topology.dead_letter_queue] {
-            let _ = ch.queue_delete(amqprs::channel::QueueDeleteArguments::new(q)).await;
+    // check_http against the same target.
+    match which("check_http") {
+        None => println!("!! check_http not found (apt-get install monitoring-plugins-basic): skipped"),
+        Some(program) => {
+            let m =
+                check_http_runs(&program, target_port, check_http_total, check_http_concurrency, nginx_pid)
+                    .await;
+            println!("check_http: {:.0} checks/s, {:.3} ms CPU per check", m.per_second, m.cpu_ms);
+            measured.push(m);
         }
-        for e in [&topology.exchange, &topology.dead_letter_exchange] {
-            let _ = ch.exchange_delete(amqprs::channel::ExchangeDeleteArguments::new(e)).await;
-        }
-        let _ = c.close().await;
-        Some(())
-    };
-    cleanup.await;
-    drop(client);
-    let _ = admin_client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)")).await;
+    }
+
+    bench_queue.delete().await;
+    db.drop_db().await;
     drop(nginx);
-    let _ = std::fs::remove_dir_all(&dir);
+    report(&header, target_name, &url, &measured);
+}
+
+fn report(header: &str, target: &str, url: &str, measured: &[Measured]) {
+    let mut md = String::from(header);
+    let _ = writeln!(md, "- target: {target} at {url}, the same for every prober, in one run\n");
+    let worker = &measured[0];
+    md.push_str("| prober | checks/s | CPU ms per check (prober) | target CPU ms per request | CPU per check vs the worker | checks/s vs the worker |\n|---|---|---|---|---|---|\n");
+    for m in measured {
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {:.3} | {:.3} | {:.1}× | {:.2}× |",
+            m.name,
+            m.per_second,
+            m.cpu_ms,
+            m.target_cpu_ms,
+            m.cpu_ms / worker.cpu_ms,
+            m.per_second / worker.per_second
+        );
+    }
+    md.push('\n');
+    for m in measured {
+        let _ = writeln!(md, "- {}: {}", m.name, m.detail);
+    }
+    md.push_str(
+        "\nCPU is user + system time of the prober's processes over the measured part: the worker's from \
+         /proc/<pid>/stat (it also writes every result to PostgreSQL, whose CPU is not counted here; \
+         blackbox_exporter and check_http store nothing), the exporter's likewise, check_http's from \
+         getrusage(RUSAGE_CHILDREN) (exec, dynamic loading and the check itself, per process). The target's \
+         CPU per request is given for scale. Throughput depends on the free CPU of the shared 2-core machine; \
+         the CPU per check is the steadier figure.\n\nPlot: [worker_probe.svg](worker_probe.svg).\n",
+    );
+    common::write_result("worker_probe.md", &md);
+    println!("\n{md}");
+    let rows: Vec<Vec<String>> = measured
+        .iter()
+        .map(|m| {
+            vec![
+                format!("\"{}\"", m.name),
+                format!("{:.1}", m.per_second),
+                format!("{:.4}", m.cpu_ms),
+                format!("{:.4}", m.target_cpu_ms),
+            ]
+        })
+        .collect();
+    common::write_csv(
+        "worker_probe.csv",
+        &["prober", "checks_per_s", "cpu_ms_per_check", "target_cpu_ms_per_request"],
+        &rows,
+    );
+    let bars: Vec<(String, f64)> = measured.iter().map(|m| (m.name.clone(), m.cpu_ms)).collect();
+    common::write_result(
+        "worker_probe.svg",
+        &common::svg::bar_chart("CPU per check against the same local nginx (lower is better)", "ms", &bars),
+    );
 }
 
 /// `total` GETs of `path` over `concurrency` keep-alive connections;

@@ -1,289 +1,560 @@
-//! Scheduler scale benchmark: one `sentryk8s scheduler` (release build)
-//! dispatching N checks at a fixed interval, against the local PostgreSQL
-//! and RabbitMQ. Reports resident memory, CPU use, dispatch lateness as
-//! seen by a consumer (receive time − slot, an upper bound of publish time
-//! − slot), and how long taking over all partitions took.
+//! Scheduler scale benchmark, at 100,000 and 1,000,000 checks (every
+//! 60 s) against the local PostgreSQL and RabbitMQ. For each size:
+//!
+//! 1. one `sentryk8s scheduler` (release build, "A") dispatches everything
+//!    alone: resident memory, CPU, dispatch lateness as seen by a consumer
+//!    (receive time − slot, an upper bound of publish − slot) and from the
+//!    scheduler's own histogram, time from start to all 256 partitions
+//!    owned and dispatching;
+//! 2. a second scheduler ("B") joins: A hands B its share (rendezvous
+//!    hashing); time until the partitions settle;
+//! 3. B is killed with SIGKILL (no hand-back): time from its leases'
+//!    expiry (PostgreSQL's clock) to A's first job published for one of
+//!    B's partitions, time until A owns them all, per-partition load time,
+//!    and every slot of B's checks around the failover accounted for as
+//!    received by the consumer (none lost; duplicates counted).
+//!
+//! Leases: TTL 6 s, renewal every 2 s (`SK_BENCH_LEASE_TTL_S`), so the
+//! failover is short; the default TTL is 15 s.
 //!
 //! ```sh
-//! cargo bench --bench scheduler_scale                      # 1,000,000 checks at 60 s, 180 s
-//! SK_BENCH_CHECKS=100000 SK_BENCH_SECONDS=120 cargo bench --bench scheduler_scale
+//! bench/run.sh scheduler                                      # both sizes, about 6 minutes
+//! SK_BENCH_SIZES=100000 SK_BENCH_SECONDS=30 cargo bench --bench scheduler_scale
 //! ```
 //!
-//! Writes a markdown summary to bench/results/scheduler_scale.md.
+//! Writes bench/results/scheduler_scale.md and scheduler_scale.csv.
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+#[path = "../bench/common/mod.rs"]
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use amqprs::channel::{BasicConsumeArguments, ExchangeDeleteArguments, QueueDeleteArguments};
-use tokio_postgres::NoTls;
+use amqprs::channel::BasicConsumeArguments;
+use common::{env_list, env_or};
+use nix::sys::signal::Signal;
+use sentryk8s::scheduler::slots;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+const PARTITIONS: u32 = 256;
+
+#[derive(Default)]
+struct Consumed {
+    received: u64,
+    measuring: bool,
+    lateness: Vec<i64>,
+    recording: bool,
+    /// (receive ms, check id, slot ms) while recording the failover.
+    messages: Vec<(i64, i64, i64)>,
 }
 
-fn admin_url() -> String {
-    std::env::var("SENTRYK8S_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+struct SizeReport {
+    checks: u64,
+    interval_ms: u64,
+    insert_s: f64,
+    measured_s: f64,
+    received_per_s: f64,
+    rss_end_mb: f64,
+    rss_peak_mb: f64,
+    cores: f64,
+    published_p50_p99: String,
+    consumer_p50: i64,
+    consumer_p99: i64,
+    consumer_max: i64,
+    all_owned_s: f64,
+    initial_load: String,
+    handover_s: f64,
+    b_partitions: usize,
+    b_checks: usize,
+    kill_to_expiry_ms: i64,
+    expiry_to_first_job_ms: i64,
+    expiry_to_all_owned_ms: i64,
+    takeover_load: String,
+    failover_expected: u64,
+    failover_lost: u64,
+    failover_duplicates: u64,
+    failover_max_lateness_ms: i64,
 }
 
-fn amqp_url() -> String {
-    std::env::var("SENTRYK8S_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(run());
 }
 
-/// (utime + stime in clock ticks, RSS in bytes) of a process.
-fn proc_stats(pid: u32) -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kb: u64 =
-        status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
-    Some((utime + stime, rss_kb * 1024))
-}
-
-fn ticks_per_second() -> f64 {
-    // sysconf(_SC_CLK_TCK) is 100 on every Linux we run on.
-    100.0
-}
-
-fn percentile(sorted: &[i64], p: f64) -> i64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-#[tokio::main]
-async fn main() {
-    let checks = env_or("SK_BENCH_CHECKS", 1_000_000);
-    let seconds = env_or("SK_BENCH_SECONDS", 180);
+async fn run() {
+    let sizes = env_list("SK_BENCH_SIZES", "100000,1000000");
+    let seconds = env_or("SK_BENCH_SECONDS", 60);
     let interval_ms = env_or("SK_BENCH_INTERVAL_MS", 60_000);
-    let id = format!("skbench_{}", std::process::id());
-    println!("scheduler scale: {checks} checks every {interval_ms} ms, {seconds} s");
+    let ttl_s = env_or("SK_BENCH_LEASE_TTL_S", 6).max(3);
+    let header = common::report_header("Scheduler scale", "bench/run.sh scheduler");
+    println!("{header}");
+    let scratch = common::Scratch::new("scheduler-scale");
+    let mut reports = Vec::new();
+    for checks in sizes {
+        reports.push(run_size(checks, seconds, interval_ms, ttl_s, &scratch.0).await);
+    }
+    report(&header, ttl_s, &reports);
+}
 
-    // A fresh database with the schema and the checks.
-    let (admin, conn) = tokio_postgres::connect(&admin_url(), NoTls).await.expect("PostgreSQL");
-    tokio::spawn(conn);
-    admin.batch_execute(&format!("CREATE DATABASE {id}")).await.expect("create database");
-    let mut db_url = url::Url::parse(&admin_url()).expect("url");
-    db_url.set_path(&format!("/{id}"));
-    let (mut client, conn) = tokio_postgres::connect(db_url.as_str(), NoTls).await.expect("connect");
-    tokio::spawn(conn);
-    sentryk8s::migrate::run(&mut client, 256).await.expect("migrate");
+async fn metrics(addr: SocketAddr) -> String {
+    common::http_get(addr, "/metrics").await.unwrap_or_default()
+}
+
+/// (count, sum seconds) of the partition load histogram.
+fn loads(text: &str) -> (f64, f64) {
+    (
+        common::metric_sum(text, "sentryk8s_partition_load_seconds_count"),
+        common::metric_sum(text, "sentryk8s_partition_load_seconds_sum"),
+    )
+}
+
+async fn owners(db: &common::BenchDb) -> HashMap<String, Vec<i32>> {
+    let mut out: HashMap<String, Vec<i32>> = HashMap::new();
+    for r in db
+        .client
+        .query("SELECT coalesce(owner, ''), partition FROM partition_leases", &[])
+        .await
+        .expect("leases")
+    {
+        out.entry(r.get(0)).or_default().push(r.get(1));
+    }
+    out
+}
+
+fn owned_by(owners: &HashMap<String, Vec<i32>>, prefix: &str) -> Vec<i32> {
+    owners.iter().filter(|(o, _)| o.starts_with(prefix)).flat_map(|(_, p)| p.iter().copied()).collect()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+async fn run_size(
+    checks: u64,
+    seconds: u64,
+    interval_ms: u64,
+    ttl_s: u64,
+    dir: &std::path::Path,
+) -> SizeReport {
+    println!("\n== {checks} checks every {interval_ms} ms");
+    let db = common::BenchDb::create("skbench_sched", PARTITIONS).await;
     let started = Instant::now();
-    client
+    db.client
         .execute(
             "INSERT INTO checks (name, interval_ms, spec)
              SELECT 'bench-' || i, $2::int,
-                    jsonb_build_object('url', 'http://127.0.0.1:8080/check/' || i, 'timeout_ms', 5000)
+                    jsonb_build_object('url', 'http://127.0.0.1:9/check/' || i, 'timeout_ms', 5000)
                FROM generate_series(1, $1::int) i",
             &[&(checks as i32), &(interval_ms as i32)],
         )
         .await
         .expect("insert checks");
-    println!("inserted {checks} checks in {:.1?}", started.elapsed());
+    let insert_s = started.elapsed().as_secs_f64();
+    println!("inserted {checks} checks in {insert_s:.1} s");
 
-    // A consumer that records lateness per received job.
-    let target = sentryk8s::queue::AmqpTarget::parse(&amqp_url()).expect("amqp url");
+    let queue = common::BenchQueue::declare("sk-bench-sched").await;
+    let env = queue.role_env(&db, dir);
+    // A consumer that records lateness and, around the failover, every job.
+    let target = sentryk8s::queue::AmqpTarget::parse(&common::amqp_url()).expect("amqp url");
     let connection =
         sentryk8s::queue::connect(&target, "bench", Duration::from_secs(30)).await.expect("RabbitMQ");
     let channel = connection.open_channel(None).await.expect("channel");
-    let mut amqp = sentryk8s::config::Config::defaults().expect("defaults").amqp;
-    amqp.exchange = id.clone();
-    amqp.queue = format!("{id}.checks");
-    let topology = sentryk8s::queue::Topology::from_config(&amqp);
-    sentryk8s::queue::declare_topology(&channel, &topology).await.expect("topology");
-    let mut args = BasicConsumeArguments::new(&topology.queue, "bench");
+    let mut args = BasicConsumeArguments::new(&queue.topology.queue, "bench");
     args.no_ack = true;
     let (_, mut rx) = channel.basic_consume_rx(args).await.expect("consume");
-    let lateness: Arc<Mutex<Vec<i64>>> = Arc::new(Mutex::new(Vec::with_capacity(4_000_000)));
-    let received = Arc::new(AtomicU64::new(0));
-    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let consumed = Arc::new(Mutex::new(Consumed::default()));
     {
-        let (lateness, received, measuring) = (lateness.clone(), received.clone(), measuring.clone());
+        let consumed = consumed.clone();
         tokio::spawn(async move {
             while let Some(m) = rx.recv().await {
-                received.fetch_add(1, Ordering::Relaxed);
-                if !measuring.load(Ordering::Relaxed) {
-                    continue;
-                }
-                let now = chrono::Utc::now().timestamp_millis();
-                let slot = m
+                let now = now_ms();
+                let key = m
                     .basic_properties
                     .as_ref()
                     .and_then(|p| p.message_id())
                     .and_then(|id| id.split_once(':'))
-                    .and_then(|(_, s)| s.parse::<i64>().ok());
-                if let (Some(slot), Ok(mut l)) = (slot, lateness.lock()) {
-                    l.push(now - slot);
+                    .and_then(|(c, s)| Some((c.parse::<i64>().ok()?, s.parse::<i64>().ok()?)));
+                let Ok(mut c) = consumed.lock() else { continue };
+                c.received += 1;
+                if let Some((check, slot)) = key {
+                    if c.measuring {
+                        c.lateness.push(now - slot);
+                    }
+                    if c.recording {
+                        c.messages.push((now, check, slot));
+                    }
                 }
             }
         });
     }
+    let received = || consumed.lock().map(|c| c.received).unwrap_or(0);
+    let lease_env = [
+        ("SENTRYK8S_SCHEDULER__LEASE_TTL", format!("{ttl_s}s")),
+        ("SENTRYK8S_SCHEDULER__RENEW_INTERVAL", format!("{}ms", ttl_s * 1000 / 3)),
+    ];
+    let spawn = |name: &str, addr: SocketAddr| {
+        let mut extra: Vec<(&str, String)> = lease_env.to_vec();
+        extra.push(("SENTRYK8S_LISTEN", addr.to_string()));
+        extra.push(("HOSTNAME", format!("bench-sched-{name}")));
+        common::spawn_sentryk8s(&env, &["scheduler"], &extra, &format!("scheduler-{checks}-{name}"))
+    };
 
-    let listen = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port");
+    // 1. A alone.
+    let a_addr: SocketAddr = ([127, 0, 0, 1], common::free_port()).into();
     let spawned = Instant::now();
-    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_sentryk8s"))
-        .args(["scheduler", "--listen", &listen.to_string(), "--log-format", "json"])
-        .env("SENTRYK8S_DATABASE_URL", db_url.as_str())
-        .env("SENTRYK8S_AMQP_URL", amqp_url())
-        .env("SENTRYK8S_AMQP__EXCHANGE", &topology.exchange)
-        .env("SENTRYK8S_AMQP__QUEUE", &topology.queue)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn scheduler");
-    let pid = child.id();
-
-    // Takeover: until every partition is leased and its checks dispatched.
-    let mut owned_after = None;
-    while spawned.elapsed() < Duration::from_secs(120) {
-        let owned: i64 = client
+    let a = spawn("a", a_addr);
+    let pid = a.pid();
+    let mut all_owned = None;
+    while spawned.elapsed() < Duration::from_secs(180) {
+        let owned: i64 = db
+            .client
             .query_one("SELECT count(*) FROM partition_leases WHERE owner IS NOT NULL", &[])
             .await
             .expect("leases")
             .get(0);
-        if owned == 256 && received.load(Ordering::Relaxed) > 0 {
-            owned_after = Some(spawned.elapsed());
+        // Claimed, every chunk of partitions loaded, and jobs flowing.
+        let (chunks, _) = loads(&metrics(a_addr).await);
+        if owned == PARTITIONS as i64 && chunks >= (PARTITIONS as f64 / 16.0).ceil() && received() > 0 {
+            all_owned = Some(spawned.elapsed());
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let owned_after = owned_after.expect("scheduler took all partitions");
-    println!("all 256 partitions owned and dispatching {:.2?} after start", owned_after);
-
-    // Warm up for one interval, then measure.
-    tokio::time::sleep(Duration::from_millis(interval_ms.min(30_000))).await;
-    measuring.store(true, Ordering::Relaxed);
-    let received_before = received.load(Ordering::Relaxed);
-    let buckets_before = lateness_buckets(&sentryk8s_metrics(&listen).await);
-    let (cpu_before, _) = proc_stats(pid).expect("stats");
+    let all_owned = all_owned.expect("the scheduler took all partitions");
+    let (n0, s0) = loads(&metrics(a_addr).await);
+    let initial_load = format!(
+        "{n0:.0} chunk loads (≤ 16 partitions each), {:.0} ms each on average",
+        s0 / n0.max(1.0) * 1000.0
+    );
+    println!("all {PARTITIONS} partitions owned, loaded and dispatching {all_owned:.2?} after start; {initial_load}");
+    tokio::time::sleep(Duration::from_millis(interval_ms.min(20_000))).await;
+    if let Ok(mut c) = consumed.lock() {
+        c.measuring = true;
+    }
+    let received_before = received();
+    let buckets_before =
+        common::histogram_buckets(&metrics(a_addr).await, "sentryk8s_dispatch_lateness_seconds");
+    let cpu_before = common::cpu_seconds(pid);
     let measure_started = Instant::now();
     let mut peak_rss = 0;
-    let mut samples = Vec::new();
     while measure_started.elapsed() < Duration::from_secs(seconds) {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        if let Some((cpu, rss)) = proc_stats(pid) {
-            peak_rss = peak_rss.max(rss);
-            samples.push((measure_started.elapsed().as_secs_f64(), cpu, rss));
-        }
+        peak_rss = peak_rss.max(common::rss_bytes(pid));
     }
-    let elapsed = measure_started.elapsed().as_secs_f64();
-    let (cpu_after, rss_end) = proc_stats(pid).expect("stats");
-    let cores = (cpu_after - cpu_before) as f64 / ticks_per_second() / elapsed;
-    let got = received.load(Ordering::Relaxed) - received_before;
-    let metrics_text = sentryk8s_metrics(&listen).await;
-    let buckets_after = lateness_buckets(&metrics_text);
-    let published_lateness = bucket_percentiles(&buckets_before, &buckets_after);
-
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-    let _ = child.wait();
-
-    let mut late = lateness.lock().map(|l| l.clone()).unwrap_or_default();
+    let measured_s = measure_started.elapsed().as_secs_f64();
+    let cores = (common::cpu_seconds(pid) - cpu_before) / measured_s;
+    let rss_end = common::rss_bytes(pid);
+    let got = received() - received_before;
+    let mut buckets =
+        common::histogram_buckets(&metrics(a_addr).await, "sentryk8s_dispatch_lateness_seconds");
+    common::add_buckets(&mut buckets, &buckets_before, -1.0);
+    let mut late = consumed
+        .lock()
+        .map(|mut c| {
+            c.measuring = false;
+            std::mem::take(&mut c.lateness)
+        })
+        .unwrap_or_default();
     late.sort_unstable();
-    let report = format!(
-        "# Scheduler scale\n\n\
-         | figure | value |\n|---|---|\n\
-         | checks | {checks} at {interval_ms} ms ({:.0} slots/s expected) |\n\
-         | measured for | {elapsed:.0} s |\n\
-         | jobs received | {got} ({:.0}/s) |\n\
-         | resident memory (end / peak) | {:.0} MB / {:.0} MB |\n\
-         | CPU | {:.3} cores |\n\
-         | dispatch lateness (publish − slot, scheduler histogram) p50 / p99 | {published_lateness} |\n\
-         | lateness at the consumer (receive − slot) p50 / p99 / max | {} / {} / {} ms |\n\
-         | start → all 256 partitions owned and dispatching | {:.2} s |\n\
-         | partition load (claim → checks in memory), from /metrics | {} |\n",
-        checks as f64 * 1000.0 / interval_ms as f64,
-        got as f64 / elapsed,
+    let pct = |p: f64| late.get(((late.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0);
+    println!(
+        "A alone: {cores:.3} cores, RSS {:.0} MB, {:.0} jobs/s",
         rss_end as f64 / 1e6,
-        peak_rss as f64 / 1e6,
-        cores,
-        percentile(&late, 0.50),
-        percentile(&late, 0.99),
-        late.last().copied().unwrap_or(0),
-        owned_after.as_secs_f64(),
-        load_summary(&metrics_text),
+        got as f64 / measured_s
     );
-    println!("{report}");
-    let _ = std::fs::create_dir_all("bench/results");
-    if let Ok(mut f) = std::fs::File::create(format!("bench/results/scheduler_scale_{checks}.md")) {
-        let _ = f.write_all(report.as_bytes());
+
+    // 2. B joins; A hands over B's share.
+    let b_addr: SocketAddr = ([127, 0, 0, 1], common::free_port()).into();
+    let b_started = Instant::now();
+    let b = spawn("b", b_addr);
+    let mut stable_since = Instant::now();
+    let mut last_count = 0;
+    let mut handover = Duration::ZERO;
+    while b_started.elapsed() < Duration::from_secs(90) {
+        let o = owners(&db).await;
+        let count = owned_by(&o, "bench-sched-b").len();
+        let total: usize = o.iter().filter(|(k, _)| !k.is_empty()).map(|(_, v)| v.len()).sum();
+        if count != last_count || total != PARTITIONS as usize {
+            last_count = count;
+            stable_since = Instant::now();
+            handover = b_started.elapsed();
+        } else if count > 0 && stable_since.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    println!("B owns {last_count} partitions, settled {handover:.2?} after its start");
+    tokio::time::sleep(Duration::from_secs(5)).await;
 
-    let _ = channel.queue_delete(QueueDeleteArguments::new(&topology.queue)).await;
-    let _ = channel.queue_delete(QueueDeleteArguments::new(&topology.dead_letter_queue)).await;
-    let _ = channel.exchange_delete(ExchangeDeleteArguments::new(&topology.exchange)).await;
-    let _ = channel.exchange_delete(ExchangeDeleteArguments::new(&topology.dead_letter_exchange)).await;
-    drop(client);
-    let _ = admin.batch_execute(&format!("DROP DATABASE {id} WITH (FORCE)")).await;
-}
-
-async fn sentryk8s_metrics(addr: &std::net::SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else { return String::new() };
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await;
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out).await;
-    out
-}
-
-/// Cumulative bucket counts (upper bound in seconds → count) of the dispatch lateness histogram.
-fn lateness_buckets(metrics: &str) -> Vec<(f64, f64)> {
-    let mut out = Vec::new();
-    for line in metrics.lines() {
-        let Some(rest) = line.strip_prefix("sentryk8s_dispatch_lateness_seconds_bucket{le=\"") else {
-            continue;
-        };
-        let Some((le, count)) = rest.split_once("\"} ") else { continue };
-        let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::INFINITY) };
-        out.push((le, count.trim().parse().unwrap_or(0.0)));
+    // 3. kill -9 B.
+    let b_parts: Vec<i32> = owned_by(&owners(&db).await, "bench-sched-b");
+    let b_set: HashSet<i64> = b_parts.iter().map(|p| *p as i64).collect();
+    if let Ok(mut c) = consumed.lock() {
+        c.recording = true;
     }
-    out
-}
-
-/// p50 and p99 upper bounds ("≤ X ms") from the difference of two histogram scrapes.
-fn bucket_percentiles(before: &[(f64, f64)], after: &[(f64, f64)]) -> String {
-    let diff: Vec<(f64, f64)> = after
-        .iter()
-        .map(|(le, n)| (*le, n - before.iter().find(|(l, _)| l == le).map(|(_, b)| *b).unwrap_or(0.0)))
-        .collect();
-    let total = diff.last().map(|(_, n)| *n).unwrap_or(0.0);
-    let at = |q: f64| {
-        diff.iter()
-            .find(|(_, n)| *n >= q * total)
-            .map(|(le, _)| if le.is_finite() { format!("≤ {} ms", le * 1000.0) } else { "> 60 s".into() })
-            .unwrap_or_else(|| "n/a".into())
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (l0, ls0) = loads(&metrics(a_addr).await);
+    let t_kill = now_ms();
+    b.signal(Signal::SIGKILL);
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let expiry: i64 = db
+        .client
+        .query_one(
+            "SELECT (extract(epoch FROM max(expires_at)) * 1000)::bigint FROM partition_leases
+              WHERE partition = ANY($1)",
+            &[&b_parts],
+        )
+        .await
+        .expect("expiry")
+        .get(0);
+    let mut t_owned = None;
+    let deadline = Instant::now() + Duration::from_secs(ttl_s + 60);
+    while Instant::now() < deadline {
+        let o = owners(&db).await;
+        let a_parts: HashSet<i32> = owned_by(&o, "bench-sched-a").into_iter().collect();
+        if b_parts.iter().all(|p| a_parts.contains(p)) {
+            t_owned = Some(now_ms());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t_owned = t_owned.expect("A took over B's partitions");
+    // Keep recording until A has loaded B's partitions and its catch-up of
+    // the slots due meanwhile has reached the consumer: the count of
+    // received jobs for B's partitions stops growing for 2 s.
+    let chunks = (b_parts.len() as f64 / 16.0).ceil();
+    let (w0, w1) = (t_kill - 2000, t_owned + 2000);
+    let in_window_count = || {
+        consumed
+            .lock()
+            .map(|c| {
+                c.messages
+                    .iter()
+                    .filter(|(_, ch, s)| *s >= w0 && *s < w1 && b_set.contains(&(ch % PARTITIONS as i64)))
+                    .count()
+            })
+            .unwrap_or(0)
     };
-    format!("{} / {}", at(0.5), at(0.99))
+    let settle_deadline = Instant::now() + Duration::from_secs(30);
+    let (mut last_seen, mut steady_since) = (usize::MAX, Instant::now());
+    while Instant::now() < settle_deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if now_ms() < w1 || loads(&metrics(a_addr).await).0 - l0 < chunks {
+            continue;
+        }
+        let n = in_window_count();
+        if n != last_seen {
+            (last_seen, steady_since) = (n, Instant::now());
+        } else if steady_since.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+    }
+    let (l1, ls1) = loads(&metrics(a_addr).await);
+    let messages = consumed
+        .lock()
+        .map(|mut c| {
+            c.recording = false;
+            std::mem::take(&mut c.messages)
+        })
+        .unwrap_or_default();
+    let first_job = messages
+        .iter()
+        .filter(|(recv, check, _)| *recv > t_kill + 100 && b_set.contains(&(check % PARTITIONS as i64)))
+        .map(|(recv, _, _)| *recv)
+        .min()
+        .unwrap_or(i64::MAX);
+    // Every slot of B's checks from 2 s before the kill to 2 s after the takeover.
+    let b_checks: Vec<i64> = db
+        .client
+        .query("SELECT id FROM checks WHERE partition = ANY($1)", &[&b_parts])
+        .await
+        .expect("checks")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let interval = interval_ms as i64;
+    let mut expected: HashSet<(i64, i64)> = HashSet::new();
+    for id in &b_checks {
+        let p = slots::phase(*id, interval);
+        let mut s = slots::slot_at_or_after(w0, interval, p);
+        while s < w1 {
+            expected.insert((*id, s));
+            s += interval;
+        }
+    }
+    let in_window: Vec<&(i64, i64, i64)> = messages
+        .iter()
+        .filter(|(_, c, s)| *s >= w0 && *s < w1 && b_set.contains(&(c % PARTITIONS as i64)))
+        .collect();
+    let distinct: HashSet<(i64, i64)> = in_window.iter().map(|(_, c, s)| (*c, *s)).collect();
+    let lost = expected.difference(&distinct).count() as u64;
+    let max_late = in_window.iter().map(|(r, _, s)| r - s).max().unwrap_or(0);
+    let takeover_load = format!(
+        "{:.0} chunk loads, {:.0} ms each; {:.1} ms per partition",
+        l1 - l0,
+        (ls1 - ls0) / (l1 - l0).max(1.0) * 1000.0,
+        (ls1 - ls0) / b_parts.len().max(1) as f64 * 1000.0
+    );
+    println!(
+        "kill → expiry {} ms, expiry → first job {} ms, expiry → all owned {} ms; {takeover_load}; slots {} expected, {lost} lost, {} duplicates",
+        expiry - t_kill,
+        first_job - expiry,
+        t_owned - expiry,
+        expected.len(),
+        in_window.len() as u64 - distinct.len() as u64
+    );
+
+    drop(a);
+    let _ = connection.close().await;
+    queue.delete().await;
+    db.drop_db().await;
+    SizeReport {
+        checks,
+        interval_ms,
+        insert_s,
+        measured_s,
+        received_per_s: got as f64 / measured_s,
+        rss_end_mb: rss_end as f64 / 1e6,
+        rss_peak_mb: peak_rss as f64 / 1e6,
+        cores,
+        published_p50_p99: format!(
+            "{} / {}",
+            common::bucket_quantile(&buckets, 0.5),
+            common::bucket_quantile(&buckets, 0.99)
+        ),
+        consumer_p50: pct(0.5),
+        consumer_p99: pct(0.99),
+        consumer_max: late.last().copied().unwrap_or(0),
+        all_owned_s: all_owned.as_secs_f64(),
+        initial_load,
+        handover_s: handover.as_secs_f64(),
+        b_partitions: b_parts.len(),
+        b_checks: b_checks.len(),
+        kill_to_expiry_ms: expiry - t_kill,
+        expiry_to_first_job_ms: first_job - expiry,
+        expiry_to_all_owned_ms: t_owned - expiry,
+        takeover_load,
+        failover_expected: expected.len() as u64,
+        failover_lost: lost,
+        failover_duplicates: in_window.len() as u64 - distinct.len() as u64,
+        failover_max_lateness_ms: max_late,
+    }
 }
 
-/// "count N, mean X ms" of sentryk8s_partition_load_seconds.
-fn load_summary(metrics: &str) -> String {
-    let mut values: HashMap<&str, f64> = HashMap::new();
-    for line in metrics.lines() {
-        for key in ["sentryk8s_partition_load_seconds_sum", "sentryk8s_partition_load_seconds_count"] {
-            if let Some(rest) = line.strip_prefix(key) {
-                if let Ok(v) = rest.trim().parse() {
-                    values.insert(key, v);
-                }
-            }
-        }
+fn report(header: &str, ttl_s: u64, reports: &[SizeReport]) {
+    let mut md = String::from(header);
+    let _ = writeln!(
+        md,
+        "- one release `sentryk8s scheduler` (A), then a second (B) that is killed with SIGKILL; \
+         lease TTL {ttl_s} s, renewal every {} ms; 256 partitions; PostgreSQL and RabbitMQ shared with other work\n",
+        ttl_s * 1000 / 3
+    );
+    md.push_str("| figure |");
+    for r in reports {
+        let _ = write!(md, " {} checks |", r.checks);
     }
-    match (
-        values.get("sentryk8s_partition_load_seconds_sum"),
-        values.get("sentryk8s_partition_load_seconds_count"),
-    ) {
-        (Some(sum), Some(count)) if *count > 0.0 => {
-            format!("{count} loads, {:.1} ms each on average", sum / count * 1000.0)
+    md.push_str("\n|---|");
+    md.push_str(&"---|".repeat(reports.len()));
+    md.push('\n');
+    let row = |md: &mut String, name: &str, f: &dyn Fn(&SizeReport) -> String| {
+        let _ = write!(md, "| {name} |");
+        for r in reports {
+            let _ = write!(md, " {} |", f(r));
         }
-        _ => "n/a".into(),
-    }
+        md.push('\n');
+    };
+    row(&mut md, "interval, due slots per second", &|r| {
+        format!("{} s, {:.0}/s", r.interval_ms / 1000, r.checks as f64 * 1000.0 / r.interval_ms as f64)
+    });
+    row(&mut md, "inserting the checks (one INSERT … generate_series)", &|r| {
+        format!("{:.1} s", r.insert_s)
+    });
+    row(&mut md, "A alone: measured for", &|r| format!("{:.0} s", r.measured_s));
+    row(&mut md, "A alone: jobs received per second", &|r| format!("{:.0}", r.received_per_s));
+    row(&mut md, "A alone: resident memory (end / peak)", &|r| {
+        format!("{:.0} MB / {:.0} MB", r.rss_end_mb, r.rss_peak_mb)
+    });
+    row(&mut md, "A alone: CPU", &|r| format!("{:.3} cores", r.cores));
+    row(&mut md, "A alone: publish − slot p50 / p99 (scheduler histogram)", &|r| {
+        r.published_p50_p99.clone()
+    });
+    row(&mut md, "A alone: receive − slot at a consumer p50 / p99 / max", &|r| {
+        format!("{} / {} / {} ms", r.consumer_p50, r.consumer_p99, r.consumer_max)
+    });
+    row(&mut md, "A start → all 256 partitions owned, loaded and dispatching", &|r| {
+        format!("{:.2} s", r.all_owned_s)
+    });
+    row(&mut md, "A's initial load", &|r| r.initial_load.clone());
+    row(&mut md, "B joins: partitions handed to B / settled after", &|r| {
+        format!("{} ({} checks) / {:.2} s", r.b_partitions, r.b_checks, r.handover_s)
+    });
+    row(&mut md, "kill -9 B → its leases expire (TTL left)", &|r| format!("{} ms", r.kill_to_expiry_ms));
+    row(&mut md, "**lease expiry → A's first job for a taken-over partition**", &|r| {
+        format!("**{} ms**", r.expiry_to_first_job_ms)
+    });
+    row(&mut md, "lease expiry → A owns all of B's partitions", &|r| {
+        format!("{} ms", r.expiry_to_all_owned_ms)
+    });
+    row(&mut md, "takeover load of B's partitions (from A's histogram)", &|r| r.takeover_load.clone());
+    row(
+        &mut md,
+        "B's slots from 2 s before the kill to 2 s after the takeover: expected / lost / duplicates",
+        &|r| format!("{} / {} / {}", r.failover_expected, r.failover_lost, r.failover_duplicates),
+    );
+    row(&mut md, "latest of those jobs (receive − slot)", &|r| {
+        format!("{:.1} s", r.failover_max_lateness_ms as f64 / 1000.0)
+    });
+    md.push_str(
+        "\nThe time from the kill to the lease expiry is whatever was left of B's TTL; a SIGTERM instead hands \
+         partitions back at once. The first job for a taken-over partition is published after A's rebalance \
+         (every second) claims the expired lease and loads the partition's checks; the slots due meanwhile are \
+         published late (catch-up from the watermark), not lost. Duplicates are slots B published but whose \
+         watermark it had not yet written: harmless downstream (one result row per check and slot).\n",
+    );
+    common::write_result("scheduler_scale.md", &md);
+    println!("\n{md}");
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            vec![
+                r.checks.to_string(),
+                r.interval_ms.to_string(),
+                format!("{:.1}", r.received_per_s),
+                format!("{:.1}", r.rss_end_mb),
+                format!("{:.1}", r.rss_peak_mb),
+                format!("{:.4}", r.cores),
+                r.consumer_p50.to_string(),
+                r.consumer_p99.to_string(),
+                format!("{:.3}", r.all_owned_s),
+                r.expiry_to_first_job_ms.to_string(),
+                r.expiry_to_all_owned_ms.to_string(),
+                r.failover_expected.to_string(),
+                r.failover_lost.to_string(),
+                r.failover_duplicates.to_string(),
+            ]
+        })
+        .collect();
+    common::write_csv(
+        "scheduler_scale.csv",
+        &[
+            "checks",
+            "interval_ms",
+            "jobs_per_s",
+            "rss_end_mb",
+            "rss_peak_mb",
+            "cores",
+            "consumer_p50_ms",
+            "consumer_p99_ms",
+            "all_owned_s",
+            "expiry_to_first_job_ms",
+            "expiry_to_all_owned_ms",
+            "failover_expected_slots",
+            "failover_lost",
+            "failover_duplicates",
+        ],
+        &rows,
+    );
 }

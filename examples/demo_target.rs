@@ -49,7 +49,9 @@ pub async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Some(location) = location {
-        response.headers_mut().insert(hyper::header::LOCATION, hyper::header::HeaderValue::from_static(location));
+        response
+            .headers_mut()
+            .insert(hyper::header::LOCATION, hyper::header::HeaderValue::from_static(location));
     }
     Ok(response)
 }

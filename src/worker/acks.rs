@@ -5,9 +5,10 @@
 //! (a slow target holds its delivery while fast ones finish), so the
 //! [`AckTracker`] acknowledges the completed *prefix* of outstanding tags
 //! with one `basic.ack(multiple)` frame. Completed tags stuck behind a
-//! slower one wait for the prefix while they are few; once they would hold
-//! a sizeable part of the prefetch window (`single_ack_threshold`) they are
-//! acknowledged individually, so one slow check never stalls the worker.
+//! slower one wait for the prefix while they are few; past a small bound
+//! (`single_ack_threshold`) they are acknowledged individually, so one slow
+//! check neither stalls the worker nor inflates the unacknowledged count
+//! the autoscaler reads as backlog.
 //! (Each single ack is a frame and a write; the multiple ack is what keeps
 //! acknowledgement cost per check near zero.)
 //!
@@ -109,8 +110,9 @@ pub struct Delivery {
 }
 
 impl Session {
-    /// `single_ack_threshold`: see [`AckTracker::new`]; about a quarter of
-    /// the prefetch window.
+    /// `single_ack_threshold`: see [`AckTracker::new`]; the consumer keeps it
+    /// small, because unacknowledged finished jobs read as backlog to the
+    /// autoscaler.
     pub fn new(channel: Channel, single_ack_threshold: usize) -> Arc<Session> {
         Arc::new(Session {
             channel,

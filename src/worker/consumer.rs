@@ -38,6 +38,13 @@ use super::metrics::{DeadLetterReason, WorkerMetrics};
 use crate::model::{CheckJob, DecodeError};
 use crate::queue::{self, AmqpLink, AmqpTarget, LogChannel, QueueError, Topology};
 
+/// Finished jobs allowed to wait for their acknowledgement behind a slower
+/// one. The autoscaler reads ready + unacknowledged messages per worker:
+/// finished jobs held unacknowledged would read as backlog (up to a quarter
+/// of the prefetch window per worker, measured in the autoscaling
+/// experiment), and the HPA would add workers for work already done.
+const WAITING_ACKS: usize = 16;
+
 /// Undecodable jobs logged so far (the first ten, then one in a thousand).
 static DEAD_LETTERS_LOGGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -126,7 +133,7 @@ impl Consumer {
             };
             retry_delay = Duration::from_millis(200);
             self.link.set(Some(connection.clone()));
-            let session = Session::new(channel.clone(), self.prefetch as usize / 4);
+            let session = Session::new(channel.clone(), WAITING_ACKS);
             tracing::info!(queue = %self.topology.queue, prefetch = self.prefetch, concurrency = self.concurrency, "consuming check jobs");
             let watcher = connection.clone();
             let failure = watcher.listen_network_io_failure();
