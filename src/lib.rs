@@ -19,4 +19,5 @@ pub mod scheduler;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+pub mod tls;
 pub mod worker;

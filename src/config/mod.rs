@@ -69,6 +69,9 @@ pub struct DatabaseConfig {
     /// Limit on one connection attempt.
     #[serde(with = "duration")]
     pub connect_timeout: Duration,
+    /// PEM file of CA certificates trusted for `sslmode=require`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -504,6 +507,12 @@ fn validate(config: &Config) -> Vec<(String, String)> {
         format!("{} is out of range 1..=1000", config.database.pool_size),
     );
     range(&mut check, "database.connect_timeout", config.database.connect_timeout, ms(100), secs(300));
+    if let Some(path) = &config.database.ca_file {
+        let mut roots = rustls::RootCertStore::empty();
+        if let Err(e) = crate::tls::add_pem_file(&mut roots, path) {
+            check(false, "database.ca_file", e);
+        }
+    }
     // AMQP names are short strings (255 bytes); ".dlx" and ".dead" are added.
     for (key, name) in [("amqp.exchange", &config.amqp.exchange), ("amqp.queue", &config.amqp.queue)] {
         check(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -53,12 +53,9 @@ async fn session(
     events: &mpsc::Sender<ListenEvent>,
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
-    let mut pg = super::parse_database_url(&config.database_url).map_err(|e| e.to_string())?;
-    pg.connect_timeout(config.database.connect_timeout);
-    pg.application_name("sentryk8s-listen");
-    pg.keepalives(true);
-    pg.keepalives_idle(Duration::from_secs(10));
-    let (client, mut connection) = tokio::time::timeout(config.database.connect_timeout, pg.connect(NoTls))
+    let pg = super::pg_config(config, "listen").map_err(|e| e.to_string())?;
+    let tls = super::tls(config).map_err(|e| e.to_string())?;
+    let (client, mut connection) = tokio::time::timeout(config.database.connect_timeout, pg.connect(tls))
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| super::error_chain(&e))?;

@@ -11,8 +11,9 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::config::Host;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::Client;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -28,6 +29,31 @@ pub enum DbError {
     Unreachable { target: String, waited: String, cause: String },
     #[error("interrupted while waiting for PostgreSQL at {0}")]
     Interrupted(String),
+    #[error("database.ca_file: {0}")]
+    Tls(String),
+}
+
+/// The TLS connector of every PostgreSQL connection.
+///
+/// TLS is used when the URL says `sslmode=require`, and then the server's
+/// certificate is verified (Mozilla's and the system's roots, plus
+/// `database.ca_file`): stricter than libpq's `require`, which encrypts
+/// without checking whom to. Without it the connection is plain, even
+/// where libpq's default (`prefer`) would try TLS first: an opportunistic
+/// handshake against a self-signed server certificate (Debian's default)
+/// would fail instead of falling back.
+pub fn tls(config: &Config) -> Result<MakeRustlsConnect, DbError> {
+    let mut roots = crate::tls::trust_store();
+    if let Some(path) = &config.database.ca_file {
+        crate::tls::add_pem_file(&mut roots, path).map_err(DbError::Tls)?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| DbError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(client))
 }
 
 /// Parses and sanity-checks a database URL without connecting.
@@ -70,6 +96,9 @@ fn pg_config(config: &Config, application: &str) -> Result<tokio_postgres::Confi
     pg.keepalives_interval(Duration::from_secs(5));
     pg.keepalives_retries(3);
     pg.tcp_user_timeout(Duration::from_secs(30));
+    if pg.get_ssl_mode() != SslMode::Require {
+        pg.ssl_mode(SslMode::Disable);
+    }
     Ok(pg)
 }
 
@@ -94,7 +123,7 @@ pub fn pool(config: &Config, application: &str) -> Result<Pool, DbError> {
     };
     pg.options(options);
     let manager =
-        Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Verified });
+        Manager::from_config(pg, tls(config)?, ManagerConfig { recycling_method: RecyclingMethod::Verified });
     let timeout = Some(config.database.connect_timeout);
     Pool::builder(manager)
         .max_size(config.database.pool_size as usize)
@@ -115,6 +144,7 @@ pub async fn connect_with_wait(
     shutdown: &CancellationToken,
 ) -> Result<Client, DbError> {
     let pg = pg_config(config, application)?;
+    let tls = tls(config)?;
     let target = describe_target(&pg);
     let started = Instant::now();
     let mut delay = Duration::from_millis(100);
@@ -123,7 +153,7 @@ pub async fn connect_with_wait(
         // handshake too, against a peer that accepts and then says nothing.
         let limit = config.database.connect_timeout;
         let attempt = tokio::select! {
-            r = tokio::time::timeout(limit, pg.connect(NoTls)) => r.map_err(|_| format!("no answer within {}", humantime::format_duration(limit))).and_then(|r| r.map_err(|e| error_chain(&e))),
+            r = tokio::time::timeout(limit, pg.connect(tls.clone())) => r.map_err(|_| format!("no answer within {}", humantime::format_duration(limit))).and_then(|r| r.map_err(|e| error_chain(&e))),
             _ = shutdown.cancelled() => return Err(DbError::Interrupted(target)),
         };
         match attempt {

@@ -14,7 +14,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::Resumption;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
@@ -37,11 +37,7 @@ fn alpn() -> Vec<Vec<u8>> {
 impl TlsConfigs {
     pub fn new() -> Result<TlsConfigs, TlsSetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let native = rustls_native_certs::load_native_certs();
-        let (added, _ignored) = roots.add_parsable_certificates(native.certs);
-        tracing::debug!(system_roots = added, "TLS trust store loaded");
+        let roots = crate::tls::trust_store();
 
         let mut verify = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?

@@ -11,6 +11,7 @@ mod fuzz_regressions;
 mod http_check;
 mod migrate;
 mod ops;
+mod postgres_tls;
 mod scheduler;
 mod secrets;
 mod standalone;
