@@ -66,6 +66,21 @@ pub struct NamedPlan {
     pub specs: Vec<Value>,
 }
 
+/// The verbs of change lines and summaries: a dry run says what it would do.
+fn verbs(dry_run: bool) -> (&'static str, &'static str, &'static str) {
+    if dry_run {
+        ("create", "update", "delete")
+    } else {
+        ("created", "updated", "deleted")
+    }
+}
+
+/// `2 created, 1 updated, 5 unchanged, 0 deleted`.
+fn counts(create: usize, update: usize, unchanged: usize, delete: usize, dry_run: bool) -> String {
+    let (created, updated, deleted) = verbs(dry_run);
+    format!("{create} {created}, {update} {updated}, {unchanged} unchanged, {delete} {deleted}")
+}
+
 impl NamedPlan {
     pub fn is_noop(&self) -> bool {
         self.create.is_empty() && self.update.is_empty() && self.delete.is_empty()
@@ -78,8 +93,7 @@ impl NamedPlan {
     /// Change lines (`+ channel ops created`) for items named `names`.
     fn render_changes(&self, out: &mut String, what: &str, names: &[&str], dry_run: bool) {
         use std::fmt::Write;
-        let (create, update, delete) =
-            if dry_run { ("create", "update", "delete") } else { ("created", "updated", "deleted") };
+        let (create, update, delete) = verbs(dry_run);
         for &i in &self.create {
             let _ = writeln!(out, "+ {what} {} {create}", names[i]);
         }
@@ -99,15 +113,8 @@ impl NamedPlan {
             return;
         }
         let noun = |n: usize| if n == 1 { one } else { many };
-        let (create, update, delete) =
-            if dry_run { ("create", "update", "delete") } else { ("created", "updated", "deleted") };
-        let summary = format!(
-            "{} {create}, {} {update}, {} unchanged, {} {delete}",
-            self.create.len(),
-            self.update.len(),
-            self.unchanged,
-            self.delete.len()
-        );
+        let summary =
+            counts(self.create.len(), self.update.len(), self.unchanged, self.delete.len(), dry_run);
         if dry_run {
             let _ = writeln!(out, "{n} {} declared; would be {summary}.", noun(n));
         } else {
@@ -171,8 +178,7 @@ impl Plan {
         use std::fmt::Write;
         let declared = &all.checks;
         let mut out = String::new();
-        let (create, update, delete) =
-            if dry_run { ("create", "update", "delete") } else { ("created", "updated", "deleted") };
+        let (create, update, delete) = verbs(dry_run);
         for &i in &self.create {
             let _ = writeln!(out, "+ {} {create}", declared[i].name);
         }
@@ -187,13 +193,8 @@ impl Plan {
         let window_names: Vec<&str> = all.windows.iter().map(|w| w.name.as_str()).collect();
         self.windows.render_changes(&mut out, "maintenance", &window_names, dry_run);
         let checks = |n: usize| if n == 1 { "check" } else { "checks" };
-        let summary = format!(
-            "{} {create}, {} {update}, {} unchanged, {} {delete}",
-            self.create.len(),
-            self.update.len(),
-            self.unchanged,
-            self.delete.len()
-        );
+        let summary =
+            counts(self.create.len(), self.update.len(), self.unchanged, self.delete.len(), dry_run);
         if dry_run {
             let _ = writeln!(
                 out,
