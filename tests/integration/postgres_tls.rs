@@ -45,6 +45,15 @@ async fn require_verifies_the_server_certificate_and_never_falls_back() {
     assert!(status.success(), "trusted through database.ca_file: {out}");
     assert!(out.contains("applied 0001_init.sql"), "{out}");
 
+    // libpq's stricter modes, as cloud providers' guides write them, mean
+    // the same here.
+    for mode in ["sslmode=verify-full", "sslmode=verify-ca"] {
+        let (status, out) = migrate(url_with(&db, "localhost", mode), &trusted);
+        assert!(status.success(), "{mode}: {out}");
+        let (status, out) = migrate(url_with(&db, "localhost", mode), &no_system);
+        assert_eq!(status.code(), Some(1), "{mode} verifies the certificate: {out}");
+    }
+
     // The name is verified too: the certificate is not for 127.0.0.1.
     let (status, out) = migrate(url_with(&db, "127.0.0.1", "sslmode=require"), &trusted);
     assert_eq!(status.code(), Some(1), "{out}");
