@@ -16,7 +16,9 @@ use super::membership::LEASES_CHANNEL;
 pub struct Lease {
     pub partition: u32,
     pub epoch: i64,
-    /// Every slot before this (unix ms) was published; `None` on a fresh install.
+    /// Every slot before this (unix ms) was handed out: published, or
+    /// recorded missed. Set by the first claim; `None` only for a lease row
+    /// written by hand.
     pub watermark: Option<i64>,
 }
 
@@ -38,6 +40,12 @@ const WATERMARK_MS: &str = "(extract(epoch FROM watermark) * 1000)::bigint";
 /// Claims those of `partitions` that are free, expired, or already ours
 /// (a restarted member with the same identity takes its own back at once,
 /// with a higher epoch). Returns what was claimed.
+///
+/// A partition never claimed before starts at its first claim, and that
+/// start is stored at once: an owner that dies before its first watermark
+/// write leaves its successor the claim time, not the successor's own
+/// "now", so the slots in between are caught up or recorded missed
+/// instead of silently skipped.
 pub async fn claim(
     client: &impl GenericClient,
     me: &str,
@@ -50,7 +58,8 @@ pub async fn claim(
             &format!(
                 "UPDATE partition_leases
                     SET owner = $1, epoch = epoch + 1, acquired_at = now(), updated_at = now(),
-                        expires_at = now() + $3 * interval '1 millisecond'
+                        expires_at = now() + $3 * interval '1 millisecond',
+                        watermark = coalesce(watermark, now())
                   WHERE partition = ANY($2)
                     AND (owner IS NULL OR owner = $1 OR expires_at IS NULL OR expires_at < now())
                   RETURNING partition, epoch, {WATERMARK_MS}"

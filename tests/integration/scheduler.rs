@@ -338,6 +338,69 @@ async fn a_shard_cut_off_from_postgres_never_dispatches_alongside_its_successor(
     assert_eq!(recent.len(), PARTITIONS as usize, "every partition dispatches again");
 }
 
+/// A partition's first owner can die before it ever writes a watermark.
+/// Its successor must resume from that first claim, not from its own
+/// start: the slots in between are published late or recorded missed,
+/// never skipped silently. A trigger refuses every watermark write that is
+/// not a claim, so the first owner never gets one in, whatever the timing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_owner_lost_before_any_watermark_leaves_no_silent_gap() {
+    let ttl = 3000u64;
+    let (mut fleet, collector, checks) = setup(100, 2, ttl, 1000).await;
+    let client = fleet.db.client().await;
+    client
+        .batch_execute(
+            "CREATE FUNCTION test_refuse_watermarks() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF NEW.epoch = OLD.epoch AND NEW.watermark IS DISTINCT FROM OLD.watermark THEN
+                 RAISE EXCEPTION 'watermark writes refused by the test';
+               END IF;
+               RETURN NEW;
+             END $$;
+             CREATE TRIGGER test_refuse_watermarks BEFORE UPDATE ON partition_leases
+               FOR EACH ROW EXECUTE FUNCTION test_refuse_watermarks();",
+        )
+        .await
+        .expect("install trigger");
+    fleet.start_scheduler(0);
+    fleet.wait_owned_by(&[0], Duration::from_secs(20)).await.expect("shard 0 owns everything");
+    let from = now_ms();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let advanced: i64 = client
+        .query_one("SELECT count(*) FROM partition_leases WHERE watermark > acquired_at", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(advanced, 0, "the trigger let a watermark through");
+    assert!(collector.count() > 0, "shard 0 dispatched");
+    fleet.schedulers.get_mut(&0).unwrap().kill9();
+    let killed_at = now_ms();
+    client.batch_execute("DROP TRIGGER test_refuse_watermarks ON partition_leases").await.unwrap();
+
+    fleet.start_scheduler(1);
+    fleet.wait_owned_by(&[1], Duration::from_millis(ttl + 10_000)).await.expect("shard 1 took over");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let to = now_ms() - 2000;
+    fleet.stop_all().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let seen = counts(&collector.snapshot());
+    let missed = fleet.missed(&checks).await;
+    let lost: Vec<String> = expected_slots(&checks, from, to)
+        .into_iter()
+        .filter(|(id, slot)| {
+            !seen.contains_key(&(*id, *slot)) && !missed.get(id).is_some_and(|m| m.contains_key(slot))
+        })
+        .map(|(id, slot)| format!("check {id} slot {slot} ({} ms after the kill)", slot - killed_at))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} slots neither published nor recorded missed, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_changes_take_effect_within_two_seconds() {
     let (mut fleet, collector, _) = setup(0, 1, 15_000, 5_000).await;
