@@ -90,9 +90,17 @@ mod slot_format {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let text = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&text)
+        let slot = DateTime::parse_from_rfc3339(&text)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| serde::de::Error::custom(format!("invalid slot \"{text}\": {e}")))
+            .map_err(|e| serde::de::Error::custom(format!("invalid slot \"{text}\": {e}")))?;
+        // A slot is a whole millisecond (it is one in the message id): a
+        // finer one would be stored as a different slot than its key says.
+        if slot.timestamp_subsec_nanos() % 1_000_000 != 0 {
+            return Err(serde::de::Error::custom(format!(
+                "invalid slot \"{text}\": not a whole millisecond"
+            )));
+        }
+        Ok(slot)
     }
 }
 
@@ -129,5 +137,17 @@ mod tests {
         let mut v = serde_json::to_value(job()).unwrap();
         v["v"] = 2.into();
         assert!(matches!(CheckJob::decode(&serde_json::to_vec(&v).unwrap()), Err(DecodeError::Version(2))));
+    }
+
+    #[test]
+    fn a_slot_finer_than_a_millisecond_is_rejected() {
+        // Found by the job_decode fuzz target: it decoded, and its
+        // millisecond key named another slot than the one to be stored.
+        let mut v = serde_json::to_value(job()).unwrap();
+        v["slot"] = "2026-11-25T23:20:30.1233Z".into();
+        let err = CheckJob::decode(&serde_json::to_vec(&v).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("not a whole millisecond"), "{err}");
+        v["slot"] = "2026-11-25T23:20:30.123000+01:00".into();
+        assert!(CheckJob::decode(&serde_json::to_vec(&v).unwrap()).is_ok());
     }
 }
