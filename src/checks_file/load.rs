@@ -128,10 +128,10 @@ pub fn validate_resolving(
             diags.push(p);
         }
     }
-    let checks = all
-        .checks
-        .iter()
-        .map(|c| (c.name.as_str(), c.file.as_str(), c.pos, format!("{}.name", c.path), c.path.as_str()));
+    let checks =
+        all.written_checks.iter().filter(|w| super::validate::valid_name(&w.name)).map(|w| {
+            (w.name.as_str(), w.file.as_str(), w.pos, format!("{}.name", w.entry), w.entry.as_str())
+        });
     duplicates("check", checks, &mut diags);
     let channels = all
         .channels
@@ -146,8 +146,10 @@ pub fn validate_resolving(
     if resolve {
         let none = HashSet::new();
         diags.0.extend(unresolved(&all, &none, &none).0);
-        diags.0.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
     }
+    // In the order of the files as given, then by line.
+    let order: HashMap<&str, usize> = sources.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    diags.0.sort_by_key(|d| (order.get(d.file.as_str()).copied().unwrap_or(usize::MAX), d.pos));
     if diags.is_empty() {
         Ok(all)
     } else {
@@ -191,7 +193,7 @@ pub fn unresolved(
 ) -> Diagnostics {
     let channels: Vec<&str> = declared.written_channels.iter().map(String::as_str).collect();
     let written_channels: HashSet<&str> = declared.written_channels.iter().map(String::as_str).collect();
-    let written_checks: HashSet<&str> = declared.written_checks.iter().map(String::as_str).collect();
+    let written_checks: HashSet<&str> = declared.written_checks.iter().map(|w| w.name.as_str()).collect();
     let mut diags = Diagnostics::default();
     let mut inherited: HashMap<(String, Pos), (usize, usize)> = HashMap::new();
     for r in declared.checks.iter().flat_map(|c| &c.alert_refs) {
@@ -278,6 +280,30 @@ mod tests {
             err.to_string(),
             "b.yaml:4:11: checks[1].name: duplicate check name \"api\": already declared at a.yaml:2:11 (checks[0]); names must be unique across all files\n"
         );
+    }
+
+    #[test]
+    fn a_duplicate_is_reported_beside_the_other_problems_of_either_entry() {
+        let sources = vec![
+            Source { name: "z.yaml".into(), text: "checks:\n  - name: api\n    url: ftp://x\n".into() },
+            Source {
+                name: "a.yaml".into(),
+                text: "checks:\n  - name: api\n    url: http://y\n    interval: 0s\n  - name: Bad Name\n    url: http://z\n  - name: Bad Name\n    url: http://z\n".into(),
+            },
+        ];
+        let err = validate_all(&sources, &none).unwrap_err().to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        // The files' order as given, then by line; an invalid name is not
+        // also called a duplicate.
+        assert_eq!(lines.len(), 5, "{err}");
+        assert!(lines[0].starts_with("z.yaml:3:10: checks[0].url: unsupported URL scheme"), "{err}");
+        assert_eq!(
+            lines[1],
+            "a.yaml:2:11: checks[0].name: duplicate check name \"api\": already declared at z.yaml:2:11 (checks[0]); names must be unique across all files"
+        );
+        assert!(lines[2].starts_with("a.yaml:4:15: checks[0].interval:"), "{err}");
+        assert!(lines[3].starts_with("a.yaml:5:11: checks[1].name: invalid name \"Bad Name\""), "{err}");
+        assert!(lines[4].starts_with("a.yaml:7:11: checks[2].name: invalid name \"Bad Name\""), "{err}");
     }
 
     #[test]

@@ -60,7 +60,19 @@ pub struct Declared {
     /// Every channel and check name written, including those of entries
     /// that failed validation.
     pub written_channels: Vec<String>,
-    pub written_checks: Vec<String>,
+    pub written_checks: Vec<WrittenName>,
+}
+
+/// A check name as written, whether or not its entry is valid: references
+/// to it resolve, and a second entry of the same name is reported even
+/// when either entry has other problems.
+#[derive(Debug, Clone)]
+pub struct WrittenName {
+    pub name: String,
+    pub file: String,
+    pub pos: Pos,
+    /// The entry's path (`checks[3]`).
+    pub entry: String,
 }
 
 /// A name that must resolve to something declared elsewhere (a channel, a
@@ -329,7 +341,7 @@ pub(super) struct Ctx<'c> {
     /// Channel and check names written in the file, valid or not: a
     /// reference to one that failed validation is not "unknown" too.
     pub(super) written_channels: Vec<String>,
-    pub(super) written_checks: Vec<String>,
+    pub(super) written_checks: Vec<WrittenName>,
     /// A problem with a value inherited from `defaults` is reported once,
     /// for the first check, with a count of the others: (place, message)
     /// → (index in `diags`, further checks).
@@ -767,7 +779,12 @@ impl Ctx<'_> {
 
     pub(super) fn name(&mut self, node: &Node, path: &str) -> Slot<String> {
         if let (Some(text), true) = (node.scalar_text(), path.starts_with("checks[")) {
-            self.written_checks.push(text.trim().to_string());
+            self.written_checks.push(WrittenName {
+                name: text.trim().to_string(),
+                file: self.file.to_string(),
+                pos: node.pos,
+                entry: path.strip_suffix(".name").unwrap_or(path).to_string(),
+            });
         }
         match self.string(node, path) {
             Slot::Set(f) if valid_name(&f.v) => Slot::Set(f),
