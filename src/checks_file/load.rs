@@ -124,14 +124,15 @@ pub fn validate_resolving(
         all.windows.extend(found.windows);
         all.written_channels.extend(found.written_channels);
         all.written_checks.extend(found.written_checks);
+        all.named_checks.extend(found.named_checks);
         for p in problems {
             diags.push(p);
         }
     }
-    let checks =
-        all.written_checks.iter().filter(|w| super::validate::valid_name(&w.name)).map(|w| {
-            (w.name.as_str(), w.file.as_str(), w.pos, format!("{}.name", w.entry), w.entry.as_str())
-        });
+    let checks = all
+        .named_checks
+        .iter()
+        .map(|c| (c.name.as_str(), c.file.as_str(), c.pos, format!("{}.name", c.entry), c.entry.as_str()));
     duplicates("check", checks, &mut diags);
     let channels = all
         .channels
@@ -193,7 +194,7 @@ pub fn unresolved(
 ) -> Diagnostics {
     let channels: Vec<&str> = declared.written_channels.iter().map(String::as_str).collect();
     let written_channels: HashSet<&str> = declared.written_channels.iter().map(String::as_str).collect();
-    let written_checks: HashSet<&str> = declared.written_checks.iter().map(|w| w.name.as_str()).collect();
+    let written_checks: HashSet<&str> = declared.written_checks.iter().map(String::as_str).collect();
     let mut diags = Diagnostics::default();
     let mut inherited: HashMap<(String, Pos), (usize, usize)> = HashMap::new();
     for r in declared.checks.iter().flat_map(|c| &c.alert_refs) {
@@ -304,6 +305,18 @@ mod tests {
         assert!(lines[2].starts_with("a.yaml:4:15: checks[0].interval:"), "{err}");
         assert!(lines[3].starts_with("a.yaml:5:11: checks[1].name: invalid name \"Bad Name\""), "{err}");
         assert!(lines[4].starts_with("a.yaml:7:11: checks[2].name: invalid name \"Bad Name\""), "{err}");
+    }
+
+    #[test]
+    fn names_are_compared_after_expansion() {
+        let sources = vec![Source {
+            name: "a.yaml".into(),
+            text: "checks:\n  - name: ${A}\n    url: http://x\n  - name: ${B}\n    url: ftp://y\n".into(),
+        }];
+        let lookup = |v: &str| (v == "A" || v == "B").then(|| "api".to_string());
+        let err = validate_all(&sources, &lookup).unwrap_err().to_string();
+        assert!(err.contains("a.yaml:4:11: checks[1].name: duplicate check name \"api\""), "{err}");
+        assert!(err.contains("checks[1].url: unsupported URL scheme"), "{err}");
     }
 
     #[test]

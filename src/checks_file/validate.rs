@@ -60,14 +60,16 @@ pub struct Declared {
     /// Every channel and check name written, including those of entries
     /// that failed validation.
     pub written_channels: Vec<String>,
-    pub written_checks: Vec<WrittenName>,
+    pub written_checks: Vec<String>,
+    /// Every valid check name, whether or not the rest of its entry is
+    /// valid: a second entry of the same name is reported even when either
+    /// entry has other problems.
+    pub named_checks: Vec<CheckName>,
 }
 
-/// A check name as written, whether or not its entry is valid: references
-/// to it resolve, and a second entry of the same name is reported even
-/// when either entry has other problems.
+/// A valid check name (after `${VAR}` expansion) and where it is written.
 #[derive(Debug, Clone)]
-pub struct WrittenName {
+pub struct CheckName {
     pub name: String,
     pub file: String,
     pub pos: Pos,
@@ -110,6 +112,7 @@ impl<'a> Validator<'a> {
             inherited: HashMap::new(),
             written_channels: Vec::new(),
             written_checks: Vec::new(),
+            named_checks: Vec::new(),
         };
         let documents = match yaml::parse(source) {
             Ok(docs) => docs,
@@ -141,6 +144,7 @@ impl<'a> Validator<'a> {
         }
         declared.written_channels = std::mem::take(&mut ctx.written_channels);
         declared.written_checks = std::mem::take(&mut ctx.written_checks);
+        declared.named_checks = std::mem::take(&mut ctx.named_checks);
         for (index, more) in ctx.inherited.values() {
             if *more > 0 {
                 let s = if *more == 1 { "" } else { "s" };
@@ -341,7 +345,8 @@ pub(super) struct Ctx<'c> {
     /// Channel and check names written in the file, valid or not: a
     /// reference to one that failed validation is not "unknown" too.
     pub(super) written_channels: Vec<String>,
-    pub(super) written_checks: Vec<WrittenName>,
+    pub(super) written_checks: Vec<String>,
+    pub(super) named_checks: Vec<CheckName>,
     /// A problem with a value inherited from `defaults` is reported once,
     /// for the first check, with a count of the others: (place, message)
     /// → (index in `diags`, further checks).
@@ -779,15 +784,20 @@ impl Ctx<'_> {
 
     pub(super) fn name(&mut self, node: &Node, path: &str) -> Slot<String> {
         if let (Some(text), true) = (node.scalar_text(), path.starts_with("checks[")) {
-            self.written_checks.push(WrittenName {
-                name: text.trim().to_string(),
-                file: self.file.to_string(),
-                pos: node.pos,
-                entry: path.strip_suffix(".name").unwrap_or(path).to_string(),
-            });
+            self.written_checks.push(text.trim().to_string());
         }
         match self.string(node, path) {
-            Slot::Set(f) if valid_name(&f.v) => Slot::Set(f),
+            Slot::Set(f) if valid_name(&f.v) => {
+                if path.starts_with("checks[") {
+                    self.named_checks.push(CheckName {
+                        name: f.v.clone(),
+                        file: self.file.to_string(),
+                        pos: f.pos,
+                        entry: path.strip_suffix(".name").unwrap_or(path).to_string(),
+                    });
+                }
+                Slot::Set(f)
+            }
             Slot::Set(f) => {
                 let suggestion = slug(&f.v);
                 let hint = if suggestion.is_empty() || suggestion == f.v {
