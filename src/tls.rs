@@ -3,19 +3,26 @@
 //! CA package), the system's, and optionally a PEM file of private CAs.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 
-/// Mozilla's roots plus the system's.
+/// Mozilla's roots plus the system's. The system's are read from disk once
+/// per process: every PostgreSQL (re)connection and HTTP client asks.
 pub fn trust_store() -> RootCertStore {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let native = rustls_native_certs::load_native_certs();
-    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
-    tracing::debug!(system_roots = added, "TLS trust store loaded");
-    roots
+    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let native = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+            tracing::debug!(system_roots = added, "TLS trust store loaded");
+            roots
+        })
+        .clone()
 }
 
 /// Adds every certificate of a PEM file (a private CA, a cloud provider's
