@@ -7,9 +7,7 @@
 //! the dependency, and Kubernetes polls every few seconds anyway.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::future::join_all;
@@ -22,15 +20,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A dependency `/readyz` asks about.
-pub trait ReadinessProbe: Send + Sync {
-    /// Short name shown in the `/readyz` body ("postgres", "amqp").
-    fn name(&self) -> &'static str;
-    /// `Ok` when the dependency answers now; `Err` says why not.
-    fn check(&self) -> BoxFuture<'_, Result<(), String>>;
-}
+pub use crate::health::{BoxFuture, ReadinessProbe};
 
 /// What the server needs to answer.
 #[derive(Clone)]

@@ -32,14 +32,14 @@ pub struct Options {
     /// User-Agent of webhook requests.
     pub user_agent: String,
     /// The workers' target deny-list, applied to channel URLs too.
-    pub deny: crate::worker::deny::DenyList,
+    pub deny: crate::net::deny::DenyList,
 }
 
 impl Options {
     pub fn from_config(
         config: &crate::config::Config,
         me: String,
-        deny: crate::worker::deny::DenyList,
+        deny: crate::net::deny::DenyList,
     ) -> Options {
         Options { alerts: config.alerts.clone(), me, user_agent: config.worker.user_agent.clone(), deny }
     }
@@ -51,7 +51,7 @@ pub async fn run(
     options: Options,
     pool: Pool,
     shutdown: CancellationToken,
-) -> Result<(), crate::worker::tls::TlsSetupError> {
+) -> Result<(), crate::net::tls::TlsSetupError> {
     let a = options.alerts.clone();
     let sender = Arc::new(Sender::new(a.send_timeout, &options.user_agent, options.deny.clone())?);
     let permits = Arc::new(Semaphore::new(a.concurrency.max(1) as usize));

@@ -40,9 +40,9 @@ pub async fn run(
     config: &Config,
     pool: Pool,
     me: String,
-    deny: crate::worker::deny::DenyList,
+    deny: crate::net::deny::DenyList,
     shutdown: CancellationToken,
-) -> Result<(), crate::worker::tls::TlsSetupError> {
+) -> Result<(), crate::net::tls::TlsSetupError> {
     if !config.alerts.deliver {
         tracing::info!("alerts.deliver is false: this process sends no notifications");
         return Ok(());

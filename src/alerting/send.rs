@@ -37,7 +37,7 @@ pub struct Sender {
     http: HttpChecker,
     timeout: Duration,
     /// Also applied to SMTP hosts, which lettre would otherwise connect to directly.
-    deny: crate::worker::deny::DenyList,
+    deny: crate::net::deny::DenyList,
 }
 
 impl Sender {
@@ -46,8 +46,8 @@ impl Sender {
     pub fn new(
         timeout: Duration,
         user_agent: &str,
-        deny: crate::worker::deny::DenyList,
-    ) -> Result<Sender, crate::worker::tls::TlsSetupError> {
+        deny: crate::net::deny::DenyList,
+    ) -> Result<Sender, crate::net::tls::TlsSetupError> {
         let http = HttpChecker::new(CheckerOptions {
             body_limit: RESPONSE_LIMIT,
             user_agent: user_agent.to_string(),

@@ -13,7 +13,6 @@ pub mod export;
 pub mod load;
 pub mod maintenance;
 pub mod plan;
-pub mod redact;
 pub mod schema;
 pub mod validate;
 pub mod yaml;

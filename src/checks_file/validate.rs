@@ -18,8 +18,7 @@ use super::schema;
 use super::yaml::{self, plain_type, Kind, Node, PlainType, Style};
 
 /// Interval bounds (the `checks.interval_ms` column enforces them too).
-pub const MIN_INTERVAL_MS: u64 = 1_000;
-pub const MAX_INTERVAL_MS: u64 = 86_400_000;
+pub use crate::model::bounds::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
 /// Interval when neither the check nor `defaults` sets one.
 pub const DEFAULT_INTERVAL_MS: u64 = 60_000;
 /// Timeout when none is set: this, or 80% of a shorter interval.
@@ -758,12 +757,8 @@ impl Ctx<'_> {
                 // The worker's hard ceiling on a check's deadline: a longer
                 // timeout would be cut short silently at run time.
                 "timeout" => {
-                    p.timeout = self.duration(
-                        value,
-                        &fp,
-                        1,
-                        crate::worker::http_check::MAX_TIMEOUT.as_millis() as u64,
-                    )
+                    p.timeout =
+                        self.duration(value, &fp, 1, crate::model::bounds::MAX_TIMEOUT.as_millis() as u64)
                 }
                 "method" => p.method = self.method(value, &fp),
                 "headers" => p.headers = self.headers(value, &fp),
@@ -828,8 +823,8 @@ impl Ctx<'_> {
         // `written` keeps `${VAR}`s: an expanded URL may hold a password,
         // and one written in the file is masked too.
         let shown = match url::Url::parse(&f.written) {
-            Ok(u) if u.password().is_some() => quoted(&super::redact::redact_url(&f.written)),
-            _ => quoted(&super::redact::mask_userinfo(&f.written)),
+            Ok(u) if u.password().is_some() => quoted(&crate::model::redact::redact_url(&f.written)),
+            _ => quoted(&crate::model::redact::mask_userinfo(&f.written)),
         };
         let problem = match url::Url::parse(f.v.trim()) {
             Err(e) => Some(format!("invalid URL {shown}: {e}")),

@@ -8,6 +8,7 @@
 //! one error at a time costs a deploy per typo.
 
 mod duration;
+pub mod urls;
 pub use duration::parse as parse_duration;
 
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
-pub use crate::redact::redact_url;
+pub use crate::model::redact::redact_url;
 
 /// The built-in defaults, also the reference documentation of every key.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
@@ -486,10 +487,10 @@ fn validate(config: &Config) -> Vec<(String, String)> {
         }
     };
 
-    if let Err(e) = crate::db::parse_database_url(&config.database_url) {
+    if let Err(e) = urls::parse_database_url(&config.database_url) {
         check(false, "database_url", e.to_string());
     }
-    if let Err(e) = crate::queue::AmqpTarget::parse(&config.amqp_url) {
+    if let Err(e) = urls::AmqpTarget::parse(&config.amqp_url) {
         check(false, "amqp_url", e.to_string());
     }
     if let Err(e) = config.log_level.parse::<tracing_subscriber::EnvFilter>() {
@@ -509,7 +510,7 @@ fn validate(config: &Config) -> Vec<(String, String)> {
     range(&mut check, "database.connect_timeout", config.database.connect_timeout, ms(100), secs(300));
     if let Some(path) = &config.database.ca_file {
         let mut roots = rustls::RootCertStore::empty();
-        if let Err(e) = crate::tls::add_pem_file(&mut roots, path) {
+        if let Err(e) = crate::net::tls::add_pem_file(&mut roots, path) {
             check(false, "database.ca_file", e);
         }
     }
@@ -521,7 +522,7 @@ fn validate(config: &Config) -> Vec<(String, String)> {
             format!("must be 1 to 200 bytes long (it is {})", name.len()),
         );
     }
-    if let Ok(target) = crate::queue::AmqpTarget::parse(&config.amqp_url) {
+    if let Ok(target) = urls::AmqpTarget::parse(&config.amqp_url) {
         check(target.vhost.len() <= 255, "amqp_url", "the vhost must be at most 255 bytes".into());
     }
     check(
@@ -587,7 +588,7 @@ fn validate(config: &Config) -> Vec<(String, String)> {
         "worker.body_limit",
         format!("{} is out of range 1..=1073741824", w.body_limit),
     );
-    if let Err(e) = crate::worker::deny::DenyList::parse(&w.deny_targets) {
+    if let Err(e) = crate::net::deny::DenyList::parse(&w.deny_targets) {
         check(false, "worker.deny_targets", e);
     }
     check(

@@ -7,22 +7,22 @@
 
 pub mod listen;
 
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::config::urls::{describe_database as describe_target, parse_database_url};
 use crate::config::Config;
-use crate::ops_server::{BoxFuture, ReadinessProbe};
+use crate::health::{BoxFuture, ReadinessProbe};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("invalid PostgreSQL URL: {0}")]
-    InvalidUrl(String),
+    #[error(transparent)]
+    InvalidUrl(#[from] crate::config::urls::UrlError),
     #[error("cannot build the connection pool: {0}")]
     Pool(String),
     #[error("could not connect to PostgreSQL at {target} within {waited}: {cause}")]
@@ -43,9 +43,9 @@ pub enum DbError {
 /// handshake against a self-signed server certificate (Debian's default)
 /// would fail instead of falling back.
 pub fn tls(config: &Config) -> Result<MakeRustlsConnect, DbError> {
-    let mut roots = crate::tls::trust_store();
+    let mut roots = crate::net::tls::trust_store();
     if let Some(path) = &config.database.ca_file {
-        crate::tls::add_pem_file(&mut roots, path).map_err(DbError::Tls)?;
+        crate::net::tls::add_pem_file(&mut roots, path).map_err(DbError::Tls)?;
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let client = rustls::ClientConfig::builder_with_provider(provider)
@@ -54,39 +54,6 @@ pub fn tls(config: &Config) -> Result<MakeRustlsConnect, DbError> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(client))
-}
-
-/// Parses and sanity-checks a database URL without connecting.
-pub fn parse_database_url(url: &str) -> Result<tokio_postgres::Config, DbError> {
-    // tokio-postgres errors do not echo the input, so no password leaks here.
-    let config = tokio_postgres::Config::from_str(&verify_modes_as_require(url))
-        .map_err(|e| DbError::InvalidUrl(e.to_string()))?;
-    if config.get_hosts().is_empty() {
-        return Err(DbError::InvalidUrl("no host given".into()));
-    }
-    if config.get_dbname().is_none() {
-        return Err(DbError::InvalidUrl("no database name given".into()));
-    }
-    Ok(config)
-}
-
-/// libpq's `sslmode=verify-full` and `verify-ca`, which cloud providers'
-/// guides recommend, are what `require` already does here (the certificate
-/// and the name are always verified), but tokio-postgres rejects the words.
-fn verify_modes_as_require(url: &str) -> String {
-    url.replace("sslmode=verify-full", "sslmode=require").replace("sslmode=verify-ca", "sslmode=require")
-}
-
-/// "host:port/dbname" of a connection config: what error messages name.
-pub fn describe_target(config: &tokio_postgres::Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(h)) => h.clone(),
-        #[cfg(unix)]
-        Some(Host::Unix(p)) => p.display().to_string(),
-        None => "?".into(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!("{host}:{port}/{}", config.get_dbname().unwrap_or(""))
 }
 
 fn pg_config(config: &Config, application: &str) -> Result<tokio_postgres::Config, DbError> {

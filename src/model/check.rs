@@ -59,7 +59,7 @@ impl std::fmt::Debug for CheckSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let headers: BTreeMap<&str, &str> = self.headers.keys().map(|k| (k.as_str(), "***")).collect();
         f.debug_struct("CheckSpec")
-            .field("url", &crate::redact::redact_url(&self.url))
+            .field("url", &super::redact::redact_url(&self.url))
             .field("method", &self.method)
             .field("headers", &headers)
             .field("body", &self.body.as_ref().map(|_| "***"))

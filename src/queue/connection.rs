@@ -9,12 +9,14 @@ use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::{Ack, BasicProperties, Cancel, Close, CloseChannel, Nack, Return};
 use tokio_util::sync::CancellationToken;
 
-use crate::ops_server::{BoxFuture, ReadinessProbe};
+pub use crate::config::urls::AmqpTarget;
+use crate::config::urls::UrlError;
+use crate::health::{BoxFuture, ReadinessProbe};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    #[error("invalid AMQP URL: {0}")]
-    InvalidUrl(String),
+    #[error(transparent)]
+    InvalidUrl(#[from] UrlError),
     #[error("could not connect to RabbitMQ at {target}: {cause}")]
     Connect { target: String, cause: String },
     #[error("AMQP error: {0}")]
@@ -25,83 +27,14 @@ pub enum QueueError {
     Topology(String),
 }
 
-/// A parsed `amqp://user:password@host:port/vhost` URL.
-///
-/// Parsed with `url` instead of amqprs' `urispec` feature, which panics on
-/// a query parameter without `=`; configuration must never crash us.
-#[derive(Clone)]
-pub struct AmqpTarget {
-    pub host: String,
-    pub port: u16,
-    pub vhost: String,
-    pub username: String,
-    password: String,
-}
-
-impl std::fmt::Debug for AmqpTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.describe())
-    }
-}
-
-impl AmqpTarget {
-    pub fn parse(input: &str) -> Result<AmqpTarget, QueueError> {
-        let url = url::Url::parse(input).map_err(|e| QueueError::InvalidUrl(e.to_string()))?;
-        if url.scheme() != "amqp" {
-            return Err(QueueError::InvalidUrl(format!(
-                "scheme \"{}\" is not supported, use amqp://",
-                url.scheme()
-            )));
-        }
-        let host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| QueueError::InvalidUrl("no host given".into()))?
-            .trim_matches(|c| c == '[' || c == ']')
-            .to_string();
-        let decode = |s: &str| {
-            percent_decode(s).map_err(|_| QueueError::InvalidUrl("invalid percent-encoding".into()))
-        };
-        let username = if url.username().is_empty() { "guest".to_string() } else { decode(url.username())? };
-        let password = match url.password() {
-            Some(p) => decode(p)?,
-            None => "guest".to_string(),
-        };
-        let path = url.path().trim_start_matches('/');
-        let vhost = if path.is_empty() { "/".to_string() } else { decode(path)? };
-        Ok(AmqpTarget { host, port: url.port().unwrap_or(5672), vhost, username, password })
-    }
-
-    /// "host:port vhost /" — safe to log, no credentials.
-    pub fn describe(&self) -> String {
-        format!("{}:{} (vhost {})", self.host, self.port, self.vhost)
-    }
-
-    fn arguments(&self, connection_name: &str, heartbeat: Duration) -> OpenConnectionArguments {
-        let mut args = OpenConnectionArguments::new(&self.host, self.port, &self.username, &self.password);
-        args.virtual_host(&self.vhost)
-            .connection_name(connection_name)
-            .heartbeat(heartbeat.as_secs().min(u16::MAX as u64) as u16);
-        args
-    }
-}
-
-fn percent_decode(s: &str) -> Result<String, ()> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(())?;
-            let hex = std::str::from_utf8(hex).map_err(|_| ())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| ())
+/// What amqprs needs to open a connection to `target`.
+fn arguments(target: &AmqpTarget, connection_name: &str, heartbeat: Duration) -> OpenConnectionArguments {
+    let mut args =
+        OpenConnectionArguments::new(&target.host, target.port, &target.username, target.password());
+    args.virtual_host(&target.vhost)
+        .connection_name(connection_name)
+        .heartbeat(heartbeat.as_secs().min(u16::MAX as u64) as u16);
+    args
 }
 
 /// Opens one connection, with a deadline: amqprs waits forever on a peer
@@ -111,7 +44,7 @@ pub async fn connect(
     connection_name: &str,
     heartbeat: Duration,
 ) -> Result<Connection, QueueError> {
-    let args = target.arguments(connection_name, heartbeat);
+    let args = arguments(target, connection_name, heartbeat);
     let open = tokio::time::timeout(Duration::from_secs(10), Connection::open(&args));
     let connection = match open.await {
         Ok(Ok(c)) => c,
@@ -265,7 +198,7 @@ mod tests {
     fn parses_urls() {
         let t = AmqpTarget::parse("amqp://u:p%40ss@rabbit:5673/prod").unwrap();
         assert_eq!((t.host.as_str(), t.port, t.vhost.as_str()), ("rabbit", 5673, "prod"));
-        assert_eq!((t.username.as_str(), t.password.as_str()), ("u", "p@ss"));
+        assert_eq!((t.username.as_str(), t.password()), ("u", "p@ss"));
         let t = AmqpTarget::parse("amqp://127.0.0.1/%2f").unwrap();
         assert_eq!((t.port, t.vhost.as_str(), t.username.as_str()), (5672, "/", "guest"));
         let t = AmqpTarget::parse("amqp://h?heartbeat").unwrap();

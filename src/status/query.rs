@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use crate::checks_file::redact::{scrub, secrets};
+use crate::model::redact::{scrub, secrets};
 use crate::model::CheckSpec;
 
 /// The status of one check: the stable JSON shape of `status -o json`

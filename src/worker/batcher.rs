@@ -38,7 +38,7 @@ use tokio_postgres::error::SqlState;
 use super::acks::{Delivery, Session};
 use super::metrics::{DeadLetterReason, WorkerMetrics};
 use super::state::{self, CheckState, Observation, Status, Thresholds, Transition};
-use crate::checks_file::redact::{scrub, secrets};
+use crate::model::redact::{scrub, secrets};
 use crate::model::{CheckJob, CheckOutcome};
 
 /// A job that ran: what is stored.

@@ -35,6 +35,7 @@ use super::acks::Session;
 use super::batcher::{Item, ResultRow};
 use super::http_check::HttpChecker;
 use super::metrics::{DeadLetterReason, WorkerMetrics};
+use crate::model::bounds::INTERVAL_MS;
 use crate::model::{CheckJob, DecodeError};
 use crate::queue::{self, AmqpLink, AmqpTarget, LogChannel, QueueError, Topology};
 
@@ -51,9 +52,6 @@ static DEAD_LETTERS_LOGGED: std::sync::atomic::AtomicU64 = std::sync::atomic::At
 /// How far in the future a slot may be before the job is refused as
 /// nonsense (clock skew between scheduler and worker is far smaller).
 const MAX_SLOT_AHEAD: chrono::Duration = chrono::Duration::minutes(5);
-/// The schema's bounds of `checks.interval_ms`.
-const INTERVAL_MS: std::ops::RangeInclusive<u64> = 1_000..=86_400_000;
-
 /// Everything a consumer needs; built by `worker::run`.
 pub struct Consumer {
     pub target: AmqpTarget,
@@ -75,7 +73,12 @@ pub struct Consumer {
 /// Why a decoded job is refused.
 pub fn validate(job: &CheckJob, now: DateTime<Utc>) -> Result<(), String> {
     if !INTERVAL_MS.contains(&job.interval_ms) {
-        return Err(format!("interval_ms {} is out of range 1000..=86400000", job.interval_ms));
+        return Err(format!(
+            "interval_ms {} is out of range {}..={}",
+            job.interval_ms,
+            INTERVAL_MS.start(),
+            INTERVAL_MS.end()
+        ));
     }
     if job.slot > now + MAX_SLOT_AHEAD {
         return Err(format!("slot {} is more than a day in the future", job.slot.to_rfc3339()));

@@ -28,12 +28,12 @@ use tokio::time::Instant;
 use url::{Host, Position, Url};
 
 use super::assertions::{self, Observed, RegexCache};
-use super::tls::{self, TlsConfigs, TlsSetupError};
 use crate::model::{CheckOutcome, CheckSpec, ErrorClass, Timings};
+use crate::net::tls::{self, TlsConfigs, TlsSetupError};
 
 /// Longest deadline honoured, whatever a spec says: keeps a mistyped
 /// timeout from pinning a concurrency slot for hours.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+pub use crate::model::bounds::MAX_TIMEOUT;
 /// Longest error message stored.
 const MAX_MESSAGE_CHARS: usize = 240;
 /// Response head size limit (status line + headers), HTTP/1 and HTTP/2.
@@ -47,7 +47,7 @@ pub struct CheckerOptions {
     /// User-Agent of checks that do not set one.
     pub user_agent: String,
     /// Addresses never connected to (`worker.deny_targets`); empty is off.
-    pub deny: super::deny::DenyList,
+    pub deny: crate::net::deny::DenyList,
 }
 
 /// Runs checks. Cheap to share: holds the TLS configurations and the

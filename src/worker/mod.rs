@@ -15,11 +15,9 @@ pub mod acks;
 pub mod assertions;
 pub mod batcher;
 pub mod consumer;
-pub mod deny;
 pub mod http_check;
 pub mod metrics;
 pub mod state;
-pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +34,7 @@ pub use http_check::{CheckerOptions, HttpChecker, Probe};
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error(transparent)]
-    Tls(#[from] tls::TlsSetupError),
+    Tls(#[from] crate::net::tls::TlsSetupError),
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error("worker.deny_targets: {0}")]
@@ -68,7 +66,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
     let w = &config.worker;
-    let deny = deny::DenyList::parse(&w.deny_targets).map_err(WorkerError::Deny)?;
+    let deny = crate::net::deny::DenyList::parse(&w.deny_targets).map_err(WorkerError::Deny)?;
     let checker = Arc::new(HttpChecker::new(CheckerOptions {
         body_limit: w.body_limit,
         user_agent: w.user_agent.clone(),
@@ -100,7 +98,7 @@ pub async fn run(
         }
     };
     let consumer = consumer::Consumer {
-        target: AmqpTarget::parse(&config.amqp_url)?,
+        target: AmqpTarget::parse(&config.amqp_url).map_err(QueueError::from)?,
         topology: Topology::from_config(&config.amqp),
         connection_name: format!("sentryk8s-worker {}", worker_name()),
         heartbeat: config.amqp.heartbeat,

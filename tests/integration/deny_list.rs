@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sentryk8s::model::{CheckSpec, ErrorClass};
-use sentryk8s::worker::deny::DenyList;
+use sentryk8s::net::deny::DenyList;
 use sentryk8s::worker::{CheckerOptions, HttpChecker};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

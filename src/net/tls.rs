@@ -1,20 +1,58 @@
-//! TLS for checks: the two shared rustls client configurations (verifying
-//! and not) and reading a certificate's expiry.
+//! TLS as a client, for every outbound connection (checks, alert channels,
+//! PostgreSQL): whom SentryK8s trusts, the two shared rustls client
+//! configurations of checks and channels (verifying and not), and reading a
+//! certificate's expiry.
 //!
-//! rustls with the `ring` provider (no C toolchain beyond what `ring` needs).
-//! Trust: Mozilla's roots (webpki-roots) plus the system's store when one
-//! exists, so an internal CA installed in the image is honoured. Session
-//! resumption is off: every check is a full handshake, which is what it
-//! measures and what delivers the certificate whose expiry is recorded.
+//! Trust: Mozilla's roots (bundled, so a slim image needs no CA package),
+//! the system's store when one exists (so an internal CA installed in the
+//! image is honoured), and optionally a PEM file of private CAs. rustls with
+//! the `ring` provider. Session resumption is off: every check is a full
+//! handshake, which is what it measures and what delivers the certificate
+//! whose expiry is recorded.
 
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::Resumption;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+/// Mozilla's roots plus the system's. The system's are read from disk once
+/// per process: every PostgreSQL (re)connection and HTTP client asks.
+pub fn trust_store() -> RootCertStore {
+    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let native = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+            tracing::debug!(system_roots = added, "TLS trust store loaded");
+            roots
+        })
+        .clone()
+}
+
+/// Adds every certificate of a PEM file (a private CA, a cloud provider's
+/// database CA bundle) to `roots`.
+pub fn add_pem_file(roots: &mut RootCertStore, path: &Path) -> Result<usize, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no certificate", path.display()));
+    }
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!("{}: no usable CA certificate", path.display()));
+    }
+    Ok(added)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
@@ -37,7 +75,7 @@ fn alpn() -> Vec<Vec<u8>> {
 impl TlsConfigs {
     pub fn new() -> Result<TlsConfigs, TlsSetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = crate::tls::trust_store();
+        let roots = trust_store();
 
         let mut verify = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?
