@@ -7,9 +7,30 @@
 //!
 //! Included by each bench binary with `#[path = "common/mod.rs"] mod common;`;
 //! not every binary uses every helper.
+//!
+//! What is the same as in the integration tests is not repeated here: the
+//! fresh database and unique names (`db.rs`), the per-run RabbitMQ topology
+//! (`broker.rs`), the HTTP/1.0 GET (`http.rs`) and free ports (`binary.rs`)
+//! are the test support's own files, included with `#[path]`. What differs
+//! stays here: children that log to files and drain on SIGTERM (`Killer`,
+//! where tests keep output in memory), the bench's handles on the database
+//! (an admin connection for backend PIDs) and queue, and the measuring.
 #![allow(dead_code)]
 
 pub mod svg;
+
+#[path = "../../tests/integration/support/binary.rs"]
+mod binary;
+#[path = "../../tests/integration/support/broker.rs"]
+pub mod broker;
+#[path = "../../tests/integration/support/db.rs"]
+pub mod db;
+#[path = "../../tests/integration/support/http.rs"]
+pub mod http;
+
+pub use binary::free_port;
+pub use broker::amqp_url;
+pub use db::admin_url;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,7 +38,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub fn env_or(name: &str, default: u64) -> u64 {
@@ -34,20 +54,6 @@ pub fn env_list(name: &str, default: &str) -> Vec<u64> {
         .split(',')
         .filter_map(|v| v.trim().parse().ok())
         .collect()
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
-}
-
-pub fn admin_url() -> String {
-    std::env::var("SENTRYK8S_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-pub fn amqp_url() -> String {
-    std::env::var("SENTRYK8S_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 /// bench/results of the source tree, whatever the working directory.
@@ -279,38 +285,31 @@ pub fn spawn_sentryk8s(env: &RoleEnv, args: &[&str], extra: &[(&str, String)], l
 
 // --------------------------------------------------------- services
 
-/// A fresh database with the schema, dropped by `drop_db`.
+/// A fresh database with the schema (the tests' `TestDb`), a client on it
+/// and an admin connection; dropped by `drop_db`.
 pub struct BenchDb {
     pub name: String,
     pub url: String,
     pub client: tokio_postgres::Client,
     admin: tokio_postgres::Client,
+    db: db::TestDb,
 }
 
 impl BenchDb {
     pub async fn create(prefix: &str, partitions: u32) -> BenchDb {
-        let (admin, conn) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
-            .await
-            .expect("PostgreSQL (scripts/services.sh starts it)");
-        tokio::spawn(conn);
-        let name =
-            format!("{prefix}_{}_{}", std::process::id(), chrono::Utc::now().timestamp_millis() % 100_000);
-        admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
-        let mut url = url::Url::parse(&admin_url()).expect("database url");
-        url.set_path(&format!("/{name}"));
-        let (mut client, conn) =
-            tokio_postgres::connect(url.as_str(), tokio_postgres::NoTls).await.expect("connect");
-        tokio::spawn(conn);
-        sentryk8s::migrate::run(&mut client, partitions).await.expect("migrate");
-        BenchDb { name, url: url.to_string(), client, admin }
+        let db = db::TestDb::migrated_named(prefix, partitions).await;
+        let client = db.client().await;
+        let admin = db::connect(&admin_url()).await;
+        BenchDb { name: db.name.clone(), url: db.url.clone(), client, admin, db }
     }
 
+    /// Closes the bench's connections, then drops the database (`TestDb`'s
+    /// drop, `WITH (FORCE)`).
     pub async fn drop_db(self) {
-        drop(self.client);
-        let _ = self
-            .admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
-            .await;
+        let BenchDb { client, admin, db, .. } = self;
+        drop(client);
+        drop(admin);
+        drop(db);
     }
 
     /// PIDs of PostgreSQL backends serving this database.
@@ -323,26 +322,18 @@ impl BenchDb {
     }
 }
 
-/// A unique exchange and queue on the shared broker, deleted by `delete`.
+/// A unique exchange and queue on the shared broker (the tests'
+/// `TestBroker`), declared at once and deleted by `delete`.
 pub struct BenchQueue {
     pub topology: sentryk8s::queue::Topology,
+    broker: broker::TestBroker,
 }
 
 impl BenchQueue {
     pub async fn declare(prefix: &str) -> BenchQueue {
-        let mut amqp = sentryk8s::config::Config::defaults().expect("defaults").amqp;
-        amqp.exchange =
-            format!("{prefix}-{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis() % 100_000);
-        amqp.queue = format!("{}.checks", amqp.exchange);
-        let topology = sentryk8s::queue::Topology::from_config(&amqp);
-        let target = sentryk8s::queue::AmqpTarget::parse(&amqp_url()).expect("amqp url");
-        let connection = sentryk8s::queue::connect(&target, "sentryk8s-bench", Duration::from_secs(30))
-            .await
-            .expect("RabbitMQ (scripts/services.sh starts it)");
-        let channel = connection.open_channel(None).await.expect("channel");
-        sentryk8s::queue::declare_topology(&channel, &topology).await.expect("topology");
-        let _ = connection.close().await;
-        BenchQueue { topology }
+        let broker = broker::TestBroker::named(prefix);
+        broker.declare().await;
+        BenchQueue { topology: broker.topology(), broker }
     }
 
     pub fn role_env(&self, db: &BenchDb, log_dir: &Path) -> RoleEnv {
@@ -354,24 +345,9 @@ impl BenchQueue {
         }
     }
 
-    pub async fn delete(&self) {
-        use amqprs::channel::{ExchangeDeleteArguments, QueueDeleteArguments};
-        let Ok(target) = sentryk8s::queue::AmqpTarget::parse(&amqp_url()) else { return };
-        let Ok(c) =
-            sentryk8s::queue::connect(&target, "sentryk8s-bench-cleanup", Duration::from_secs(10)).await
-        else {
-            return;
-        };
-        if let Ok(ch) = c.open_channel(None).await {
-            let t = &self.topology;
-            for q in [&t.queue, &t.dead_letter_queue] {
-                let _ = ch.queue_delete(QueueDeleteArguments::new(q)).await;
-            }
-            for e in [&t.exchange, &t.dead_letter_exchange] {
-                let _ = ch.exchange_delete(ExchangeDeleteArguments::new(e)).await;
-            }
-        }
-        let _ = c.close().await;
+    /// Deletes the queues and exchanges (`TestBroker`'s drop).
+    pub async fn delete(self) {
+        drop(self.broker);
     }
 }
 
@@ -406,17 +382,10 @@ pub async fn wait_port(addr: SocketAddr) -> bool {
     false
 }
 
-/// Body of a GET over HTTP/1.0 (the ops server and RabbitMQ's exporter).
+/// Body of a GET over HTTP/1.0 (the ops server and RabbitMQ's exporter),
+/// whatever its status; None after 5 s or on any error.
 pub async fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
-    let exchange = async {
-        let mut s = TcpStream::connect(addr).await.ok()?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: bench\r\n\r\n").as_bytes()).await.ok()?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await.ok()?;
-        let text = String::from_utf8_lossy(&out).into_owned();
-        text.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
-    };
-    tokio::time::timeout(Duration::from_secs(5), exchange).await.ok().flatten()
+    http::get_within(addr, path, Duration::from_secs(5)).await.ok().map(|(_, body)| body)
 }
 
 /// Sum of every sample of `name` (all label sets) in Prometheus text.

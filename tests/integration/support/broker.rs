@@ -1,4 +1,9 @@
-//! Unique RabbitMQ exchange and queue names per test, deleted at the end.
+//! Unique RabbitMQ exchange and queue names per test (or per benchmark
+//! run), the topology declared as the binary declares it, deleted at the end.
+//!
+//! Shared with the benchmarks: `bench/common/mod.rs` includes this file with
+//! `#[path]`; besides itself it needs only its sibling `db` (for
+//! `unique_name`), which both parents provide.
 
 use amqprs::channel::{ExchangeDeleteArguments, QueueDeleteArguments, QueuePurgeArguments};
 use amqprs::connection::Connection;
@@ -16,7 +21,12 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub fn new() -> TestBroker {
-        let id = super::unique_name("sk-test");
+        TestBroker::named("sk-test")
+    }
+
+    /// Names that start with `prefix`.
+    pub fn named(prefix: &str) -> TestBroker {
+        let id = super::db::unique_name(prefix);
         TestBroker { url: amqp_url(), exchange: id.clone(), queue: format!("{id}.checks") }
     }
 
@@ -26,6 +36,14 @@ impl TestBroker {
         amqp.exchange = self.exchange.clone();
         amqp.queue = self.queue.clone();
         sentryk8s::queue::Topology::from_config(&amqp)
+    }
+
+    /// Declares the topology (exchanges, queues, bindings) on the broker.
+    pub async fn declare(&self) {
+        let connection = self.connect().await;
+        let channel = connection.open_channel(None).await.expect("open channel");
+        sentryk8s::queue::declare_topology(&channel, &self.topology()).await.expect("declare topology");
+        let _ = connection.close().await;
     }
 
     pub fn dead_letter_queue(&self) -> String {

@@ -1,6 +1,26 @@
-//! A fresh PostgreSQL database per test, dropped when the test ends.
+//! A fresh PostgreSQL database per test (or per benchmark run), dropped when
+//! it ends, and the unique names such per-run resources take.
+//!
+//! Shared with the benchmarks: `bench/common/mod.rs` includes this file with
+//! `#[path]`, so it refers to nothing outside itself.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio_postgres::{Client, NoTls};
+
+/// A name no other test or bench run (in this process or an earlier one)
+/// uses: databases, exchanges and queues are named with it.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos % 1_000_000_000
+    )
+}
 
 pub fn admin_url() -> String {
     std::env::var("SENTRYK8S_TEST_DATABASE_URL")
@@ -8,7 +28,7 @@ pub fn admin_url() -> String {
 }
 
 /// Replaces the database name (the URL's path) of `url`.
-fn with_dbname(url: &str, name: &str) -> String {
+pub fn with_dbname(url: &str, name: &str) -> String {
     let mut parsed = url::Url::parse(url).expect("SENTRYK8S_TEST_DATABASE_URL must be a URL");
     parsed.set_path(&format!("/{name}"));
     parsed.to_string()
@@ -23,7 +43,12 @@ pub struct TestDb {
 impl TestDb {
     /// An empty database (no schema).
     pub async fn empty() -> TestDb {
-        let name = super::unique_name("sk_test");
+        TestDb::empty_named("sk_test").await
+    }
+
+    /// An empty database whose name starts with `prefix`.
+    pub async fn empty_named(prefix: &str) -> TestDb {
+        let name = unique_name(prefix);
         let admin = connect(&admin_url()).await;
         admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
         TestDb { url: with_dbname(&admin_url(), &name), name }
@@ -31,7 +56,12 @@ impl TestDb {
 
     /// A database with the schema applied and the cluster initialised.
     pub async fn migrated(partitions: u32) -> TestDb {
-        let db = TestDb::empty().await;
+        TestDb::migrated_named("sk_test", partitions).await
+    }
+
+    /// A migrated database whose name starts with `prefix`.
+    pub async fn migrated_named(prefix: &str, partitions: u32) -> TestDb {
+        let db = TestDb::empty_named(prefix).await;
         let mut client = db.client().await;
         sentryk8s::migrate::run(&mut client, partitions).await.expect("migrate test database");
         db

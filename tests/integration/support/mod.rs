@@ -1,6 +1,7 @@
 //! The test bed: real PostgreSQL, real RabbitMQ, real HTTP servers and the
 //! real binary, each isolated per test so tests run in parallel and twice
-//! in a row.
+//! in a row. `db.rs`, `broker.rs`, `http.rs` and `binary.rs` are also
+//! included by the benchmarks (bench/common), so they stand alone.
 //!
 //! Where the services are: `SENTRYK8S_TEST_DATABASE_URL` (an admin URL,
 //! default postgres://postgres@127.0.0.1:5432/postgres) and
@@ -24,25 +25,10 @@ pub mod worker_bed;
 
 pub use binary::{free_port, Binary};
 pub use broker::TestBroker;
-pub use db::TestDb;
+pub use db::{unique_name, TestDb};
 pub use proxy::TcpProxy;
 pub use target::{Behavior, TestTarget};
 pub use worker_bed::WorkerBed;
-
-use std::sync::atomic::{AtomicU64, Ordering};
-
-/// A name no other test (in this run or an earlier one) uses.
-pub fn unique_name(prefix: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!(
-        "{prefix}_{}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        nanos % 1_000_000_000
-    )
-}
 
 /// Polls `condition` every 50 ms until it holds or `timeout` passes.
 pub async fn eventually<F, Fut>(timeout: std::time::Duration, mut condition: F) -> bool

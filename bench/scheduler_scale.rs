@@ -24,7 +24,7 @@
 //!
 //! Writes bench/results/scheduler_scale.md and scheduler_scale.csv.
 
-#[path = "../bench/common/mod.rs"]
+#[path = "common/mod.rs"]
 mod common;
 
 use std::collections::{HashMap, HashSet};
