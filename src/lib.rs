@@ -1,8 +1,9 @@
 //! SentryK8s: a distributed, self-healing uptime monitor.
 //!
 //! The binary (`main.rs`) only wires; everything lives here so that tests
-//! drive the same code the roles run. See DESIGN.md for the big picture and
-//! README.md for how to run it.
+//! drive the same code the roles run. See docs/architecture.md for the big
+//! picture, docs/development.md for the layering rules that
+//! tests/layering.rs enforces, and README.md for how to run it.
 
 pub mod alerting;
 pub mod checks_file;
