@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ $# -eq 0 ]; then
-  set -- README.md docs/*.md helm/*/README.md
+  mapfile -t helm_readmes < <(find helm -name README.md -not -path "*/.tools/*" | sort)
+  set -- README.md docs/*.md "${helm_readmes[@]}"
 fi
 
 exec python3 - "$@" <<'PY'

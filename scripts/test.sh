@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: services up, formatting, lints, the
-# dependency policy, every test against the real PostgreSQL and RabbitMQ,
-# the chaos run (its accounting table printed), the Kubernetes delivery
-# checks, and a bounded fuzzing run. Tools it needs and lacks are installed
+# The whole test suite, as CI runs it: relative links of the docs, services
+# up, formatting, lints, the dependency policy, the layering of src/, every
+# test against the real PostgreSQL and RabbitMQ, the chaos run (its
+# accounting table printed), the Kubernetes delivery checks, and a bounded
+# fuzzing run. Tools it needs and lacks are installed
 # (cargo-deny, cargo-fuzz from crates.io; helm and Python tools by
 # helm/tests/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Every relative link of README.md, docs/ and the chart READMEs resolves
+# (file and #anchor): under a second, so first.
+./scripts/check_links.sh
+
 ./scripts/services.sh
 
 cargo fmt --all -- --check
@@ -16,6 +22,10 @@ cargo clippy --all-targets --locked -- -D warnings
 # workflow also checks RustSec advisories, whose database lives on GitHub.
 command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny
 cargo deny check bans licenses sources
+
+# The layering of src/ (no import cycles, roles apart, imports point down
+# the layers of docs/development.md): reads the sources, takes seconds.
+cargo test --locked --test layering
 
 # Unit and integration tests (parallel, isolated per test), then the serial
 # binaries that restart PostgreSQL and RabbitMQ: cargo runs test binaries
