@@ -2,7 +2,7 @@
 //! backlog (what the chart's HPA does) track this workload better than
 //! scaling on worker CPU?
 //!
-//! One command (see README, "Performance → Autoscaling experiment"):
+//! One command (see docs/performance.md, "Autoscaling experiment"):
 //! `bench/run.sh autoscale`, i.e. `cargo bench --bench autoscale`.
 //!
 //! Per policy (CPU, then backlog) a fresh database and queue, one

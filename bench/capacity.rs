@@ -3,7 +3,7 @@
 //! without nginx the built-in target), with the number of checks raised in
 //! steps until the system no longer keeps up.
 //!
-//! One command (see README, "Performance → End-to-end capacity"):
+//! One command (see docs/performance.md, "End-to-end capacity"):
 //! `bench/run.sh capacity`, i.e. `cargo bench --bench capacity`.
 //!
 //! Each step adds checks (interval 10 s) so that `rate` slots fall due per

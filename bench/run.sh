@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command per benchmark (README, "Performance"):
+# One command per benchmark (docs/performance.md):
 #
 #   bench/run.sh probe       # worker vs blackbox_exporter vs check_http   (~1 min)
 #   bench/run.sh capacity    # end-to-end capacity steps                   (~7 min)
