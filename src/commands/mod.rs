@@ -1,12 +1,18 @@
 //! One file per subcommand: thin wiring of the shared modules into a role.
+//! Every long-running role starts, drains and exits through one
+//! [`serve_role`] (`serve.rs`), which holds the exit status policy.
 
 mod checks;
 mod config;
+mod delivery;
 mod migrate;
 mod scheduler;
+mod serve;
 mod standalone;
 mod status;
 mod worker;
+
+pub use serve::{serve_role, Outcome};
 
 use std::process::ExitCode;
 
@@ -16,6 +22,11 @@ use crate::config::Config;
 /// Exit status of a command that failed on bad input (usage, config,
 /// checks file): distinct from 1, a runtime failure.
 pub const EXIT_INVALID: u8 = 2;
+
+/// Exit status of a role whose drain deadline (`drain_timeout`) passed with
+/// work still running: distinct from 0, a finished drain, and from 1, a
+/// failure. See [`serve_role`].
+pub const EXIT_DRAIN_TIMEOUT: u8 = 3;
 
 /// Runs a subcommand to completion.
 pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {

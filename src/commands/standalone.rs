@@ -3,8 +3,9 @@
 //!
 //! Migrates, applies the checks file (with `--prune`: the file is the truth),
 //! then runs one scheduler and one worker side by side on the shared
-//! modules, with the live status table on the terminal (a summary log line
-//! every ten seconds otherwise). SIGTERM drains both roles.
+//! modules, with notification delivery beside them and the live status table
+//! on the terminal (a summary log line every ten seconds otherwise). Served,
+//! drained and mapped to an exit status by [`serve_role`], like every role.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -14,15 +15,15 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::{checks, status};
+use super::serve::serve_role;
+use super::{checks, delivery, status};
 use crate::checks_file::apply::Options;
 use crate::cli::{StandaloneArgs, StatusFormat};
 use crate::config::Config;
-use crate::ops_server::ReadinessProbe;
+use crate::health::ReadinessProbe;
 use crate::queue::{AmqpLink, AmqpProbe};
 use crate::scheduler::identity;
-use crate::shutdown::{self, Drain};
-use crate::{db, migrate, ops_server, scheduler, worker};
+use crate::{db, migrate, scheduler, shutdown, worker};
 
 /// How long to wait for PostgreSQL at start (the services may still be coming up).
 const START_WAIT: Duration = Duration::from_secs(30);
@@ -52,6 +53,7 @@ pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCod
     // make a lease renewal wait for a connection.
     let pool = db::pool(&config, "standalone-worker")?;
     let scheduler_pool = db::pool(&config, "standalone-scheduler")?;
+    let deny = delivery::deny_list(&config)?;
     let worker_link = AmqpLink::default();
     let scheduler_link = AmqpLink::default();
     let probes: Vec<Arc<dyn ReadinessProbe>> = vec![
@@ -59,18 +61,13 @@ pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCod
         Arc::new(AmqpProbe(worker_link.clone())),
         Arc::new(AmqpProbe(scheduler_link.clone())),
     ];
-    let ops_token = CancellationToken::new();
-    let (addr, ops) = ops_server::start(config.listen, probes, ops_token.clone())
-        .await
-        .with_context(|| format!("starting the ops server on {} (--listen)", config.listen))?;
-    tracing::info!(%addr, "standalone: scheduler and worker starting");
 
     let me = identity::generated(&identity::hostname().unwrap_or_else(|_| "standalone".into()));
     let roles = {
         let config = config.clone();
         let token = token.clone();
         async move {
-            // A role that fails stops the other one too: half a system that
+            // A role that stops stops the others too: half a system that
             // looks alive is worse than a clear exit.
             let scheduler = async {
                 let r =
@@ -78,39 +75,37 @@ pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCod
                 token.cancel();
                 r.context("scheduler")
             };
+            let delivery = delivery::run(&config, pool.clone(), deny, &token);
             let worker = async {
                 let r = worker::run(&config, pool, worker_link, token.clone()).await;
                 token.cancel();
                 r.context("worker")
             };
-            let (scheduler, worker) = tokio::join!(scheduler, worker);
+            let (scheduler, worker, delivered) = tokio::join!(scheduler, worker, delivery);
             scheduler?;
             worker?;
-            Ok::<(), anyhow::Error>(())
+            delivered
         }
     };
-    let roles = {
-        let (token, drain) = (token.clone(), config.drain_timeout);
-        tokio::spawn(async move { shutdown::run_with_deadline(roles, &token, drain).await })
-    };
-
-    if std::io::stdout().is_terminal() {
-        status::watch(&config, StatusFormat::Table, &token).await;
-    } else {
-        log_summaries(&config, &token).await;
-    }
-    token.cancelled().await;
-
-    let (drain, result) = roles.await.context("the roles' task")?;
-    ops_token.cancel();
-    let _ = ops.await;
-    match (drain, result) {
-        (Drain::Finished, Some(result)) => result.map(|()| ExitCode::SUCCESS),
-        _ => {
-            tracing::error!("drain deadline passed; exiting with work unfinished");
-            Ok(ExitCode::FAILURE)
+    let display = async {
+        if std::io::stdout().is_terminal() {
+            status::watch(&config, StatusFormat::Table, &token).await;
+        } else {
+            log_summaries(&config, &token).await;
         }
-    }
+    };
+    let all = async {
+        // The roles on their own task, as the two would be in a cluster; the
+        // display returns once the token is cancelled, the roles once drained.
+        let roles = tokio::spawn(roles);
+        let roles = async { roles.await.context("the roles' task")? };
+        tokio::pin!(roles);
+        tokio::select! {
+            done = &mut roles => done,
+            () = display => roles.await,
+        }
+    };
+    serve_role("standalone", &config, probes, &token, all).await
 }
 
 /// Without a terminal: one "n up, n down, n unknown" log line every ten seconds.

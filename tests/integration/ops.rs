@@ -1,12 +1,16 @@
-//! The ops server against real dependencies: /metrics, /healthz, /readyz.
+//! The ops server against real dependencies: /metrics, /healthz, /readyz;
+//! and, through the real binary, the one drain policy of every role
+//! (`commands/serve.rs`): the ops server answers until the drain is over.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sentryk8s::ops_server;
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{http, TcpProxy, TestDb};
+use crate::support::worker_bed::now_ms;
+use crate::support::{http, Behavior, TcpProxy, TestDb, TestTarget, WorkerBed};
 
 #[tokio::test]
 async fn readyz_follows_postgres_and_metrics_render() {
@@ -54,4 +58,29 @@ async fn readyz_follows_postgres_and_metrics_render() {
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_draining_worker_still_serves_metrics_and_liveness() {
+    let bed = WorkerBed::new().await;
+    let target = TestTarget::start(Behavior { delay: Duration::from_secs(3), ..Behavior::default() }).await;
+    let spec = json!({"url": target.url("/"), "timeout_ms": 10_000});
+    let id = bed.add_check("slow", &spec).await;
+    bed.publish(&WorkerBed::job(id, "slow", &spec, now_ms())).await;
+    let mut worker = bed.spawn_worker(&[]);
+    let running =
+        crate::support::eventually(Duration::from_secs(20), || async { target.requests() == 1 }).await;
+    assert!(running, "{}", worker.output());
+
+    worker.terminate();
+    // Let the signal land: the check still has seconds to run.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, body) = http::get(bed.listen, "/metrics").await.expect("/metrics during the drain");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("sentryk8s_checks_in_flight 1"), "the last scrape sees the drain\n{body}");
+    assert_eq!(http::get(bed.listen, "/healthz").await.map(|(s, _)| s), Ok(200));
+
+    let exit = worker.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(exit.and_then(|s| s.code()), Some(0), "{}", worker.output());
+    assert_eq!(bed.count("SELECT count(*) FROM check_results").await, 1, "the drained check was stored");
 }

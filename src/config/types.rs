@@ -1,0 +1,181 @@
+//! The configuration model: every key, its type and its meaning. Pure data
+//! plus redaction; how values are layered is `load.rs`, what ranges they
+//! may take is `validate.rs`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration;
+use crate::model::redact::redact_url;
+
+/// `Debug` prints the redacted TOML: the URLs hold passwords.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// PostgreSQL connection URL.
+    pub database_url: String,
+    /// RabbitMQ connection URL.
+    pub amqp_url: String,
+    /// Ops HTTP server address.
+    pub listen: SocketAddr,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// tracing filter used when `RUST_LOG` is not set.
+    pub log_level: String,
+    /// Longest drain after SIGTERM.
+    #[serde(with = "duration")]
+    pub drain_timeout: Duration,
+    /// Partition count used when the cluster is first initialised.
+    pub partitions: u32,
+    pub database: DatabaseConfig,
+    pub amqp: AmqpConfig,
+    pub scheduler: SchedulerConfig,
+    pub worker: WorkerConfig,
+    pub results: ResultsConfig,
+    pub alerts: AlertsConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Connections per process.
+    pub pool_size: u32,
+    /// Limit on one connection attempt.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// PEM file of CA certificates trusted for `sslmode=require`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpConfig {
+    /// Exchange the scheduler publishes jobs to.
+    pub exchange: String,
+    /// Quorum queue the workers consume.
+    pub queue: String,
+    /// Deliveries of one message before the broker dead-letters it.
+    pub delivery_limit: u32,
+    /// Backlog bound of the job queue.
+    pub max_queue_length: u64,
+    /// AMQP heartbeat.
+    #[serde(with = "duration")]
+    pub heartbeat: Duration,
+    /// Longest wait between reconnection attempts.
+    #[serde(with = "duration")]
+    pub reconnect_max_backoff: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Take the shard ordinal from the host name.
+    pub shard_from_hostname: bool,
+    /// Number of scheduler replicas (with `shard_from_hostname`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
+    /// Lifetime of a partition lease without renewal.
+    #[serde(with = "duration")]
+    pub lease_ttl: Duration,
+    /// Period of lease and membership renewal.
+    #[serde(with = "duration")]
+    pub renew_interval: Duration,
+    /// Period of the fallback full reload of owned checks.
+    #[serde(with = "duration")]
+    pub reload_interval: Duration,
+    /// How late a slot may still be published after an outage.
+    #[serde(with = "duration")]
+    pub catch_up: Duration,
+    /// Longest sleep of the dispatch loop.
+    #[serde(with = "duration")]
+    pub tick: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Checks in flight at once.
+    pub concurrency: u32,
+    /// Results per transaction at most.
+    pub batch_size: u32,
+    /// Longest wait of a result before its batch is written.
+    #[serde(with = "duration")]
+    pub batch_max_delay: Duration,
+    /// Response body bytes read at most.
+    pub body_limit: u64,
+    /// Default User-Agent of checks.
+    pub user_agent: String,
+    /// Target addresses checks may not connect to (ranges or named sets).
+    pub deny_targets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsConfig {
+    /// Days of results kept.
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Whether this process delivers notifications (worker, standalone).
+    pub deliver: bool,
+    /// Period of the delivery loop when idle.
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// Outbox rows fanned out, and deliveries claimed, per round at most.
+    pub batch_size: u32,
+    /// Deliveries in flight at once per process.
+    pub concurrency: u32,
+    /// Limit on one attempt (an HTTP request, an SMTP session).
+    #[serde(with = "duration")]
+    pub send_timeout: Duration,
+    /// How long a claimed delivery stays reserved to its process.
+    #[serde(with = "duration")]
+    pub lease: Duration,
+    /// Attempts before a delivery is failed (a channel may set its own).
+    pub max_attempts: u32,
+    /// Wait after the first failed attempt (doubled each time, jittered).
+    #[serde(with = "duration")]
+    pub retry_initial: Duration,
+    /// Longest wait between two attempts.
+    #[serde(with = "duration")]
+    pub retry_max: Duration,
+    /// Period of the reminder scan.
+    #[serde(with = "duration")]
+    pub reminder_scan_interval: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_redacted_toml())
+    }
+}
+
+impl Config {
+    /// The configuration with every secret (passwords in URLs) replaced.
+    pub fn redacted(&self) -> Config {
+        let mut copy = self.clone();
+        copy.database_url = redact_url(&copy.database_url);
+        copy.amqp_url = redact_url(&copy.amqp_url);
+        copy
+    }
+
+    /// Renders the effective, redacted configuration as TOML.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(&self.redacted())
+            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}

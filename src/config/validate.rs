@@ -1,0 +1,216 @@
+//! Range and format checks that types alone do not express: bounds, the
+//! relations between keys (a lease outlives a missed renewal), and the
+//! values parsed without connecting (URLs, the log filter, the CA file, the
+//! deny list). Each problem is a (key, message) pair; `load.rs` adds the
+//! layer it came from.
+
+use std::time::Duration;
+
+use super::types::Config;
+use super::urls;
+
+/// Range and format checks that types alone do not express.
+/// Returns (key, message) pairs.
+pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut check = |ok: bool, key: &str, message: String| {
+        if !ok {
+            problems.push((key.to_string(), message));
+        }
+    };
+
+    if let Err(e) = urls::parse_database_url(&config.database_url) {
+        check(false, "database_url", e.to_string());
+    }
+    if let Err(e) = urls::AmqpTarget::parse(&config.amqp_url) {
+        check(false, "amqp_url", e.to_string());
+    }
+    if let Err(e) = config.log_level.parse::<tracing_subscriber::EnvFilter>() {
+        check(false, "log_level", format!("invalid log filter: {e}"));
+    }
+    range(&mut check, "drain_timeout", config.drain_timeout, secs(0), secs(3600));
+    check(
+        (1..=4096).contains(&config.partitions),
+        "partitions",
+        format!("{} is out of range 1..=4096", config.partitions),
+    );
+    check(
+        (1..=1000).contains(&config.database.pool_size),
+        "database.pool_size",
+        format!("{} is out of range 1..=1000", config.database.pool_size),
+    );
+    range(&mut check, "database.connect_timeout", config.database.connect_timeout, ms(100), secs(300));
+    if let Some(path) = &config.database.ca_file {
+        let mut roots = rustls::RootCertStore::empty();
+        if let Err(e) = crate::net::tls::add_pem_file(&mut roots, path) {
+            check(false, "database.ca_file", e);
+        }
+    }
+    // AMQP names are short strings (255 bytes); ".dlx" and ".dead" are added.
+    for (key, name) in [("amqp.exchange", &config.amqp.exchange), ("amqp.queue", &config.amqp.queue)] {
+        check(
+            !name.is_empty() && name.len() <= 200,
+            key,
+            format!("must be 1 to 200 bytes long (it is {})", name.len()),
+        );
+    }
+    if let Ok(target) = urls::AmqpTarget::parse(&config.amqp_url) {
+        check(target.vhost.len() <= 255, "amqp_url", "the vhost must be at most 255 bytes".into());
+    }
+    check(
+        (1..=1000).contains(&config.amqp.delivery_limit),
+        "amqp.delivery_limit",
+        format!("{} is out of range 1..=1000", config.amqp.delivery_limit),
+    );
+    check(config.amqp.max_queue_length >= 1, "amqp.max_queue_length", "must be at least 1".into());
+    range(&mut check, "amqp.heartbeat", config.amqp.heartbeat, secs(0), secs(600));
+    check(
+        config.amqp.heartbeat.subsec_nanos() == 0,
+        "amqp.heartbeat",
+        "is negotiated in whole seconds (0 keeps the broker's default)".into(),
+    );
+    range(&mut check, "amqp.reconnect_max_backoff", config.amqp.reconnect_max_backoff, ms(100), secs(600));
+
+    let s = &config.scheduler;
+    if let Some(shards) = s.shards {
+        check((1..=1024).contains(&shards), "scheduler.shards", format!("{shards} is out of range 1..=1024"));
+    }
+    check(
+        !s.shard_from_hostname || s.shards.is_some(),
+        "scheduler.shards",
+        "must be set when scheduler.shard_from_hostname is true (the chart passes --shards)".into(),
+    );
+    range(&mut check, "scheduler.lease_ttl", s.lease_ttl, secs(1), secs(600));
+    range(&mut check, "scheduler.renew_interval", s.renew_interval, ms(100), secs(200));
+    check(
+        s.renew_interval * 3 <= s.lease_ttl,
+        "scheduler.renew_interval",
+        format!(
+            "{} must be at most a third of scheduler.lease_ttl ({}) so a lease survives a missed renewal",
+            humantime::format_duration(s.renew_interval),
+            humantime::format_duration(s.lease_ttl)
+        ),
+    );
+    range(&mut check, "scheduler.reload_interval", s.reload_interval, secs(1), secs(86400));
+    range(&mut check, "scheduler.tick", s.tick, ms(1), secs(1));
+    range(&mut check, "scheduler.catch_up", s.catch_up, secs(0), secs(86400));
+
+    let w = &config.worker;
+    check(
+        (1..=100_000).contains(&w.concurrency),
+        "worker.concurrency",
+        format!("{} is out of range 1..=100000", w.concurrency),
+    );
+    check(
+        (1..=100_000).contains(&w.batch_size),
+        "worker.batch_size",
+        format!("{} is out of range 1..=100000", w.batch_size),
+    );
+    check(
+        w.concurrency as u64 + w.batch_size as u64 <= u16::MAX as u64,
+        "worker.concurrency",
+        format!(
+            "concurrency + worker.batch_size must be at most 65535 (the AMQP prefetch window), not {}",
+            w.concurrency as u64 + w.batch_size as u64
+        ),
+    );
+    range(&mut check, "worker.batch_max_delay", w.batch_max_delay, ms(1), secs(60));
+    check(
+        (1..=1 << 30).contains(&w.body_limit),
+        "worker.body_limit",
+        format!("{} is out of range 1..=1073741824", w.body_limit),
+    );
+    if let Err(e) = crate::net::deny::DenyList::parse(&w.deny_targets) {
+        check(false, "worker.deny_targets", e);
+    }
+    check(
+        (1..=36_500).contains(&config.results.retention_days),
+        "results.retention_days",
+        format!("{} is out of range 1..=36500", config.results.retention_days),
+    );
+    let a = &config.alerts;
+    range(&mut check, "alerts.poll_interval", a.poll_interval, ms(10), secs(60));
+    check(
+        (1..=10_000).contains(&a.batch_size),
+        "alerts.batch_size",
+        format!("{} is out of range 1..=10000", a.batch_size),
+    );
+    check(
+        (1..=1_000).contains(&a.concurrency),
+        "alerts.concurrency",
+        format!("{} is out of range 1..=1000", a.concurrency),
+    );
+    range(&mut check, "alerts.send_timeout", a.send_timeout, ms(100), secs(300));
+    range(&mut check, "alerts.lease", a.lease, secs(1), secs(3600));
+    check(
+        a.lease >= a.send_timeout * 2,
+        "alerts.lease",
+        format!(
+            "{} must be at least twice alerts.send_timeout ({}): a delivery still being sent must not be claimed again",
+            humantime::format_duration(a.lease),
+            humantime::format_duration(a.send_timeout)
+        ),
+    );
+    check(
+        (1..=100).contains(&a.max_attempts),
+        "alerts.max_attempts",
+        format!("{} is out of range 1..=100", a.max_attempts),
+    );
+    range(&mut check, "alerts.retry_initial", a.retry_initial, ms(10), secs(3600));
+    range(&mut check, "alerts.retry_max", a.retry_max, ms(10), secs(86_400));
+    check(a.retry_max >= a.retry_initial, "alerts.retry_max", "must be at least alerts.retry_initial".into());
+    range(&mut check, "alerts.reminder_scan_interval", a.reminder_scan_interval, ms(100), secs(3600));
+    problems
+}
+
+fn range(
+    check: &mut impl FnMut(bool, &str, String),
+    key: &str,
+    value: Duration,
+    min: Duration,
+    max: Duration,
+) {
+    check(
+        value >= min && value <= max,
+        key,
+        format!(
+            "{} is out of range {}..={}",
+            humantime::format_duration(value),
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ),
+    );
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_pass_and_each_bound_names_its_key() {
+        let mut config = Config::defaults().expect("defaults load");
+        assert!(validate(&config).is_empty());
+        config.partitions = 0;
+        config.alerts.lease = config.alerts.send_timeout;
+        let keys: Vec<String> = validate(&config).into_iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["partitions", "alerts.lease"]);
+    }
+
+    #[test]
+    fn durations_out_of_range_show_both_bounds() {
+        let mut config = Config::defaults().expect("defaults load");
+        config.scheduler.tick = secs(2);
+        let problems = validate(&config);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "scheduler.tick");
+        assert_eq!(problems[0].1, "2s is out of range 1ms..=1s");
+    }
+}
