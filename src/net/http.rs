@@ -61,6 +61,13 @@ impl Failure {
     }
 }
 
+/// No address accepted the connection.
+impl From<ConnectError> for Failure {
+    fn from(e: ConnectError) -> Failure {
+        Failure::new(ErrorClass::Refused, e.0)
+    }
+}
+
 /// Where an exchange is, for the timeout message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -69,12 +76,6 @@ pub enum Phase {
     Tls,
     FirstByte,
     Body,
-}
-
-impl From<ConnectError> for Failure {
-    fn from(e: ConnectError) -> Failure {
-        Failure::new(ErrorClass::Refused, e.0)
-    }
 }
 
 impl Phase {
