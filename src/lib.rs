@@ -16,6 +16,7 @@ pub mod migrate;
 pub mod model;
 pub mod net;
 pub mod ops_server;
+pub mod probe;
 pub mod queue;
 pub mod scheduler;
 pub mod shutdown;

@@ -10,11 +10,13 @@
 //! - `fanout.rs` — outbox row → deliveries per channel (pure);
 //! - `reminders.rs` — checks that stay down (pure);
 //! - `store.rs` — every SQL statement of delivery;
-//! - `send.rs` — HTTP POST and SMTP;
-//! - `deliver.rs` — the loop any worker (and `standalone`) runs: [`run`].
+//! - `send.rs` — HTTP POST (through `net::http`) and SMTP;
+//! - `deliver.rs` — the loop any worker process (and `standalone`) runs: [`run`].
 //!
-//! To deliver from a process: `alerting::run(&config, pool, me, deny, shutdown)`
-//! (the worker role does; `standalone` runs the worker role).
+//! To deliver from a process: `alerting::run(&config, pool, me, deny, shutdown)`,
+//! started by the role wiring in `commands/` beside the worker role. It
+//! reaches receivers through `net/` (deny list, TLS, the HTTP exchange) and
+//! never through the worker or `probe/`.
 
 pub mod backoff;
 pub mod channel;

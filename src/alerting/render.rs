@@ -56,7 +56,7 @@ pub fn idempotency_key(check_id: i64, incident_id: i64, event: &str, channel: &s
 }
 
 /// The alert document (the generic webhook's body) from an outbox payload
-/// (see `worker::batcher::payload`). `reminder` numbers reminders from 1;
+/// (written by the worker: `worker/outbox.rs`). `reminder` numbers reminders from 1;
 /// `now` is when a reminder is created (its `down_for_seconds`).
 pub fn document(
     event: Event,

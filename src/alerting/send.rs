@@ -1,32 +1,41 @@
 //! Sending one delivery: an HTTPS POST (webhook, Slack, Discord, Teams,
 //! PagerDuty) or an SMTP session (email).
 //!
-//! HTTP requests go through the worker's own [`HttpChecker`] (fresh
-//! connection, rustls, hard deadline, bounded response read): a receiver
-//! that never answers costs `alerts.send_timeout`, not a stuck task, and a
-//! 2xx status is the only success. Mail goes through lettre over rustls
-//! (the runtime image has no OpenSSL); STARTTLS is required unless the
-//! channel says otherwise.
+//! HTTP requests are one `net::http` exchange, the same connection code the
+//! checks use (fresh connection, deny list on the resolved address, rustls,
+//! hard deadline, bounded response read): a receiver that never answers
+//! costs `alerts.send_timeout`, not a stuck task, and a 2xx status is the
+//! only success. Mail goes through lettre over rustls (the runtime image
+//! has no OpenSSL); STARTTLS is required unless the channel says otherwise.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use hyper::body::Bytes;
+use hyper::header::HeaderValue;
+use hyper::Method;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::Value;
+use url::Url;
 
 use super::channel::{ChannelKind, ChannelSpec, EmailSpec, SmtpTls};
 use super::render::{self, Mail, Rendered};
 use super::signature;
-use crate::model::{CheckSpec, Expect, StatusMatch};
-use crate::worker::{CheckerOptions, HttpChecker};
+use crate::model::bounds::MAX_TIMEOUT;
+use crate::net::deny::{self, DenyList};
+use crate::net::http::{self, Client, Outgoing};
+use crate::net::resolve;
+use crate::net::tls::TlsSetupError;
 
 /// Response bytes read from a receiver at most (its body is only shown in
 /// an error message).
 const RESPONSE_LIMIT: u64 = 64 * 1024;
+/// Longest reason kept for `last_error` (before the host is put in front).
+const MAX_ERROR_CHARS: usize = 240;
 
 /// Header carrying a delivery's idempotency key (the same on every attempt).
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -34,26 +43,21 @@ pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 pub const EVENT_HEADER: &str = "X-SentryK8s-Event";
 
 pub struct Sender {
-    http: HttpChecker,
+    http: Client,
+    /// User-Agent of webhook requests.
+    user_agent: HeaderValue,
     timeout: Duration,
     /// Also applied to SMTP hosts, which lettre would otherwise connect to directly.
-    deny: crate::net::deny::DenyList,
+    deny: DenyList,
 }
 
 impl Sender {
     /// `deny` is the workers' target deny-list: a channel URL is a target a
     /// tenant chooses too, and must not reach the metadata service either.
-    pub fn new(
-        timeout: Duration,
-        user_agent: &str,
-        deny: crate::net::deny::DenyList,
-    ) -> Result<Sender, crate::net::tls::TlsSetupError> {
-        let http = HttpChecker::new(CheckerOptions {
-            body_limit: RESPONSE_LIMIT,
-            user_agent: user_agent.to_string(),
-            deny: deny.clone(),
-        })?;
-        Ok(Sender { http, timeout, deny })
+    pub fn new(timeout: Duration, user_agent: &str, deny: DenyList) -> Result<Sender, TlsSetupError> {
+        let user_agent =
+            HeaderValue::from_str(user_agent).unwrap_or_else(|_| HeaderValue::from_static("sentryk8s"));
+        Ok(Sender { http: Client::new(deny.clone())?, user_agent, timeout, deny })
     }
 
     /// Sends `doc` to `channel`; `Err` carries why, for `last_error`.
@@ -87,32 +91,47 @@ impl Sender {
         headers.insert("Content-Type".into(), "application/json".into());
         headers.insert(IDEMPOTENCY_HEADER.into(), key.to_string());
         headers.insert(EVENT_HEADER.into(), doc["event"].as_str().unwrap_or("down").to_string());
-        let spec = CheckSpec {
-            url: url.clone(),
-            method: "POST".into(),
-            headers,
-            body: Some(text),
-            timeout_ms: self.timeout.as_millis() as u64,
-            max_redirects: 0,
-            tls_verify: true,
-            body_limit: Some(RESPONSE_LIMIT),
-            expect: Expect { status: vec![StatusMatch::Class(2)], ..Expect::default() },
-            failure_threshold: 1,
-            success_threshold: 1,
-            labels: BTreeMap::new(),
-            alerts: Vec::new(),
-            description: None,
-        };
-        let outcome = self.http.run(&spec).await;
-        if outcome.success {
-            return Ok(());
-        }
-        let why = outcome.error_message.unwrap_or_else(|| "the request failed".into());
+        let Err(why) = self.exchange(url, &headers, text).await else { return Ok(()) };
         // The URL may hold a token (Slack, Discord): name the host only.
-        Err(match url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)) {
+        Err(match Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)) {
             Some(host) => format!("{host}: {why}"),
             None => why,
         })
+    }
+
+    /// One POST, no redirect followed, under `alerts.send_timeout`; a 2xx
+    /// status with a body within the limit is the only success.
+    async fn exchange(
+        &self,
+        url: &str,
+        headers: &BTreeMap<String, String>,
+        body: String,
+    ) -> Result<(), String> {
+        let short = |message: String| http::excerpt(&message, MAX_ERROR_CHARS);
+        let timeout = Duration::from_millis(self.timeout.as_millis() as u64).min(MAX_TIMEOUT);
+        let url = Url::parse(url).map_err(|e| short(format!("invalid URL: {e}")))?;
+        let headers = http::request_headers(headers, &self.user_agent, &url).map_err(|f| short(f.message))?;
+        let body = Bytes::from(body);
+        let out = Outgoing {
+            method: &Method::POST,
+            headers: &headers,
+            body: &body,
+            keep_body: false,
+            limit: RESPONSE_LIMIT,
+            tls_verify: true,
+        };
+        let reply = self.http.send(&url, &out, timeout).await.map_err(|f| short(f.message))?;
+        let mut failed = Vec::new();
+        if reply.status / 100 != 2 {
+            failed.push(format!("status {} not in [2xx]", reply.status));
+        }
+        if reply.body_exceeded {
+            failed.push(format!("body larger than the {RESPONSE_LIMIT}-byte limit"));
+        }
+        match failed.is_empty() {
+            true => Ok(()),
+            false => Err(short(failed.join("; "))),
+        }
     }
 
     async fn mail(&self, spec: &EmailSpec, mail: Mail) -> Result<(), String> {
@@ -138,15 +157,9 @@ impl Sender {
     /// (the host name still serves TLS verification).
     async fn smtp_address(&self, spec: &EmailSpec) -> Result<String, String> {
         let host = spec.smtp_host.trim_start_matches('[').trim_end_matches(']');
-        let resolved = tokio::time::timeout(self.timeout, tokio::net::lookup_host((host, spec.smtp_port)))
-            .await
-            .map_err(|_| {
-                format!("{host}: no DNS answer within {}", humantime::format_duration(self.timeout))
-            })?
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-        let allowed = self.deny.filter(resolved.collect()).map_err(|(ip, range)| {
-            format!("blocked: {ip} is in {range}, on the deny-list (worker.deny_targets); not connecting")
-        })?;
+        let resolved =
+            resolve::lookup_within(host, spec.smtp_port, self.timeout).await.map_err(|e| e.to_string())?;
+        let allowed = self.deny.filter(resolved).map_err(|(ip, range)| deny::blocked_message(ip, &range))?;
         allowed.first().map(|a| a.ip().to_string()).ok_or_else(|| format!("{host} has no address"))
     }
 }

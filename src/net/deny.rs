@@ -147,6 +147,11 @@ impl DenyList {
     }
 }
 
+/// Why a connection was refused, as results and deliveries store it.
+pub fn blocked_message(ip: IpAddr, range: &IpRange) -> String {
+    format!("blocked: {ip} is in {range}, on the deny-list (worker.deny_targets); not connecting")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +193,10 @@ mod tests {
         assert!(list.denies(ip("0.0.0.0")).is_some() && list.denies(ip("0.1.2.3")).is_some());
         assert!(list.denies(ip("::")).is_some());
         assert!(DenyList::default().denies(ip("0.0.0.0")).is_none());
+        let (ip, range) = list.filter(vec![a("169.254.169.254:80")]).unwrap_err();
+        assert_eq!(
+            blocked_message(ip, &range),
+            "blocked: 169.254.169.254 is in 169.254.169.254/32, on the deny-list (worker.deny_targets); not connecting"
+        );
     }
 }

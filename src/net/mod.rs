@@ -4,6 +4,16 @@
 //!
 //! It knows nothing of checks, roles or configuration: callers pass what it
 //! needs, so a probe and an alert channel reach a host the same way.
+//!
+//! - `deny.rs` — the addresses never connected to;
+//! - `tls.rs` — trust store and the shared rustls client configurations;
+//! - `resolve.rs` — name resolution with a deadline;
+//! - `connect.rs` — TCP to the first address that accepts, in time;
+//! - `http.rs` — the one-shot HTTP exchange (connect, TLS, send, read with a
+//!   cap), phase by phase.
 
+pub mod connect;
 pub mod deny;
+pub mod http;
+pub mod resolve;
 pub mod tls;

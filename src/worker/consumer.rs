@@ -32,11 +32,11 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::acks::Session;
-use super::batcher::{Item, ResultRow};
-use super::http_check::HttpChecker;
+use super::item::{Item, ResultRow};
 use super::metrics::{DeadLetterReason, WorkerMetrics};
 use crate::model::bounds::INTERVAL_MS;
 use crate::model::{CheckJob, DecodeError};
+use crate::probe::Prober;
 use crate::queue::{self, AmqpLink, AmqpTarget, LogChannel, QueueError, Topology};
 
 /// Finished jobs allowed to wait for their acknowledgement behind a slower
@@ -63,7 +63,7 @@ pub struct Consumer {
     pub prefetch: u16,
     /// How long a drain waits for running checks before abandoning them.
     pub checks_budget: Duration,
-    pub checker: Arc<HttpChecker>,
+    pub prober: Arc<Prober>,
     pub metrics: Arc<WorkerMetrics>,
     pub link: AmqpLink,
     pub results: mpsc::Sender<Item>,
@@ -254,7 +254,7 @@ impl Consumer {
             let _ = self.results.send(Item::Stale { check_id: job.check_id, slot: job.slot, delivery }).await;
             return;
         }
-        let checker = self.checker.clone();
+        let prober = self.prober.clone();
         let metrics = self.metrics.clone();
         let results = self.results.clone();
         let abort = abort.clone();
@@ -263,7 +263,7 @@ impl Consumer {
             let delay = (Utc::now() - job.slot).num_microseconds().unwrap_or(0).max(0);
             metrics.queue_delay.record(delay as f64 / 1e6);
             let outcome = tokio::select! {
-                outcome = checker.run(&job.spec) => Some(outcome),
+                outcome = prober.run(&job.spec) => Some(outcome),
                 // Drain budget exhausted: abandon; the delivery is requeued.
                 _ = abort.cancelled() => None,
             };

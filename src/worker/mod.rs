@@ -1,23 +1,25 @@
-//! The worker role: consume check jobs, run them, store results, derive
-//! up/down state and write notification outbox rows, and deliver the
-//! outbox (`crate::alerting`, alongside the consumer).
+//! The worker role: consume check jobs, run them (through `crate::probe`),
+//! store results, derive up/down state and write notification outbox rows.
+//! Delivering the outbox is `crate::alerting`, started beside this role by
+//! the role's wiring in `commands/`.
 //!
 //! - `consumer.rs` — AMQP sessions, prefetch, dead-lettering, stale jobs,
 //!   the concurrency bound and the drain;
-//! - `http_check.rs` — where an HTTP check is timed (fresh connection, phases,
-//!   hard deadline, redirects, body limit); `tls.rs` — its TLS settings;
-//! - `assertions.rs` — what "up" means, evaluated on a response (pure);
-//! - `batcher.rs` — one transaction per batch, acks after commit;
+//! - `item.rs` — what a finished or stale job hands to the batcher;
+//! - `batcher.rs` — fills and flushes batches, acks after commit;
+//! - `store.rs` — the batch transaction: every SQL statement of the role;
+//! - `outbox.rs` — state writes and outbox rows planned from results (pure);
 //! - `state.rs` — the up/down state machine (pure); `acks.rs` — which
 //!   deliveries to acknowledge and how; `metrics.rs` — the worker's metrics.
 
 pub mod acks;
-pub mod assertions;
 pub mod batcher;
 pub mod consumer;
-pub mod http_check;
+pub mod item;
 pub mod metrics;
+pub mod outbox;
 pub mod state;
+pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,9 +29,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::probe::{Prober, ProberOptions};
 use crate::queue::{AmqpLink, AmqpTarget, QueueError, Topology};
-
-pub use http_check::{CheckerOptions, HttpChecker, Probe};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -67,10 +68,10 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     let w = &config.worker;
     let deny = crate::net::deny::DenyList::parse(&w.deny_targets).map_err(WorkerError::Deny)?;
-    let checker = Arc::new(HttpChecker::new(CheckerOptions {
+    let prober = Arc::new(Prober::new(ProberOptions {
         body_limit: w.body_limit,
         user_agent: w.user_agent.clone(),
-        deny: deny.clone(),
+        deny,
     })?);
     let metrics = Arc::new(metrics::WorkerMetrics::new());
     let concurrency = w.concurrency.max(1) as usize;
@@ -81,8 +82,6 @@ pub async fn run(
     let (results_tx, results_rx) = mpsc::channel(prefetch as usize);
     let (healthy_tx, healthy_rx) = watch::channel(true);
     let batcher_done = CancellationToken::new();
-    // Any worker delivers notifications from the outbox (alerting module).
-    let delivery = crate::alerting::run(config, pool.clone(), worker_name(), deny, shutdown.clone());
 
     let batcher = {
         let done = batcher_done.clone();
@@ -106,13 +105,12 @@ pub async fn run(
         concurrency,
         prefetch,
         checks_budget: checks_budget(config.drain_timeout),
-        checker,
+        prober,
         metrics,
         link,
         results: results_tx,
         healthy: healthy_rx,
     };
-    let ((), (), delivered) = tokio::join!(batcher, consumer.run(shutdown, batcher_done), delivery);
-    delivered?;
+    tokio::join!(batcher, consumer.run(shutdown, batcher_done));
     Ok(())
 }

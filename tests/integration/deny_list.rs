@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sentryk8s::model::{CheckSpec, ErrorClass};
 use sentryk8s::net::deny::DenyList;
-use sentryk8s::worker::{CheckerOptions, HttpChecker};
+use sentryk8s::probe::{Prober, ProberOptions};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -16,10 +16,9 @@ use tokio::net::TcpListener;
 use crate::support::worker_bed::now_ms;
 use crate::support::WorkerBed;
 
-fn checker(deny: &[&str]) -> HttpChecker {
+fn checker(deny: &[&str]) -> Prober {
     let deny = DenyList::parse(&deny.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    HttpChecker::new(CheckerOptions { body_limit: 1 << 20, user_agent: "sentryk8s-test".into(), deny })
-        .unwrap()
+    Prober::new(ProberOptions { body_limit: 1 << 20, user_agent: "sentryk8s-test".into(), deny }).unwrap()
 }
 
 fn spec(url: &str) -> CheckSpec {

@@ -1,4 +1,4 @@
-//! The HTTP check in process (`HttpChecker`, the code the worker runs):
+//! The HTTP check in process (`probe::Prober`, the code the worker runs):
 //! what travels in the request, HTTP/2 by ALPN, credentials across
 //! redirects, and deadlines that cover every phase.
 
@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use sentryk8s::model::{CheckSpec, ErrorClass};
-use sentryk8s::worker::{CheckerOptions, HttpChecker};
+use sentryk8s::probe::{Prober, ProberOptions};
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::support::servers::{Reply, RoutedServer, TlsServer};
 
-fn checker() -> HttpChecker {
-    HttpChecker::new(CheckerOptions {
+fn checker() -> Prober {
+    Prober::new(ProberOptions {
         body_limit: 1 << 20,
         user_agent: "sentryk8s-test".into(),
         deny: Default::default(),

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use regex::{Regex, RegexBuilder};
 
 use crate::model::Expect;
+use crate::net::http::excerpt;
 
 /// What the assertions look at.
 #[derive(Debug, Clone, Copy)]
@@ -147,14 +148,6 @@ fn quote(text: &str) -> String {
     format!("\"{}\"", excerpt(text, 80))
 }
 
-/// At most `max` characters of `text`, marked when cut.
-pub fn excerpt(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text.to_string(),
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,11 +257,5 @@ mod tests {
         let b = cache.get("a+").unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         assert!(cache.get("(").is_err());
-    }
-
-    #[test]
-    fn excerpts_cut_on_characters() {
-        assert_eq!(excerpt("héllo", 2), "hé…");
-        assert_eq!(excerpt("hi", 2), "hi");
     }
 }

@@ -1,0 +1,396 @@
+//! Every SQL statement of the worker role: the one transaction that stores
+//! a batch.
+//!
+//! The transaction:
+//!
+//! 1. inserts the results (`INSERT … SELECT FROM unnest(…) ON CONFLICT
+//!    (check_id, slot) DO NOTHING RETURNING …`): a redelivered job writes
+//!    nothing, and only the rows actually inserted go on to step 2;
+//! 2. locks the `check_state` rows of those checks (creating missing ones
+//!    for checks that still exist — a check deleted meanwhile keeps its
+//!    result and is skipped here, instead of failing the batch on the
+//!    foreign key), applies the results in slot order through the pure
+//!    planning of `outbox.rs` (the state machine of `state.rs`), and writes
+//!    the new states;
+//! 3. writes a `notifications` outbox row per down/up flip (an incident id
+//!    from `incident_id_seq` when going down, the same id on recovery);
+//! 4. records stale jobs in `missed_slots` (reason `stale`) unless the slot
+//!    has a result after all.
+//!
+//! A missing daily partition is created on the spot and the batch retried;
+//! errors are classed ([`WriteError`]) so the batcher knows an outage from
+//! data PostgreSQL refuses.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::Pool;
+use tokio_postgres::error::SqlState;
+
+use super::item::{Item, ResultRow};
+use super::outbox::{clean, payload, plan};
+use super::state::{CheckState, Status, Transition};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("PostgreSQL unavailable: {0}")]
+    Unavailable(String),
+    #[error("no daily result partition for a slot: {0}")]
+    MissingPartition(String),
+    #[error("PostgreSQL refused the data: {0}")]
+    Rejected(String),
+    /// A deadlock or serialisation failure with another worker's batch:
+    /// retried at once, it is no sign of an outage.
+    #[error("transaction conflict: {0}")]
+    Conflict(String),
+}
+
+fn classify(error: &tokio_postgres::Error) -> WriteError {
+    let text = crate::db::error_chain(error);
+    match error.code() {
+        Some(code) if *code == SqlState::CHECK_VIOLATION && text.contains("no partition") => {
+            WriteError::MissingPartition(text)
+        }
+        Some(code) if code.code().starts_with("22") || code.code().starts_with("23") => {
+            WriteError::Rejected(text)
+        }
+        Some(code)
+            if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE =>
+        {
+            WriteError::Conflict(text)
+        }
+        _ => WriteError::Unavailable(text),
+    }
+}
+
+impl From<tokio_postgres::Error> for WriteError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        classify(&e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for WriteError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => classify(&e),
+            other => WriteError::Unavailable(crate::db::error_chain(&other)),
+        }
+    }
+}
+
+/// Longest a batch's transaction may take before it counts as an outage.
+const WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// One transaction; creates missing daily partitions and tries again.
+pub async fn write(pool: &Pool, items: &[Item], worker: &str) -> Result<(), WriteError> {
+    let mut partitions_created = false;
+    let mut conflicts = 0;
+    loop {
+        // A statement that never returns (a server gone silent mid-query)
+        // must become an outage like any other: stop taking work, retry.
+        let attempt = tokio::time::timeout(WRITE_LIMIT, write_once(pool, items, worker)).await;
+        let attempt = attempt.unwrap_or_else(|_| {
+            Err(WriteError::Unavailable(format!(
+                "no answer within {}",
+                humantime::format_duration(WRITE_LIMIT)
+            )))
+        });
+        match attempt {
+            Err(WriteError::MissingPartition(_)) if !partitions_created => {
+                ensure_partitions(pool, items).await?;
+                partitions_created = true;
+            }
+            Err(WriteError::Conflict(why)) if conflicts < 5 => {
+                tracing::debug!(error = %why, "batch conflicted with another worker's; retrying");
+                conflicts += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Creates the daily partitions of every slot in `items` (distinct days
+/// only: a far-off slot creates one partition, not a range).
+async fn ensure_partitions(pool: &Pool, items: &[Item]) -> Result<(), WriteError> {
+    let mut days: Vec<NaiveDate> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Finished { row, .. } => Some(row.job.slot.date_naive()),
+            Item::Stale { .. } => None,
+        })
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    let client = pool.get().await?;
+    for day in &days {
+        client.execute("SELECT sentryk8s_ensure_result_partitions($1, 1)", &[day]).await?;
+    }
+    tracing::info!(?days, "created missing result partitions");
+    Ok(())
+}
+
+const INSERT_RESULTS: &str = "
+INSERT INTO check_results (check_id, slot, started_at, success, error_class, error_message, status_code,
+                           dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms, bytes_read, cert_expires_at,
+                           failed_assertions, worker)
+SELECT u.check_id, u.slot, u.started_at, u.success, u.error_class, u.error_message, u.status_code,
+       u.dns_ms, u.connect_ms, u.tls_ms, u.first_byte_ms, u.total_ms, u.bytes_read, u.cert_expires_at,
+       CASE WHEN u.failed IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(u.failed)) END,
+       $16
+  FROM unnest($1::int8[], $2::timestamptz[], $3::timestamptz[], $4::bool[], $5::text[], $6::text[],
+              $7::int2[], $8::float4[], $9::float4[], $10::float4[], $11::float4[], $12::float4[],
+              $13::int8[], $14::timestamptz[], $15::jsonb[])
+       AS u(check_id, slot, started_at, success, error_class, error_message, status_code, dns_ms, connect_ms,
+            tls_ms, first_byte_ms, total_ms, bytes_read, cert_expires_at, failed)
+ON CONFLICT (check_id, slot) DO NOTHING
+RETURNING check_id, slot";
+
+const ENSURE_STATE: &str = "
+INSERT INTO check_state (check_id)
+SELECT id FROM checks WHERE id = ANY($1::int8[]) ORDER BY id
+ON CONFLICT (check_id) DO NOTHING";
+
+const LOCK_STATE: &str = "
+SELECT check_id, status, since, last_slot, consecutive_failures, consecutive_successes, incident_id
+  FROM check_state WHERE check_id = ANY($1::int8[]) ORDER BY check_id FOR UPDATE";
+
+const UPDATE_STATE: &str = "
+UPDATE check_state s
+   SET status = u.status, since = u.since, last_slot = u.last_slot, last_checked_at = u.checked_at,
+       last_success = u.success, last_duration_ms = u.duration_ms, last_status_code = u.status_code,
+       last_error = u.error, consecutive_failures = u.failures, consecutive_successes = u.successes,
+       incident_id = u.incident_id, updated_at = now()
+  FROM unnest($1::int8[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[], $6::bool[],
+              $7::float8[], $8::int4[], $9::text[], $10::int4[], $11::int4[], $12::int8[])
+       AS u(check_id, status, since, last_slot, checked_at, success, duration_ms, status_code, error,
+            failures, successes, incident_id)
+ WHERE s.check_id = u.check_id";
+
+const INSERT_NOTIFICATIONS: &str = "
+INSERT INTO notifications (check_id, check_name, incident_id, event, slot, payload)
+SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[], $5::timestamptz[], $6::jsonb[])
+ON CONFLICT (check_id, slot, event) DO NOTHING";
+
+const INSERT_STALE: &str = "
+INSERT INTO missed_slots (check_id, first_slot, last_slot, slots, reason)
+SELECT u.check_id, u.slot, u.slot, 1, 'stale'
+  FROM unnest($1::int8[], $2::timestamptz[]) AS u(check_id, slot)
+ WHERE NOT EXISTS (SELECT 1 FROM check_results r WHERE r.check_id = u.check_id AND r.slot = u.slot)
+ON CONFLICT (check_id, first_slot, reason) DO NOTHING";
+
+async fn write_once(pool: &Pool, items: &[Item], worker: &str) -> Result<(), WriteError> {
+    let mut rows: Vec<&ResultRow> = Vec::with_capacity(items.len());
+    let mut seen = HashSet::with_capacity(items.len());
+    let mut stale_ids = Vec::new();
+    let mut stale_slots = Vec::new();
+    for item in items {
+        match item {
+            Item::Finished { row, .. } => {
+                if seen.insert((row.job.check_id, row.job.slot)) {
+                    rows.push(row);
+                }
+            }
+            Item::Stale { check_id, slot, .. } => {
+                stale_ids.push(*check_id);
+                stale_slots.push(*slot);
+            }
+        }
+    }
+
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    if !rows.is_empty() {
+        let inserted = insert_results(&tx, &rows, worker).await?;
+        let mut new_by_check: BTreeMap<i64, Vec<&ResultRow>> = BTreeMap::new();
+        for row in rows.iter().filter(|r| inserted.contains(&(r.job.check_id, r.job.slot))) {
+            new_by_check.entry(row.job.check_id).or_default().push(row);
+        }
+        if !new_by_check.is_empty() {
+            advance_states(&tx, &new_by_check).await?;
+        }
+    }
+    if !stale_ids.is_empty() {
+        let statement = tx.prepare_cached(INSERT_STALE).await?;
+        tx.execute(&statement, &[&stale_ids, &stale_slots]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_results(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rows: &[&ResultRow],
+    worker: &str,
+) -> Result<HashSet<(i64, DateTime<Utc>)>, WriteError> {
+    let n = rows.len();
+    let mut check_ids = Vec::with_capacity(n);
+    let mut slots = Vec::with_capacity(n);
+    let mut started = Vec::with_capacity(n);
+    let mut success = Vec::with_capacity(n);
+    let mut classes: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut messages: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut codes: Vec<Option<i16>> = Vec::with_capacity(n);
+    let mut dns: Vec<Option<f32>> = Vec::with_capacity(n);
+    let mut connect: Vec<Option<f32>> = Vec::with_capacity(n);
+    let mut tls: Vec<Option<f32>> = Vec::with_capacity(n);
+    let mut first_byte: Vec<Option<f32>> = Vec::with_capacity(n);
+    let mut total = Vec::with_capacity(n);
+    let mut bytes = Vec::with_capacity(n);
+    let mut certs = Vec::with_capacity(n);
+    let mut failed: Vec<Option<serde_json::Value>> = Vec::with_capacity(n);
+    for row in rows {
+        let o = &row.outcome;
+        check_ids.push(row.job.check_id);
+        slots.push(row.job.slot);
+        started.push(o.started_at);
+        success.push(o.success);
+        classes.push(o.error_class.map(|c| c.as_str()));
+        messages.push(o.error_message.as_deref().map(clean));
+        codes.push(o.status_code.map(|c| c.min(i16::MAX as u16) as i16));
+        dns.push(o.timings.dns_ms.map(|v| v as f32));
+        connect.push(o.timings.connect_ms.map(|v| v as f32));
+        tls.push(o.timings.tls_ms.map(|v| v as f32));
+        first_byte.push(o.timings.first_byte_ms.map(|v| v as f32));
+        total.push(o.timings.total_ms as f32);
+        bytes.push(o.bytes_read.min(i64::MAX as u64) as i64);
+        certs.push(o.cert_expires_at);
+        failed.push(if o.failed_assertions.is_empty() {
+            None
+        } else {
+            Some(serde_json::Value::from(o.failed_assertions.iter().map(|a| clean(a)).collect::<Vec<_>>()))
+        });
+    }
+    let statement = tx.prepare_cached(INSERT_RESULTS).await?;
+    let inserted = tx
+        .query(
+            &statement,
+            &[
+                &check_ids,
+                &slots,
+                &started,
+                &success,
+                &classes,
+                &messages,
+                &codes,
+                &dns,
+                &connect,
+                &tls,
+                &first_byte,
+                &total,
+                &bytes,
+                &certs,
+                &failed,
+                &worker,
+            ],
+        )
+        .await?;
+    Ok(inserted.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, DateTime<Utc>>(1))).collect())
+}
+
+async fn advance_states(
+    tx: &deadpool_postgres::Transaction<'_>,
+    new_by_check: &BTreeMap<i64, Vec<&ResultRow>>,
+) -> Result<(), WriteError> {
+    let ids: Vec<i64> = new_by_check.keys().copied().collect();
+    let ensure = tx.prepare_cached(ENSURE_STATE).await?;
+    tx.execute(&ensure, &[&ids]).await?;
+    let lock = tx.prepare_cached(LOCK_STATE).await?;
+    let mut states = BTreeMap::new();
+    for r in tx.query(&lock, &[&ids]).await? {
+        let state = CheckState {
+            status: Status::parse(r.get::<_, &str>(1)),
+            since: r.get(2),
+            last_slot: r.get(3),
+            consecutive_failures: r.get::<_, i32>(4).max(0) as u32,
+            consecutive_successes: r.get::<_, i32>(5).max(0) as u32,
+            incident_id: r.get(6),
+        };
+        states.insert(r.get::<_, i64>(0), state);
+    }
+    if states.is_empty() {
+        return Ok(());
+    }
+    // Dry run to learn how many incidents open, then draw exactly that
+    // many ids (no gaps in the sequence from failures that did not flip).
+    let downs: usize = plan(&states, new_by_check, &mut std::iter::repeat(0))
+        .iter()
+        .flat_map(|p| &p.notices)
+        .filter(|n| n.event == Transition::WentDown)
+        .count();
+    let mut incident_ids: Vec<i64> = Vec::new();
+    if downs > 0 {
+        let rows = tx
+            .query("SELECT nextval('incident_id_seq') FROM generate_series(1, $1::int4)", &[&(downs as i32)])
+            .await?;
+        incident_ids = rows.iter().map(|r| r.get(0)).collect();
+    }
+    let planned = plan(&states, new_by_check, &mut incident_ids.into_iter());
+
+    let n = planned.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut since = Vec::with_capacity(n);
+    let mut last_slot = Vec::with_capacity(n);
+    let mut checked_at = Vec::with_capacity(n);
+    let mut success = Vec::with_capacity(n);
+    let mut duration = Vec::with_capacity(n);
+    let mut code: Vec<Option<i32>> = Vec::with_capacity(n);
+    let mut error: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut failures = Vec::with_capacity(n);
+    let mut successes = Vec::with_capacity(n);
+    let mut incidents = Vec::with_capacity(n);
+    let mut notice_rows = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for p in &planned {
+        let Some(latest) = p.latest else { continue };
+        ids.push(p.check_id);
+        statuses.push(p.state.status.as_str());
+        since.push(p.state.since);
+        last_slot.push(p.state.last_slot);
+        checked_at.push(latest.outcome.started_at);
+        success.push(latest.outcome.success);
+        duration.push(latest.outcome.timings.total_ms);
+        code.push(latest.outcome.status_code.map(i32::from));
+        error.push(latest.outcome.error_message.as_deref().map(clean));
+        failures.push(p.state.consecutive_failures.min(i32::MAX as u32) as i32);
+        successes.push(p.state.consecutive_successes.min(i32::MAX as u32) as i32);
+        // A recovered check keeps its incident id until the next incident
+        // replaces it: the resolve carries the same id as the trigger.
+        incidents.push(p.state.incident_id);
+        for notice in &p.notices {
+            notice_rows.0.push(p.check_id);
+            notice_rows.1.push(clean(&notice.row.job.name));
+            notice_rows.2.push(notice.incident_id);
+            notice_rows.3.push(if notice.event == Transition::WentDown { "down" } else { "up" });
+            notice_rows.4.push(notice.row.job.slot);
+            notice_rows.5.push(payload(notice));
+        }
+    }
+    let update = tx.prepare_cached(UPDATE_STATE).await?;
+    tx.execute(
+        &update,
+        &[
+            &ids,
+            &statuses,
+            &since,
+            &last_slot,
+            &checked_at,
+            &success,
+            &duration,
+            &code,
+            &error,
+            &failures,
+            &successes,
+            &incidents,
+        ],
+    )
+    .await?;
+    if !notice_rows.0.is_empty() {
+        let insert = tx.prepare_cached(INSERT_NOTIFICATIONS).await?;
+        tx.execute(
+            &insert,
+            &[&notice_rows.0, &notice_rows.1, &notice_rows.2, &notice_rows.3, &notice_rows.4, &notice_rows.5],
+        )
+        .await?;
+    }
+    Ok(())
+}
