@@ -1,4 +1,4 @@
-//! One check entry: its fields read into a [`Partial`] (the same reader
+//! One check entry: its fields read into a `Partial` (the same reader
 //! serves `defaults:`), then, once overlaid on the defaults, the
 //! cross-field rules (timeout shorter than the interval, …) run only on
 //! fields that are themselves valid, so one mistake produces one message,

@@ -1,5 +1,5 @@
 //! How a check inherits its document's `defaults:`. Both are read into a
-//! [`Partial`] (a check entry as written, every field a [`Slot`]); the
+//! `Partial` (a check entry as written, every field a `Slot`); the
 //! check is then overlaid on the defaults field by field, and mappings
 //! (headers, labels) entry by entry. Inherited values are marked, so that
 //! a problem with one is reported once, not once per check.

@@ -1,6 +1,6 @@
 //! A check's `expect:` block, the assertions on a response: status codes,
 //! response time, body contents and regular expressions, JSON values by
-//! pointer, and days left on the certificate. Read into a [`PartialExpect`]
+//! pointer, and days left on the certificate. Read into a `PartialExpect`
 //! so that each assertion can be inherited from `defaults` on its own.
 
 use std::collections::BTreeMap;

@@ -2,8 +2,8 @@
 //! (strings, booleans, whole numbers, durations, sizes, lists, mappings)
 //! that report every problem as a `file:line:col` diagnostic.
 //!
-//! Each field is read into a [`Slot`]: absent, invalid (already reported)
-//! or set (with where it was written). [`Ctx`] is the state of reading one
+//! Each field is read into a `Slot`: absent, invalid (already reported)
+//! or set (with where it was written). `Ctx` is the state of reading one
 //! file; the other files of the module add readers for their own fields
 //! and sections on top of these, and this file imports none of them.
 
