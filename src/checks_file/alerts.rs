@@ -7,8 +7,9 @@
 use std::collections::BTreeMap;
 
 use super::diagnostic::{join_key, Pos};
+use super::names::valid_name;
+use super::reader::{item_path, quoted, Ctx, Slot};
 use super::schema;
-use super::validate::{quoted, valid_name, Ctx, Slot};
 use super::yaml::Node;
 use crate::alerting::channel::{
     ChannelKind, ChannelSpec, EmailSpec, SmtpTls, KINDS, PAGERDUTY_EVENTS_URL, SEVERITIES,
@@ -334,7 +335,7 @@ impl Ctx<'_> {
                     let mut out = Vec::new();
                     let mut ok = true;
                     for (i, item) in f.v.iter().enumerate() {
-                        let item_path = super::validate::item_path(n, &p, i);
+                        let item_path = item_path(n, &p, i);
                         match item.v.trim().parse::<lettre::message::Mailbox>() {
                             Ok(_) => out.push(item.v.trim().to_string()),
                             Err(_) => {
@@ -389,14 +390,14 @@ impl Ctx<'_> {
 mod tests {
     use std::collections::HashSet;
 
-    use super::super::load::{unresolved, validate_all, Source};
     use super::*;
+    use crate::checks_file::load::{unresolved, validate_all, Source};
 
     fn env(name: &str) -> Option<String> {
         (name == "PD_KEY").then(|| "r0ut1ng".to_string())
     }
 
-    fn run(text: &str) -> Result<super::super::validate::Declared, Vec<String>> {
+    fn run(text: &str) -> Result<crate::checks_file::Declared, Vec<String>> {
         validate_all(&[Source { name: "a.yaml".into(), text: text.into() }], &env)
             .map_err(|d| d.iter().map(|x| x.to_string()).collect())
     }

@@ -1,19 +1,19 @@
 //! Making the `checks`, `alert_channels` and `maintenance_windows` tables
 //! match the declared files: one transaction, one statement per kind of
-//! change (rows travel as arrays through `unnest`, so 100,000 checks are
-//! three round trips, not 100,000), under an advisory lock so two applies
-//! never interleave. References (a check's `alerts`, a window's `checks`)
-//! are resolved inside that transaction, against the files and, without
-//! `--prune`, what is already stored.
+//! change (the statements are in `store.rs`), under an advisory lock so two
+//! applies never interleave. References (a check's `alerts`, a window's
+//! `checks`) are resolved inside that transaction, against the files and,
+//! without `--prune`, what is already stored.
 
 use std::collections::HashSet;
 
 use tokio_postgres::Client;
 
+use super::declared::Declared;
 use super::diagnostic::Diagnostics;
 use super::load::unresolved;
-use super::plan::{plan, plan_named, Existing, Plan};
-use super::validate::Declared;
+use super::plan::{plan, plan_named, Existing, NamedPlan, Plan};
+use super::store::{self, Named};
 
 /// Advisory lock of `checks apply` ("sk8apply" in ASCII; the migration
 /// lock is another key).
@@ -46,21 +46,10 @@ pub struct Options {
 
 /// Fails with [`ApplyError::NotMigrated`] unless `migrate` has run.
 pub async fn ensure_migrated(client: &Client) -> Result<(), ApplyError> {
-    let row = client
-        .query_one(
-            "SELECT to_regclass('checks') IS NOT NULL AND to_regclass('check_state') IS NOT NULL
-                    AND to_regclass('alert_channels') IS NOT NULL
-                    AND to_regclass('cluster') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(db)?;
-    if !row.get::<_, bool>(0) {
+    if !store::schema_present(client).await.map_err(db)? {
         return Err(ApplyError::NotMigrated);
     }
-    let initialised: bool =
-        client.query_one("SELECT EXISTS (SELECT 1 FROM cluster)", &[]).await.map_err(db)?.get(0);
-    if initialised {
+    if store::cluster_initialised(client).await.map_err(db)? {
         Ok(())
     } else {
         Err(ApplyError::NotMigrated)
@@ -77,48 +66,18 @@ pub async fn apply(
 ) -> Result<Plan, ApplyError> {
     ensure_migrated(client).await?;
     let tx = client.transaction().await.map_err(db)?;
-    if !options.dry_run {
-        let got: bool = tx
-            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&APPLY_LOCK_KEY])
-            .await
-            .map_err(db)?
-            .get(0);
-        if !got {
-            on_wait();
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPLY_LOCK_KEY]).await.map_err(db)?;
-        }
+    if !options.dry_run && !store::try_lock(&tx, APPLY_LOCK_KEY).await.map_err(db)? {
+        on_wait();
+        store::lock(&tx, APPLY_LOCK_KEY).await.map_err(db)?;
     }
-    let rows = tx.query("SELECT id, name, interval_ms, enabled, spec FROM checks", &[]).await.map_err(db)?;
-    let existing: Vec<Existing> = rows
-        .iter()
-        .map(|r| Existing {
-            id: r.get(0),
-            name: r.get(1),
-            interval_ms: r.get(2),
-            enabled: r.get(3),
-            spec: r.get(4),
-        })
-        .collect();
-    drop(rows);
+    let existing: Vec<Existing> = store::checks(&tx).await.map_err(db)?;
     let declared = &all.checks;
     let stored_checks: HashSet<String> = existing.iter().map(|e| e.name.clone()).collect();
     let mut plan = plan(declared, existing, options.prune)
         .map_err(|e| ApplyError::Encode(String::new(), e.to_string()))?;
 
-    let stored_channels: Vec<(String, serde_json::Value)> = tx
-        .query("SELECT name, spec FROM alert_channels", &[])
-        .await
-        .map_err(db)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let stored_windows: Vec<(String, serde_json::Value)> = tx
-        .query("SELECT name, spec FROM maintenance_windows", &[])
-        .await
-        .map_err(db)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let stored_channels = store::named_specs(&tx, Named::Channels).await.map_err(db)?;
+    let stored_windows = store::named_specs(&tx, Named::Windows).await.map_err(db)?;
     // With --prune, whatever the files do not declare is about to go.
     let (known_channels, known_checks) = if options.prune {
         (HashSet::new(), HashSet::new())
@@ -153,7 +112,7 @@ pub async fn apply(
     if !plan.delete.is_empty() {
         let ids: Vec<i64> = plan.delete.iter().map(|(id, _)| *id).collect();
         crate::alerting::store::resolve_withdrawn(&tx, &ids, "deleted").await.map_err(db)?;
-        tx.execute("DELETE FROM checks WHERE id = ANY($1::int8[])", &[&ids]).await.map_err(db)?;
+        store::delete_checks(&tx, &ids).await.map_err(db)?;
     }
     let paused: Vec<i64> = plan.update.iter().filter(|u| !declared[u.index].enabled).map(|u| u.id).collect();
     if !paused.is_empty() {
@@ -171,15 +130,7 @@ pub async fn apply(
             enabled.push(check.enabled);
             specs.push(&plan.specs[u.index]);
         }
-        tx.execute(
-            "UPDATE checks AS c
-                SET interval_ms = u.interval_ms, enabled = u.enabled, spec = u.spec
-               FROM unnest($1::int8[], $2::int4[], $3::bool[], $4::jsonb[]) AS u(id, interval_ms, enabled, spec)
-              WHERE c.id = u.id",
-            &[&ids, &intervals, &enabled, &specs],
-        )
-        .await
-        .map_err(db)?;
+        store::update_checks(&tx, &ids, &intervals, &enabled, &specs).await.map_err(db)?;
     }
     if !plan.create.is_empty() {
         let mut names = Vec::with_capacity(plan.create.len());
@@ -193,23 +144,17 @@ pub async fn apply(
             enabled.push(check.enabled);
             specs.push(&plan.specs[i]);
         }
-        tx.execute(
-            "INSERT INTO checks (name, interval_ms, enabled, spec)
-             SELECT * FROM unnest($1::text[], $2::int4[], $3::bool[], $4::jsonb[])",
-            &[&names, &intervals, &enabled, &specs],
-        )
-        .await
-        .map_err(db)?;
+        store::insert_checks(&tx, &names, &intervals, &enabled, &specs).await.map_err(db)?;
     }
     write_named(
         &tx,
-        "alert_channels",
+        Named::Channels,
         &plan.channels,
         &all.channels.iter().map(|c| c.spec.kind.name()).collect::<Vec<_>>(),
         &channel_specs,
     )
     .await?;
-    write_named(&tx, "maintenance_windows", &plan.windows, &[], &window_specs).await?;
+    write_named(&tx, Named::Windows, &plan.windows, &[], &window_specs).await?;
     tx.commit().await.map_err(db)?;
     Ok(plan)
 }
@@ -218,15 +163,13 @@ pub async fn apply(
 /// (channels only) fills the `kind` column.
 async fn write_named(
     tx: &tokio_postgres::Transaction<'_>,
-    table: &str,
-    plan: &super::plan::NamedPlan,
+    table: Named,
+    plan: &NamedPlan,
     kinds: &[&str],
     specs: &[(&str, serde_json::Value)],
 ) -> Result<(), ApplyError> {
     if !plan.delete.is_empty() {
-        tx.execute(&format!("DELETE FROM {table} WHERE name = ANY($1::text[])"), &[&plan.delete])
-            .await
-            .map_err(db)?;
+        store::delete_named(tx, table, &plan.delete).await.map_err(db)?;
     }
     let changed: Vec<usize> =
         plan.create.iter().copied().chain(plan.update.iter().map(|(i, _)| *i)).collect();
@@ -235,27 +178,7 @@ async fn write_named(
     }
     let names: Vec<&str> = changed.iter().map(|&i| specs[i].0).collect();
     let values: Vec<&serde_json::Value> = changed.iter().map(|&i| &specs[i].1).collect();
-    if kinds.is_empty() {
-        tx.execute(
-            &format!(
-                "INSERT INTO {table} (name, spec) SELECT * FROM unnest($1::text[], $2::jsonb[])
-                 ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated_at = now()"
-            ),
-            &[&names, &values],
-        )
-        .await
-        .map_err(db)?;
-    } else {
-        let kinds: Vec<&str> = changed.iter().map(|&i| kinds[i]).collect();
-        tx.execute(
-            &format!(
-                "INSERT INTO {table} (name, kind, spec) SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
-                 ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, spec = excluded.spec, updated_at = now()"
-            ),
-            &[&names, &kinds, &values],
-        )
-        .await
-        .map_err(db)?;
-    }
-    Ok(())
+    let kinds: Vec<&str> =
+        if kinds.is_empty() { Vec::new() } else { changed.iter().map(|&i| kinds[i]).collect() };
+    store::upsert_named(tx, table, &names, &kinds, &values).await.map_err(db)
 }

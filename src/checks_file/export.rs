@@ -7,7 +7,8 @@
 use yaml_rust2::yaml::{Hash, Yaml};
 use yaml_rust2::YamlEmitter;
 
-use super::validate::{format_ms, DEFAULT_REDIRECTS};
+use super::check::DEFAULT_REDIRECTS;
+use super::reader::format_ms;
 use crate::model::{CheckSpec, StatusMatch};
 
 /// One stored check, as `checks list` reads it.
@@ -171,7 +172,7 @@ pub fn to_file(checks: &[StoredCheck]) -> Result<String, yaml_rust2::EmitError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks_file::validate::Validator;
+    use crate::checks_file::declared::Validator;
 
     #[test]
     fn export_applies_back_to_the_same_checks() {

@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::declared::{Declared, Validator};
 use super::diagnostic::{Diagnostic, Diagnostics, Pos};
 use super::env::Lookup;
-use super::validate::{Declared, Validator};
 
 /// One checks file's text and the name messages use for it.
 #[derive(Debug, Clone)]

@@ -9,8 +9,9 @@ use chrono::{DateTime, NaiveDateTime, NaiveTime, Utc};
 
 use super::alerts::Fields;
 use super::diagnostic::{join_index, join_key, Pos};
+use super::names::Ref;
+use super::reader::{format_ms, item_path, quoted, Ctx, Slot};
 use super::schema;
-use super::validate::{format_ms, item_path, quoted, Ctx, Ref, Slot};
 use super::yaml::{Kind, Node};
 use crate::alerting::maintenance::{parse_tz, resolve_local, Schedule, WindowSpec, DAYS};
 
@@ -344,8 +345,8 @@ impl Ctx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::load::{validate_all, Source};
     use super::*;
+    use crate::checks_file::load::{validate_all, Source};
 
     fn run(text: &str) -> Result<Vec<DeclaredWindow>, Vec<String>> {
         validate_all(&[Source { name: "m.yaml".into(), text: text.into() }], &|_| None)

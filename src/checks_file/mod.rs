@@ -7,18 +7,28 @@
 
 pub mod alerts;
 pub mod apply;
+pub mod check;
+pub mod declared;
+pub mod defaults;
 pub mod diagnostic;
 pub mod env;
+pub mod expect;
 pub mod export;
+pub mod fields;
 pub mod load;
 pub mod maintenance;
+pub mod names;
 pub mod plan;
+pub mod reader;
 pub mod schema;
+pub mod store;
 pub mod validate;
 pub mod yaml;
 
 pub use alerts::DeclaredChannel;
+pub use check::DeclaredCheck;
+pub use declared::Declared;
 pub use diagnostic::{Diagnostic, Diagnostics, Pos};
 pub use load::{load, read_sources, validate_all, Source};
 pub use maintenance::DeclaredWindow;
-pub use validate::{Declared, DeclaredCheck, Ref};
+pub use names::Ref;

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::validate::{Declared, DeclaredCheck};
+use super::check::DeclaredCheck;
+use super::declared::Declared;
 
 /// A row of `checks` as the plan needs it.
 #[derive(Debug, Clone, PartialEq)]

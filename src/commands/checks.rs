@@ -9,12 +9,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::EXIT_INVALID;
 use crate::checks_file::apply::{self, Options};
 use crate::checks_file::export::{to_file, StoredCheck};
+use crate::checks_file::store;
 use crate::checks_file::validate::format_ms;
 use crate::checks_file::{self, env};
 use crate::cli::{ApplyArgs, ChecksArgs, ChecksCommand, ListArgs, ListFormat};
@@ -102,24 +102,20 @@ async fn list(args: ListArgs, config: Config) -> anyhow::Result<ExitCode> {
     let token = shutdown::on_signals().context("installing signal handlers")?;
     let client = db::connect_with_wait(&config, "checks-list", Duration::ZERO, &token).await?;
     apply::ensure_migrated(&client).await?;
-    let rows = client
-        .query("SELECT name, enabled, interval_ms, version, created_at, updated_at, spec FROM checks ORDER BY name", &[])
+    let rows = store::list(&client)
         .await
         .map_err(|e| anyhow::anyhow!("reading the checks: {}", db::error_chain(&e)))?;
     let mut listed = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let name: String = r.get(0);
-        let spec: CheckSpec = serde_json::from_value(r.get(6))
-            .with_context(|| format!("check `{name}` has a stored spec this version cannot read"))?;
-        let created: DateTime<Utc> = r.get(4);
-        let updated: DateTime<Utc> = r.get(5);
+    for r in rows {
+        let spec: CheckSpec = serde_json::from_value(r.spec)
+            .with_context(|| format!("check `{}` has a stored spec this version cannot read", r.name))?;
         listed.push(Listed {
-            name,
-            enabled: r.get(1),
-            interval_ms: r.get(2),
-            version: r.get(3),
-            created_at: timestamp(&created),
-            updated_at: timestamp(&updated),
+            name: r.name,
+            enabled: r.enabled,
+            interval_ms: r.interval_ms,
+            version: r.version,
+            created_at: timestamp(&r.created_at),
+            updated_at: timestamp(&r.updated_at),
             spec: redact_spec(&spec),
         });
     }

@@ -4,6 +4,7 @@
 
 pub mod query;
 pub mod render;
+pub mod store;
 
 pub use query::{fetch, CheckStatus, StatusError};
 pub use render::{json, summary_line, table, Counts};

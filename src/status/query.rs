@@ -1,5 +1,6 @@
-//! One query for the status of every declared check, and one for the
-//! notifications of their latest incidents that could not be delivered.
+//! The status of every declared check, with the notifications of their
+//! latest incidents that could not be delivered: what `status` shows, built
+//! from the rows of `store.rs` with every secret masked.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,8 @@ use tokio_postgres::Client;
 
 use crate::model::redact::{scrub, secrets};
 use crate::model::CheckSpec;
+
+use super::store;
 
 /// The status of one check: the stable JSON shape of `status -o json`
 /// (fields are only ever added).
@@ -67,72 +70,47 @@ pub fn timestamp(t: &DateTime<Utc>) -> String {
 
 /// Every declared check with its current state, by name.
 pub async fn fetch(client: &Client) -> Result<Vec<CheckStatus>, StatusError> {
-    let rows = client
-        .query(
-            "SELECT c.name, c.enabled, c.spec, coalesce(s.status, 'unknown'), coalesce(s.since, c.created_at),
-                    s.last_checked_at, s.last_duration_ms, s.last_status_code, s.last_error,
-                    coalesce(s.consecutive_failures, 0)
-               FROM checks c LEFT JOIN check_state s ON s.check_id = c.id
-              ORDER BY c.name",
-            &[],
-        )
-        .await
-        .map_err(|e| StatusError::Db(crate::db::error_chain(&e)))?;
+    let db = |e: tokio_postgres::Error| StatusError::Db(crate::db::error_chain(&e));
+    let rows = store::states(client).await.map_err(db)?;
     let mut failed: std::collections::HashMap<String, Vec<FailedNotification>> = Default::default();
-    let failures = client
-        .query(
-            "SELECT c.name, d.channel, d.event, d.incident_id, d.attempts, d.last_error, d.updated_at
-               FROM notification_deliveries d
-               JOIN check_state s ON s.check_id = d.check_id AND s.incident_id = d.incident_id
-               JOIN checks c ON c.id = d.check_id
-              WHERE d.status = 'failed'
-              ORDER BY d.updated_at DESC, d.id DESC",
-            &[],
-        )
-        .await
-        .map_err(|e| StatusError::Db(crate::db::error_chain(&e)))?;
-    for r in &failures {
-        let list = failed.entry(r.get(0)).or_default();
+    for r in store::failed_deliveries(client).await.map_err(db)? {
+        let list = failed.entry(r.check).or_default();
         if list.len() < FAILED_SHOWN {
-            let at: DateTime<Utc> = r.get(6);
             list.push(FailedNotification {
-                channel: r.get(1),
-                event: r.get(2),
-                incident_id: r.get(3),
-                attempts: r.get(4),
-                last_error: r.get(5),
-                failed_at: timestamp(&at),
+                channel: r.channel,
+                event: r.event,
+                incident_id: r.incident_id,
+                attempts: r.attempts,
+                last_error: r.last_error,
+                failed_at: timestamp(&r.updated_at),
             });
         }
     }
     Ok(rows
-        .iter()
+        .into_iter()
         .map(|r| {
-            let spec: Option<CheckSpec> = serde_json::from_value(r.get::<_, serde_json::Value>(2)).ok();
-            let error: Option<String> = r.get(8);
+            let spec: Option<CheckSpec> = serde_json::from_value(r.spec).ok();
             // A target may echo a request's token back into an error
             // message; without the spec, nothing is known to be safe.
-            let last_error = match (&spec, error) {
+            let last_error = match (&spec, r.last_error) {
                 (Some(spec), Some(e)) => Some(scrub(&e, &secrets(spec))),
                 (None, Some(_)) => Some("(hidden: the stored check could not be decoded)".to_string()),
                 (_, None) => None,
             };
-            let since_at: DateTime<Utc> = r.get(4);
-            let last_checked: Option<DateTime<Utc>> = r.get(5);
             CheckStatus {
-                name: r.get(0),
-                enabled: r.get(1),
-                state: r.get(3),
-                since: timestamp(&since_at),
-                last_checked_at: last_checked.as_ref().map(timestamp),
-                last_duration_ms: r.get(6),
-                last_status_code: r.get(7),
+                failed_notifications: failed.remove(&r.name).unwrap_or_default(),
+                name: r.name,
+                enabled: r.enabled,
+                state: r.status,
+                since: timestamp(&r.since),
+                last_checked_at: r.last_checked_at.as_ref().map(timestamp),
+                last_duration_ms: r.last_duration_ms,
+                last_status_code: r.last_status_code,
                 last_error,
-                consecutive_failures: r.get(9),
+                consecutive_failures: r.consecutive_failures,
                 labels: spec.map(|s| s.labels).unwrap_or_default(),
-                failed_notifications: failed.remove(r.get::<_, &str>(0)).unwrap_or_default(),
-                since_at,
-                last_checked,
+                since_at: r.since,
+                last_checked: r.last_checked_at,
             }
         })
         .collect())

@@ -1,0 +1,290 @@
+//! The declared aggregate: everything one file (or all files) declare,
+//! and how a whole file becomes one. [`Validator`] parses a file, reads
+//! each YAML document's `defaults`, `checks`, `alerts` and `maintenance`,
+//! and returns every valid entry together with every problem, in source
+//! order.
+
+use std::collections::HashSet;
+
+use super::alerts::DeclaredChannel;
+use super::check::DeclaredCheck;
+use super::defaults::Partial;
+use super::diagnostic::{join_index, Diagnostic};
+use super::env::Lookup;
+use super::maintenance::DeclaredWindow;
+use super::names::CheckName;
+use super::reader::Ctx;
+use super::schema;
+use super::yaml::{self, Kind, Node};
+
+/// Everything one file (or all files) declare.
+#[derive(Debug, Clone, Default)]
+pub struct Declared {
+    pub checks: Vec<DeclaredCheck>,
+    pub channels: Vec<DeclaredChannel>,
+    pub windows: Vec<DeclaredWindow>,
+    /// Every channel and check name written, including those of entries
+    /// that failed validation.
+    pub written_channels: Vec<String>,
+    pub written_checks: Vec<String>,
+    /// Every valid check name, whether or not the rest of its entry is
+    /// valid: a second entry of the same name is reported even when either
+    /// entry has other problems.
+    pub named_checks: Vec<CheckName>,
+}
+
+/// Validates files one after the other, sharing what is worth sharing
+/// (compiled regular expressions: 100,000 checks often use one pattern).
+pub struct Validator<'a> {
+    lookup: Lookup<'a>,
+    regexes_ok: HashSet<String>,
+}
+
+impl<'a> Validator<'a> {
+    pub fn new(lookup: Lookup<'a>) -> Validator<'a> {
+        Validator { lookup, regexes_ok: HashSet::new() }
+    }
+
+    /// Every valid check, channel and window of `source`, and every problem in it.
+    pub fn validate(&mut self, file: &str, source: &str) -> (Declared, Vec<Diagnostic>) {
+        let mut ctx = Ctx::new(file, source, self.lookup, &mut self.regexes_ok);
+        let documents = match yaml::parse(source) {
+            Ok(docs) => docs,
+            Err(e) => {
+                ctx.diags.push(Diagnostic {
+                    file: file.to_string(),
+                    pos: Some(e.pos),
+                    path: String::new(),
+                    message: e.message,
+                });
+                return (Declared::default(), ctx.diags);
+            }
+        };
+        if documents.iter().all(Node::is_null) {
+            ctx.diags.push(Diagnostic {
+                file: file.to_string(),
+                pos: None,
+                path: String::new(),
+                message: "the file declares nothing; write `checks: []` to declare no checks on purpose"
+                    .into(),
+            });
+            return (Declared::default(), ctx.diags);
+        }
+        let mut declared = Declared::default();
+        for document in &documents {
+            if !document.is_null() {
+                ctx.document(document, &mut declared);
+            }
+        }
+        declared.written_channels = std::mem::take(&mut ctx.written_channels);
+        declared.written_checks = std::mem::take(&mut ctx.written_checks);
+        declared.named_checks = std::mem::take(&mut ctx.named_checks);
+        for (index, more) in ctx.inherited.values() {
+            if *more > 0 {
+                let s = if *more == 1 { "" } else { "s" };
+                ctx.diags[*index].message.push_str(&format!(" (and {more} more check{s} that inherit it)"));
+            }
+        }
+        // In source order, like a compiler (cross-field rules run after the
+        // fields they relate).
+        ctx.diags.sort_by_key(|d| d.pos);
+        (declared, ctx.diags)
+    }
+}
+
+impl Ctx<'_> {
+    /// One YAML document: its `defaults` overlaid under each of its checks.
+    fn document(&mut self, doc: &Node, declared: &mut Declared) {
+        let Some(entries) = self.entries(
+            doc,
+            "",
+            Some((schema::TOP_LEVEL, "a checks file")),
+            "a mapping with `checks:` (and optionally `defaults:`, `alerts:`, `maintenance:`)",
+        ) else {
+            return;
+        };
+        let mut defaults = Partial::default();
+        let mut list = None;
+        for (key, value, _) in &entries {
+            match key.as_str() {
+                "defaults" if !value.is_null() => defaults = self.partial(value, "defaults", true),
+                "checks" => list = Some(*value),
+                "alerts" if !value.is_null() => self.channels(value, "alerts", &mut declared.channels),
+                "maintenance" if !value.is_null() => {
+                    self.windows(value, "maintenance", &mut declared.windows)
+                }
+                _ => {}
+            }
+        }
+        let checks = &mut declared.checks;
+        let Some(list) = list else { return };
+        let items = match &list.kind {
+            Kind::Seq(items) => items,
+            _ if list.is_null() => return,
+            _ => {
+                self.type_error::<()>(list, "checks", "a list of checks");
+                return;
+            }
+        };
+        for (i, item) in items.iter().enumerate() {
+            let path = join_index("checks", i);
+            let errors_before = self.diags.len();
+            let own = self.partial(item, &path, false);
+            let merged = own.overlay(&defaults);
+            let check = self.finish(merged, item, &path);
+            if let Some(check) = check {
+                if self.diags.len() == errors_before {
+                    checks.push(check);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks_file::diagnostic::Pos;
+    use crate::model::StatusMatch;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "TOKEN").then(|| "s3cret".to_string())
+    }
+
+    fn run(source: &str) -> (Vec<DeclaredCheck>, Vec<String>) {
+        let mut v = Validator::new(&env);
+        let (declared, diags) = v.validate("c.yaml", source);
+        (declared.checks, diags.iter().map(|d| d.to_string()).collect())
+    }
+
+    fn ok(source: &str) -> Vec<DeclaredCheck> {
+        let (checks, diags) = run(source);
+        assert!(diags.is_empty(), "{diags:#?}");
+        checks
+    }
+
+    #[test]
+    fn defaults_and_normalisation() {
+        let checks = ok("
+defaults:
+  interval: 30s
+  headers: { User-Agent: probe, X-Env: prod }
+  labels: { env: prod }
+  expect: { status: [200, 3xx], cert_days_left: 14 }
+checks:
+  - name: a
+    url: https://example.com
+    headers: { x-env: staging, Authorization: \"Bearer ${TOKEN}\" }
+    follow_redirects: false
+    expect: { body_contains: Welcome }
+  - name: b
+    url: http://example.com/x
+    interval: 5s
+    method: post
+    follow_redirects: 3
+    enabled: false
+    labels: { team: web }
+");
+        assert_eq!(checks.len(), 2);
+        let a = &checks[0];
+        assert_eq!((a.name.as_str(), a.interval_ms, a.enabled), ("a", 30_000, true));
+        assert_eq!(a.spec.url, "https://example.com/");
+        assert_eq!(a.spec.timeout_ms, 10_000);
+        assert_eq!(a.spec.max_redirects, 0);
+        assert_eq!(a.spec.headers.get("Authorization").map(String::as_str), Some("Bearer s3cret"));
+        assert_eq!(a.spec.headers.get("x-env").map(String::as_str), Some("staging"));
+        assert!(!a.spec.headers.contains_key("X-Env"), "check's header wins whatever its case");
+        assert_eq!(a.spec.headers.get("User-Agent").map(String::as_str), Some("probe"));
+        assert_eq!(a.spec.expect.status, vec![StatusMatch::Code(200), StatusMatch::Class(3)]);
+        assert_eq!(a.spec.expect.body_contains, vec!["Welcome"]);
+        assert_eq!(a.spec.expect.cert_days_left, Some(14));
+        assert_eq!(a.pos, Pos { line: 8, col: 11 });
+        let b = &checks[1];
+        assert_eq!((b.interval_ms, b.enabled, b.spec.method.as_str()), (5_000, false, "POST"));
+        assert_eq!(b.spec.timeout_ms, 4_000, "default timeout shrinks to 80% of a short interval");
+        assert_eq!(b.spec.max_redirects, 3);
+        assert_eq!(b.spec.expect.cert_days_left, None, "inherited cert_days_left skips http checks");
+        assert_eq!(b.spec.labels.len(), 2);
+    }
+
+    #[test]
+    fn every_problem_with_its_place() {
+        let (checks, diags) = run("
+checks:
+  - name: Shop_Home
+    url: ftp://x
+    interval: 0s
+    timout: 5s
+  - name: ok
+    url: http://x
+    interval: 60s
+    timeout: 90s
+    tls_verify: yes
+    expect:
+      status: [200, 6xx]
+      json: { status: UP }
+      body_regex: \"v[0-9\"
+    headers: { Authorization: \"${NOPE}\" }
+");
+        assert!(checks.is_empty());
+        assert_eq!(
+            diags,
+            vec![
+                "c.yaml:3:11: checks[0].name: invalid name \"Shop_Home\": use lower-case letters, digits and `-`, starting and ending with a letter or digit, at most 63 characters, e.g. \"shop-home\"",
+                "c.yaml:4:10: checks[0].url: unsupported URL scheme `ftp` in \"ftp://x\": use http or https",
+                "c.yaml:5:15: checks[0].interval: 0s is out of range: use 1s to 24h",
+                "c.yaml:6:5: checks[0].timout: unknown field `timout`, did you mean `timeout`?",
+                "c.yaml:10:14: checks[1].timeout: 90s must be shorter than the interval (60s)",
+                "c.yaml:11:17: checks[1].tls_verify: expected true or false, found the string \"yes\" (YAML 1.2 booleans are only true and false)",
+                "c.yaml:13:21: checks[1].expect.status[1]: invalid status \"6xx\": use a code (200), a class (\"2xx\") or a range (\"200-299\")",
+                "c.yaml:14:15: checks[1].expect.json.status: \"status\" is not a JSON pointer: it must start with \"/\" (did you mean \"/status\"?)",
+                "c.yaml:15:19: checks[1].expect.body_regex: invalid regular expression \"v[0-9\": unclosed character class",
+                "c.yaml:16:32: checks[1].headers.Authorization: environment variable `NOPE` is not set (write `${NOPE:-default}` for a fallback, or `$${` for a literal `${`)",
+            ]
+        );
+    }
+
+    #[test]
+    fn types_and_empties() {
+        let (_, diags) = run("
+defaults:
+  timeout: 2m
+checks:
+  - name: a
+    url: http://x
+    failure_threshold: two
+    body_limit: 10GB
+    alerts: [ops, ops]
+    labels: { team: true }
+  - url: http://x
+  - name: c
+    url: [http://x]
+  - just a string
+");
+        assert_eq!(
+            diags,
+            vec![
+                "c.yaml:3:12: checks[0].timeout: 2m (set in defaults) must be shorter than the interval (1m, the default) (and 3 more checks that inherit it)",
+                "c.yaml:7:24: checks[0].failure_threshold: expected a whole number, found the string \"two\"",
+                "c.yaml:8:17: checks[0].body_limit: expected a size in bytes (65536) or with a unit (\"64KiB\", \"1MiB\", \"1MB\"), found the string \"10GB\"",
+                "c.yaml:9:19: checks[0].alerts[1]: channel `ops` is listed twice",
+                "c.yaml:10:21: checks[0].labels.team: expected a string, found the boolean true (quote it: \"true\")",
+                "c.yaml:11:5: checks[1].name: missing: every check needs a unique `name`",
+                "c.yaml:13:10: checks[2].url: expected a string, found a list",
+                "c.yaml:14:5: checks[3]: expected a check (a mapping with name, url, …), found the string \"just a string\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_file_and_syntax_error() {
+        assert_eq!(
+            run("# nothing\n").1,
+            vec!["c.yaml: the file declares nothing; write `checks: []` to declare no checks on purpose"]
+        );
+        assert!(ok("checks: []\n").is_empty());
+        let (_, diags) = run("checks:\n  - name: a\n   url: x\n");
+        assert_eq!(diags.len(), 1);
+        assert!(diags[0].starts_with("c.yaml:3:"), "{diags:?}");
+    }
+}

@@ -1,0 +1,194 @@
+//! The SQL of the checks file: whether the schema is there, the apply lock,
+//! reading what is stored, and writing the plan's changes to `checks`,
+//! `alert_channels` and `maintenance_windows` (rows travel as arrays
+//! through `unnest`, so 100,000 checks are three round trips, not
+//! 100,000); and the listing of `checks list`. Every function runs on the
+//! connection or transaction it is given: `apply.rs` decides what to run
+//! and in which transaction.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio_postgres::{Error, GenericClient};
+
+use super::plan::Existing;
+
+/// Whether `migrate` has created the tables every command relies on.
+pub async fn schema_present(db: &impl GenericClient) -> Result<bool, Error> {
+    let row = db
+        .query_one(
+            "SELECT to_regclass('checks') IS NOT NULL AND to_regclass('check_state') IS NOT NULL
+                    AND to_regclass('alert_channels') IS NOT NULL
+                    AND to_regclass('cluster') IS NOT NULL",
+            &[],
+        )
+        .await?;
+    Ok(row.get::<_, bool>(0))
+}
+
+/// Whether `migrate` has finished (it fills `cluster` last).
+pub async fn cluster_initialised(db: &impl GenericClient) -> Result<bool, Error> {
+    Ok(db.query_one("SELECT EXISTS (SELECT 1 FROM cluster)", &[]).await?.get(0))
+}
+
+/// Takes the transaction-scoped advisory lock `key` if it is free.
+pub async fn try_lock(tx: &impl GenericClient, key: i64) -> Result<bool, Error> {
+    Ok(tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&key]).await?.get(0))
+}
+
+/// Waits for the transaction-scoped advisory lock `key`.
+pub async fn lock(tx: &impl GenericClient, key: i64) -> Result<(), Error> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&key]).await?;
+    Ok(())
+}
+
+/// Every stored check, as the plan compares it.
+pub async fn checks(tx: &impl GenericClient) -> Result<Vec<Existing>, Error> {
+    let rows = tx.query("SELECT id, name, interval_ms, enabled, spec FROM checks", &[]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| Existing {
+            id: r.get(0),
+            name: r.get(1),
+            interval_ms: r.get(2),
+            enabled: r.get(3),
+            spec: r.get(4),
+        })
+        .collect())
+}
+
+/// A table keyed by name whose rows are a JSON spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    /// `alert_channels` (it also has a `kind` column).
+    Channels,
+    /// `maintenance_windows`.
+    Windows,
+}
+
+impl Named {
+    fn table(self) -> &'static str {
+        match self {
+            Named::Channels => "alert_channels",
+            Named::Windows => "maintenance_windows",
+        }
+    }
+}
+
+/// Every stored (name, spec) of `table`.
+pub async fn named_specs(tx: &impl GenericClient, table: Named) -> Result<Vec<(String, Value)>, Error> {
+    let rows = tx.query(&format!("SELECT name, spec FROM {}", table.table()), &[]).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+pub async fn delete_checks(tx: &impl GenericClient, ids: &[i64]) -> Result<(), Error> {
+    tx.execute("DELETE FROM checks WHERE id = ANY($1::int8[])", &[&ids]).await?;
+    Ok(())
+}
+
+/// Rewrites interval, enabled and spec of the checks `ids` (one statement;
+/// the slices run in parallel).
+pub async fn update_checks(
+    tx: &impl GenericClient,
+    ids: &[i64],
+    intervals: &[i32],
+    enabled: &[bool],
+    specs: &[&Value],
+) -> Result<(), Error> {
+    tx.execute(
+        "UPDATE checks AS c
+            SET interval_ms = u.interval_ms, enabled = u.enabled, spec = u.spec
+           FROM unnest($1::int8[], $2::int4[], $3::bool[], $4::jsonb[]) AS u(id, interval_ms, enabled, spec)
+          WHERE c.id = u.id",
+        &[&ids, &intervals, &enabled, &specs],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Inserts new checks (one statement; the slices run in parallel).
+pub async fn insert_checks(
+    tx: &impl GenericClient,
+    names: &[&str],
+    intervals: &[i32],
+    enabled: &[bool],
+    specs: &[&Value],
+) -> Result<(), Error> {
+    tx.execute(
+        "INSERT INTO checks (name, interval_ms, enabled, spec)
+         SELECT * FROM unnest($1::text[], $2::int4[], $3::bool[], $4::jsonb[])",
+        &[&names, &intervals, &enabled, &specs],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_named(tx: &impl GenericClient, table: Named, names: &[String]) -> Result<(), Error> {
+    tx.execute(&format!("DELETE FROM {} WHERE name = ANY($1::text[])", table.table()), &[&names]).await?;
+    Ok(())
+}
+
+/// Creates or rewrites rows of `table` by name. `kinds` fills the `kind`
+/// column of channels; empty, the column is left alone.
+pub async fn upsert_named(
+    tx: &impl GenericClient,
+    table: Named,
+    names: &[&str],
+    kinds: &[&str],
+    specs: &[&Value],
+) -> Result<(), Error> {
+    let table = table.table();
+    if kinds.is_empty() {
+        tx.execute(
+            &format!(
+                "INSERT INTO {table} (name, spec) SELECT * FROM unnest($1::text[], $2::jsonb[])
+                 ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated_at = now()"
+            ),
+            &[&names, &specs],
+        )
+        .await?;
+    } else {
+        tx.execute(
+            &format!(
+                "INSERT INTO {table} (name, kind, spec) SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
+                 ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, spec = excluded.spec, updated_at = now()"
+            ),
+            &[&names, &kinds, &specs],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// One stored check as `checks list` shows it (the spec still as stored).
+#[derive(Debug, Clone)]
+pub struct StoredRow {
+    pub name: String,
+    pub enabled: bool,
+    pub interval_ms: i32,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub spec: Value,
+}
+
+/// Every stored check, by name.
+pub async fn list(db: &impl GenericClient) -> Result<Vec<StoredRow>, Error> {
+    let rows = db
+        .query(
+            "SELECT name, enabled, interval_ms, version, created_at, updated_at, spec FROM checks ORDER BY name",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| StoredRow {
+            name: r.get(0),
+            enabled: r.get(1),
+            interval_ms: r.get(2),
+            version: r.get(3),
+            created_at: r.get(4),
+            updated_at: r.get(5),
+            spec: r.get(6),
+        })
+        .collect())
+}
