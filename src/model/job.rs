@@ -216,9 +216,12 @@ mod tests {
         let name = quote_name("check-\"7\" ü");
         let body = encode_prepared(7, 1000, 3, name.as_bytes(), GOLDEN_SPEC.as_bytes(), 1_764_115_200_123);
         assert_eq!(String::from_utf8(body).unwrap(), GOLDEN);
-        // Out-of-range slots clamp to the epoch, as the message id does.
+        // Before the epoch, to the millisecond.
         let early = encode_prepared(7, 1000, 3, name.as_bytes(), GOLDEN_SPEC.as_bytes(), -5);
         assert!(String::from_utf8(early).unwrap().ends_with(r#""slot":"1969-12-31T23:59:59.995Z"}"#));
+        // Out of chrono's range: the epoch, as in the message id.
+        let never = encode_prepared(7, 1000, 3, name.as_bytes(), GOLDEN_SPEC.as_bytes(), i64::MAX);
+        assert!(String::from_utf8(never).unwrap().ends_with(r#""slot":"1970-01-01T00:00:00.000Z"}"#));
     }
 
     #[test]
@@ -252,7 +255,8 @@ mod tests {
     #[test]
     fn message_ids_parse_back() {
         assert_eq!(parse_message_id("42:1764115200123"), Some((42, 1_764_115_200_123)));
-        assert_eq!(parse_message_id(&message_id_at(-3, -5)), Some((-3, 0)), "clamped to the epoch");
+        assert_eq!(parse_message_id(&message_id_at(-3, -5)), Some((-3, -5)));
+        assert_eq!(parse_message_id(&message_id_at(1, i64::MAX)), Some((1, 0)), "clamped to the epoch");
         for bad in ["", "42", "42:", ":1", "a:1", "1:b", "1:2:3"] {
             assert_eq!(parse_message_id(bad), None, "{bad}");
         }
