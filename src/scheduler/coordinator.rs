@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::assignment::{cluster_shards, desired_owner};
 use super::dispatch::Command;
+use super::housekeeping;
 use super::identity::Identity;
 use super::store::{self, CHECKS_CHANNEL, LEASES_CHANNEL};
 use super::writer::{self, Pending};
-use super::{housekeeping, SchedulerSettings};
 use crate::db::error_chain;
 use crate::db::listen::ListenEvent;
 
@@ -31,6 +31,15 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 /// Partitions whose checks are read in one query: bounds the memory a
 /// load of a million checks needs at once.
 const LOAD_CHUNK: usize = 16;
+
+/// The scheduler's share of the configuration.
+#[derive(Debug, Clone)]
+pub struct SchedulerSettings {
+    pub lease_ttl: Duration,
+    pub renew_interval: Duration,
+    pub reload_interval: Duration,
+    pub retention_days: u32,
+}
 
 /// What connects the coordinator to the scheduler's other tasks.
 pub struct Wiring {

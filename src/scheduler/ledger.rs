@@ -306,4 +306,6 @@ impl Ledger {
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;

@@ -37,16 +37,8 @@ use crate::config::Config;
 use crate::db::error_chain;
 use crate::queue::{AmqpLink, AmqpTarget, Topology};
 
+pub use coordinator::SchedulerSettings;
 pub use identity::Identity;
-
-/// The scheduler's share of the configuration.
-#[derive(Debug, Clone)]
-pub struct SchedulerSettings {
-    pub lease_ttl: Duration,
-    pub renew_interval: Duration,
-    pub reload_interval: Duration,
-    pub retention_days: u32,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
