@@ -5,8 +5,14 @@
 //! of `check_results`, so a redelivered or republished job is harmless.
 //! Documented in README.md ("The job message"); change `v` on any change a
 //! worker of the previous version would misread.
+//!
+//! Both ends live here: [`CheckJob::decode`] for the worker, and two
+//! encoders that write the same fields: [`CheckJob::encode`] (serde, for
+//! tests and tools) and [`encode_prepared`], the scheduler's, which splices
+//! the JSON it already holds per check instead of encoding a spec a million
+//! times a minute.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::CheckSpec;
@@ -73,6 +79,55 @@ impl CheckJob {
 /// `<check_id>:<slot as unix milliseconds>`.
 pub fn message_id(check_id: i64, slot: DateTime<Utc>) -> String {
     format!("{check_id}:{}", slot.timestamp_millis())
+}
+
+/// The message id of `check_id` at `slot_ms` (unix milliseconds), as the
+/// scheduler publishes it.
+pub fn message_id_at(check_id: i64, slot_ms: i64) -> String {
+    message_id(check_id, slot_from_millis(slot_ms))
+}
+
+/// `<check_id>:<slot ms>` → (check_id, slot ms); `None` for anything else.
+pub fn parse_message_id(id: &str) -> Option<(i64, i64)> {
+    let (check, slot) = id.split_once(':')?;
+    Some((check.parse().ok()?, slot.parse().ok()?))
+}
+
+/// A check's name as the JSON string the job message carries: what the
+/// scheduler keeps per check for [`encode_prepared`].
+pub fn quote_name(name: &str) -> String {
+    // A string always serialises.
+    serde_json::to_string(name).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// The job message of one slot, assembled from JSON already at hand:
+/// `name_json` from [`quote_name`] and `spec_json` as `checks.spec` stores
+/// it (JSON text, spliced as is). Decodes as the [`CheckJob`]
+/// `{"v":1,"check_id":…,"interval_ms":…,"version":…,"name":…,"spec":…,"slot":"…"}`;
+/// the fields are in this order since version 1 and workers do not depend
+/// on it. A couple of copies per message, no JSON encoding: the scheduler
+/// publishes every slot of up to a million checks through here.
+pub fn encode_prepared(
+    check_id: i64,
+    interval_ms: u32,
+    version: i64,
+    name_json: &[u8],
+    spec_json: &[u8],
+    slot_ms: i64,
+) -> Vec<u8> {
+    let stamp = slot_from_millis(slot_ms).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let head = format!(
+        "{{\"v\":{JOB_SCHEMA_VERSION},\"check_id\":{check_id},\"interval_ms\":{interval_ms},\"version\":{version},\"name\":"
+    );
+    let mut body = Vec::with_capacity(head.len() + name_json.len() + spec_json.len() + stamp.len() + 20);
+    body.extend_from_slice(head.as_bytes());
+    body.extend_from_slice(name_json);
+    body.extend_from_slice(b",\"spec\":");
+    body.extend_from_slice(spec_json);
+    body.extend_from_slice(b",\"slot\":\"");
+    body.extend_from_slice(stamp.as_bytes());
+    body.extend_from_slice(b"\"}");
+    body
 }
 
 /// Converts unix milliseconds to a slot time (out-of-range clamps to the epoch).
@@ -149,5 +204,95 @@ mod tests {
         assert!(err.contains("not a whole millisecond"), "{err}");
         v["slot"] = "2026-11-25T23:20:30.123000+01:00".into();
         assert!(CheckJob::decode(&serde_json::to_vec(&v).unwrap()).is_ok());
+    }
+
+    /// The scheduler's message for a fixed check, as the encoder wrote it
+    /// before it moved here from `scheduler/schedule.rs`: byte for byte.
+    const GOLDEN: &str = r#"{"v":1,"check_id":7,"interval_ms":1000,"version":3,"name":"check-\"7\" ü","spec":{"url": "http://127.0.0.1:1/", "timeout_ms": 500},"slot":"2025-11-26T00:00:00.123Z"}"#;
+    const GOLDEN_SPEC: &str = r#"{"url": "http://127.0.0.1:1/", "timeout_ms": 500}"#;
+
+    #[test]
+    fn the_prepared_encoder_writes_todays_bytes() {
+        let name = quote_name("check-\"7\" ü");
+        let body = encode_prepared(7, 1000, 3, name.as_bytes(), GOLDEN_SPEC.as_bytes(), 1_764_115_200_123);
+        assert_eq!(String::from_utf8(body).unwrap(), GOLDEN);
+        // Before the epoch, to the millisecond.
+        let early = encode_prepared(7, 1000, 3, name.as_bytes(), GOLDEN_SPEC.as_bytes(), -5);
+        assert!(String::from_utf8(early).unwrap().ends_with(r#""slot":"1969-12-31T23:59:59.995Z"}"#));
+        // Out of chrono's range: the epoch, as in the message id.
+        let never = encode_prepared(7, 1000, 3, name.as_bytes(), GOLDEN_SPEC.as_bytes(), i64::MAX);
+        assert!(String::from_utf8(never).unwrap().ends_with(r#""slot":"1970-01-01T00:00:00.000Z"}"#));
+    }
+
+    #[test]
+    fn the_golden_message_still_decodes() {
+        let job = CheckJob::decode(GOLDEN.as_bytes()).unwrap();
+        assert_eq!((job.v, job.check_id, job.interval_ms, job.version), (1, 7, 1000, 3));
+        assert_eq!(job.name, "check-\"7\" ü");
+        assert_eq!(job.slot.timestamp_millis(), 1_764_115_200_123);
+        assert_eq!(job.spec, serde_json::from_str::<CheckSpec>(GOLDEN_SPEC).unwrap());
+        assert_eq!(job.message_id(), "7:1764115200123");
+        assert_eq!(message_id_at(7, 1_764_115_200_123), job.message_id());
+    }
+
+    #[test]
+    fn both_encoders_round_trip_through_decode() {
+        let j = job();
+        let spec = serde_json::to_vec(&j.spec).unwrap();
+        let name = quote_name(&j.name);
+        let prepared = encode_prepared(
+            j.check_id,
+            j.interval_ms as u32,
+            j.version,
+            name.as_bytes(),
+            &spec,
+            1_764_115_200_123,
+        );
+        assert_eq!(CheckJob::decode(&prepared).unwrap(), j);
+        assert_eq!(CheckJob::decode(&j.encode()).unwrap(), j);
+    }
+
+    #[test]
+    fn message_ids_parse_back() {
+        assert_eq!(parse_message_id("42:1764115200123"), Some((42, 1_764_115_200_123)));
+        assert_eq!(parse_message_id(&message_id_at(-3, -5)), Some((-3, -5)));
+        assert_eq!(parse_message_id(&message_id_at(1, i64::MAX)), Some((1, 0)), "clamped to the epoch");
+        for bad in ["", "42", "42:", ":1", "a:1", "1:b", "1:2:3"] {
+            assert_eq!(parse_message_id(bad), None, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the name, ids, interval and (in-range) slot, the
+        /// scheduler's message decodes to exactly that job, and its id
+        /// parses back to (check, slot).
+        #[test]
+        fn prepared_messages_decode_to_their_job(
+            check_id in proptest::prelude::any::<i64>(),
+            interval_ms in 1u32..=86_400_000,
+            version in proptest::prelude::any::<i64>(),
+            name in ".{0,40}",
+            slot in 0i64..=4_102_444_800_000,
+            timeout_ms in 1u64..=60_000,
+        ) {
+            let spec: CheckSpec = serde_json::from_value(
+                serde_json::json!({"url": "http://127.0.0.1/", "timeout_ms": timeout_ms}),
+            ).unwrap();
+            let spec_json = serde_json::to_vec(&spec).unwrap();
+            let body = encode_prepared(check_id, interval_ms, version, quote_name(&name).as_bytes(), &spec_json, slot);
+            let job = CheckJob::decode(&body).unwrap();
+            let expected = CheckJob {
+                v: JOB_SCHEMA_VERSION,
+                check_id,
+                name,
+                slot: slot_from_millis(slot),
+                interval_ms: interval_ms as u64,
+                version,
+                spec,
+            };
+            proptest::prop_assert_eq!(&job, &expected);
+            proptest::prop_assert_eq!(parse_message_id(&job.message_id()), Some((check_id, slot)));
+            proptest::prop_assert_eq!(CheckJob::decode(&expected.encode()).unwrap(), expected);
+        }
     }
 }

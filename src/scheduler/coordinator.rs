@@ -2,8 +2,8 @@
 //! hand back what should be someone else's), reload changed checks, and on
 //! shutdown leave and hand everything back so survivors take over at once.
 //!
-//! All PostgreSQL work of the scheduler happens here (and in the writer);
-//! the dispatcher only receives [`Command`]s.
+//! All PostgreSQL work of the scheduler happens here (and in the writer),
+//! through [`super::store`]; the dispatcher only receives [`Command`]s.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -13,13 +13,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::assignment::{cluster_shards, desired_owner};
-use super::catalog::{self, CHECKS_CHANNEL};
 use super::dispatch::Command;
+use super::housekeeping;
 use super::identity::Identity;
-use super::leases;
-use super::membership::{self, LEASES_CHANNEL};
+use super::store::{self, CHECKS_CHANNEL, LEASES_CHANNEL};
 use super::writer::{self, Pending};
-use super::{housekeeping, SchedulerSettings};
 use crate::db::error_chain;
 use crate::db::listen::ListenEvent;
 
@@ -33,6 +31,15 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 /// Partitions whose checks are read in one query: bounds the memory a
 /// load of a million checks needs at once.
 const LOAD_CHUNK: usize = 16;
+
+/// The scheduler's share of the configuration.
+#[derive(Debug, Clone)]
+pub struct SchedulerSettings {
+    pub lease_ttl: Duration,
+    pub renew_interval: Duration,
+    pub reload_interval: Duration,
+    pub retention_days: u32,
+}
 
 /// What connects the coordinator to the scheduler's other tasks.
 pub struct Wiring {
@@ -173,7 +180,7 @@ impl Coordinator {
         let Some(client) = self.client().await else { return };
         let started = Instant::now();
         let before = super::dispatch::now_ms();
-        match membership::heartbeat(&**client, &self.me, self.settings.lease_ttl).await {
+        match store::heartbeat(&**client, &self.me, self.settings.lease_ttl).await {
             Ok(db_now) => {
                 self.last_heartbeat = Some(started);
                 self.watch_clock(db_now - (before + super::dispatch::now_ms()) / 2);
@@ -184,7 +191,7 @@ impl Coordinator {
             return;
         }
         let held: Vec<(u32, i64)> = self.held.iter().map(|(p, e)| (*p, *e)).collect();
-        match leases::renew(&**client, &self.me.member_id, &held, self.settings.lease_ttl).await {
+        match store::renew_leases(&**client, &self.me.member_id, &held, self.settings.lease_ttl).await {
             Ok(renewed) => {
                 let renewed: HashSet<u32> = renewed.into_iter().collect();
                 let kept: Vec<(u32, i64)> =
@@ -239,8 +246,8 @@ impl Coordinator {
         }
         let Some(client) = self.client().await else { return };
         let view = async {
-            let members = membership::live_members(&**client).await?;
-            let leases = leases::snapshot(&**client).await?;
+            let members = store::live_members(&**client).await?;
+            let leases = store::lease_table(&**client).await?;
             Ok::<_, tokio_postgres::Error>((members, leases))
         };
         let (members, table) = match view.await {
@@ -282,7 +289,9 @@ impl Coordinator {
         let Some(client) = self.client().await else { return };
         let started = Instant::now();
         let claimed =
-            match leases::claim(&**client, &self.me.member_id, partitions, self.settings.lease_ttl).await {
+            match store::claim_leases(&**client, &self.me.member_id, partitions, self.settings.lease_ttl)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %error_chain(&e), "claim failed");
@@ -302,8 +311,8 @@ impl Coordinator {
             let ids: Vec<u32> = chunk.iter().map(|l| l.partition).collect();
             let load_started = Instant::now();
             let loaded = async {
-                let fingerprints = catalog::fingerprints(&**client, &ids).await?;
-                let rows = catalog::load(&**client, &ids).await?;
+                let fingerprints = store::check_fingerprints(&**client, &ids).await?;
+                let rows = store::load_checks(&**client, &ids).await?;
                 Ok::<_, tokio_postgres::Error>((fingerprints, rows))
             };
             let (mut fingerprints, mut rows) = match loaded.await {
@@ -314,7 +323,7 @@ impl Coordinator {
                     tracing::warn!(error = %error_chain(&e), "cannot load checks of claimed partitions; releasing");
                     let marks: Vec<(u32, i64, Option<i64>)> =
                         chunk.iter().map(|l| (l.partition, l.epoch, None)).collect();
-                    let _ = leases::release(&**client, &self.me.member_id, &marks).await;
+                    let _ = store::release_leases(&**client, &self.me.member_id, &marks).await;
                     continue;
                 }
             };
@@ -364,7 +373,7 @@ impl Coordinator {
             tracing::warn!(error = %e, "cannot write pending missed-slot records before the release");
         }
         let Some(client) = self.client().await else { return };
-        match leases::release(&**client, &self.me.member_id, &marks).await {
+        match store::release_leases(&**client, &self.me.member_id, &marks).await {
             Ok(released) => {
                 tracing::info!(count = released.len(), partitions = %compact(released.into_iter()), "leases handed back")
             }
@@ -385,8 +394,8 @@ impl Coordinator {
         };
         for chunk in partitions.chunks(LOAD_CHUNK) {
             let loaded = async {
-                let fingerprints = catalog::fingerprints(&**client, chunk).await?;
-                let rows = catalog::load(&**client, chunk).await?;
+                let fingerprints = store::check_fingerprints(&**client, chunk).await?;
+                let rows = store::load_checks(&**client, chunk).await?;
                 Ok::<_, tokio_postgres::Error>((fingerprints, rows))
             };
             match loaded.await {
@@ -417,7 +426,7 @@ impl Coordinator {
             return;
         }
         let Some(client) = self.client().await else { return };
-        match catalog::fingerprints(&**client, &held).await {
+        match store::check_fingerprints(&**client, &held).await {
             Ok(now) => {
                 for (partition, fingerprint) in now {
                     if self.loaded.get(&partition) != Some(&fingerprint) {
@@ -443,7 +452,7 @@ impl Coordinator {
     /// us), then hand every partition back with its final watermark.
     async fn leave(&mut self) {
         if let Some(client) = self.client().await {
-            if let Err(e) = membership::leave(&**client, &self.me).await {
+            if let Err(e) = store::leave(&**client, &self.me).await {
                 tracing::warn!(error = %error_chain(&e), "cannot leave the membership");
             }
         }

@@ -6,21 +6,24 @@
 //! coordinator hands it partitions ([`Command`]), the writer persists the
 //! watermarks and misses it produces. So a slow query never delays a slot.
 //!
-//! Watermark of a partition = the oldest slot not yet confirmed, or, with
-//! nothing in flight, the time up to which slots have been handed out. A
-//! new owner resumes there: no slot is skipped, and only slots published
-//! but not yet reflected in a written watermark can be published twice.
+//! The bookkeeping (slots in flight, delivery tags, nacks and returns, the
+//! watermark each partition may write) is the pure [`Ledger`]; this loop
+//! feeds it what happens and carries out what it says. Watermark of a
+//! partition = the oldest slot not yet confirmed, or, with nothing in
+//! flight, the time up to which slots have been handed out.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::leases::Lease;
+use super::ledger::{Confirm, Ledger, Miss, MissReason};
 use super::publisher::{ConfirmEvent, Endpoint, Publisher};
 use super::schedule::{CheckRow, DueSlot, MissedRange, PartitionSchedule};
-use super::writer::{MissReason, Pending};
+use super::writer::Pending;
+use crate::model::job::{message_id_at, parse_message_id};
 use crate::queue::{AmqpLink, QueueError};
 
 /// Orders from the coordinator.
@@ -58,34 +61,19 @@ pub struct Settings {
     pub catch_up: Duration,
 }
 
+/// A held partition's schedule and how long its lease is trusted; its
+/// epoch and books are in the [`Ledger`] (the same partitions, always).
 struct Owned {
-    epoch: i64,
     schedule: PartitionSchedule,
     trusted_until: Instant,
-    /// Every slot before this has been handed out (published, in flight, or missed).
-    handed_out_upto: i64,
-    /// In flight by (slot, check): `Some(tag)` published on the current
-    /// channel, `None` waiting to be (re)published after a reconnect.
-    in_flight: BTreeMap<(i64, i64), Option<u64>>,
-    releasing: Option<(oneshot::Sender<Option<i64>>, Instant)>,
-    last_mark: Option<i64>,
-}
-
-impl Owned {
-    fn watermark(&self) -> i64 {
-        match self.in_flight.keys().next() {
-            Some((slot, _)) => (*slot).min(self.handed_out_upto),
-            None => self.handed_out_upto,
-        }
-    }
 }
 
 pub struct Dispatcher {
     settings: Settings,
     owned: HashMap<u32, Owned>,
-    /// Delivery tag → (partition, slot, check, published at) for the current channel.
-    tags: BTreeMap<u64, (u32, i64, i64, Instant)>,
-    returned: HashSet<(i64, i64)>,
+    ledger: Ledger,
+    /// Who waits for the final watermark of each partition being released.
+    replies: HashMap<u32, oneshot::Sender<Option<i64>>>,
     publisher: Option<Publisher>,
     generation: u64,
     reconnect: Option<oneshot::Receiver<Result<Publisher, QueueError>>>,
@@ -119,8 +107,8 @@ impl Dispatcher {
         Dispatcher {
             settings,
             owned: HashMap::new(),
-            tags: BTreeMap::new(),
-            returned: HashSet::new(),
+            ledger: Ledger::default(),
+            replies: HashMap::new(),
             publisher: None,
             generation: 0,
             reconnect: None,
@@ -147,7 +135,7 @@ impl Dispatcher {
                 tracing::warn!("RabbitMQ connection closed; reconnecting");
                 self.on_disconnect();
             }
-            if let Some((_, (.., published))) = self.tags.first_key_value() {
+            if let Some(published) = self.ledger.oldest_unconfirmed() {
                 if published.elapsed() > CONFIRM_DEADLINE {
                     tracing::warn!(
                         "RabbitMQ has not confirmed a publish for {CONFIRM_DEADLINE:?}; reconnecting"
@@ -194,8 +182,8 @@ impl Dispatcher {
         let mut wake = self.settings.tick;
         if self.publisher.is_some() {
             let trusted_now = Instant::now();
-            for owned in self.owned.values() {
-                if owned.releasing.is_some() || owned.trusted_until <= trusted_now {
+            for (partition, owned) in &self.owned {
+                if self.ledger.releasing(*partition) || owned.trusted_until <= trusted_now {
                     continue;
                 }
                 if let Some(next) = owned.schedule.next_due() {
@@ -221,36 +209,29 @@ impl Dispatcher {
                     behind_ms = now - from,
                     "dispatching partition"
                 );
-                self.owned.insert(
-                    lease.partition,
-                    Owned {
-                        epoch: lease.epoch,
-                        schedule,
-                        trusted_until,
-                        handed_out_upto: from,
-                        in_flight: BTreeMap::new(),
-                        releasing: None,
-                        last_mark: lease.watermark,
-                    },
-                );
+                // A release of an older claim still waiting is superseded:
+                // its coordinator gets no watermark.
+                self.replies.remove(&lease.partition);
+                self.ledger.acquire(lease.partition, lease.epoch, from, lease.watermark);
+                self.owned.insert(lease.partition, Owned { schedule, trusted_until });
                 self.update_gauges();
             }
             Command::Trust { held, until } => {
                 for (partition, epoch) in held {
                     if let Some(owned) = self.owned.get_mut(&partition) {
-                        if owned.epoch == epoch {
+                        if self.ledger.holds(partition, epoch) {
                             owned.trusted_until = owned.trusted_until.max(until);
                         }
                     }
                 }
             }
             Command::Lost { partition, epoch } => {
-                if self.owned.get(&partition).map(|o| o.epoch == epoch).unwrap_or(false) {
+                if self.ledger.holds(partition, epoch) {
                     tracing::warn!(partition, epoch, "lease lost: partition no longer dispatched here");
-                    if let Some(owned) = self.owned.remove(&partition) {
-                        if let Some((reply, _)) = owned.releasing {
-                            let _ = reply.send(None);
-                        }
+                    self.owned.remove(&partition);
+                    self.ledger.drop_partition(partition);
+                    if let Some(reply) = self.replies.remove(&partition) {
+                        let _ = reply.send(None);
                     }
                     self.pending.forget(partition);
                     self.update_gauges();
@@ -258,7 +239,7 @@ impl Dispatcher {
             }
             Command::Reload { partition, epoch, rows } => {
                 if let Some(owned) = self.owned.get_mut(&partition) {
-                    if owned.epoch == epoch {
+                    if self.ledger.holds(partition, epoch) {
                         let summary = owned.schedule.reload(rows, now_ms());
                         if summary != Default::default() {
                             tracing::debug!(partition, ?summary, "checks reloaded");
@@ -267,36 +248,24 @@ impl Dispatcher {
                     }
                 }
             }
-            Command::Release { partition, epoch, reply } => match self.owned.get_mut(&partition) {
-                Some(owned) if owned.epoch == epoch => {
-                    owned.releasing = Some((reply, Instant::now() + RELEASE_CONFIRM_WAIT));
-                }
-                _ => {
+            Command::Release { partition, epoch, reply } => {
+                if self.ledger.holds(partition, epoch) {
+                    self.ledger.start_release(partition, Instant::now() + RELEASE_CONFIRM_WAIT);
+                    self.replies.insert(partition, reply);
+                } else {
                     let _ = reply.send(None);
                 }
-            },
+            }
         }
     }
 
     /// Releases whose in-flight publishes are confirmed (or waited long enough).
     fn finish_releases(&mut self) {
-        let now = Instant::now();
-        let done: Vec<u32> = self
-            .owned
-            .iter()
-            .filter(|(_, o)| match &o.releasing {
-                Some((_, deadline)) => o.in_flight.is_empty() || now >= *deadline,
-                None => false,
-            })
-            .map(|(p, _)| *p)
-            .collect();
-        for partition in done {
-            if let Some(owned) = self.owned.remove(&partition) {
-                let watermark = owned.watermark();
-                self.pending.forget(partition);
-                if let Some((reply, _)) = owned.releasing {
-                    let _ = reply.send(Some(watermark));
-                }
+        for (partition, watermark) in self.ledger.finish_releases(Instant::now()) {
+            self.owned.remove(&partition);
+            self.pending.forget(partition);
+            if let Some(reply) = self.replies.remove(&partition) {
+                let _ = reply.send(Some(watermark));
             }
         }
         self.update_gauges();
@@ -306,21 +275,18 @@ impl Dispatcher {
         let trusted_now = Instant::now();
         let partitions: Vec<u32> = self.owned.keys().copied().collect();
         for partition in partitions {
-            if self.tags.len() >= MAX_IN_FLIGHT {
+            if self.ledger.awaiting_confirm() >= MAX_IN_FLIGHT {
                 return;
             }
             let Some(owned) = self.owned.get_mut(&partition) else { continue };
-            if owned.releasing.is_some() || owned.trusted_until <= trusted_now {
+            if self.ledger.releasing(partition) || owned.trusted_until <= trusted_now {
                 continue;
             }
             self.due.clear();
             self.missed.clear();
             let catch_up = self.settings.catch_up.as_millis() as i64;
             owned.schedule.take_due(now, catch_up, &mut self.due, &mut self.missed);
-            owned.handed_out_upto = owned.handed_out_upto.max(now + 1);
-            for d in &self.due {
-                owned.in_flight.insert((d.slot, d.check_id), None);
-            }
+            self.ledger.hand_out(partition, now, self.due.iter().map(|d| (d.slot, d.check_id)));
             if !self.missed.is_empty() {
                 let count: i64 = self.missed.iter().map(|m| m.count).sum();
                 metrics::counter!("sentryk8s_slots_missed_total", "reason" => "catch_up")
@@ -347,27 +313,19 @@ impl Dispatcher {
         let mut todo = Vec::new();
         self.needs_republish = false;
         for (partition, owned) in &self.owned {
-            if owned.trusted_until <= trusted_now || owned.releasing.is_some() {
+            if owned.trusted_until <= trusted_now || self.ledger.releasing(*partition) {
                 // Picked up once the lease is proven again; a releasing
                 // partition's new owner resumes from its watermark.
-                self.needs_republish |= owned.in_flight.values().any(Option::is_none);
+                self.needs_republish |= self.ledger.has_unsent(*partition);
                 continue;
             }
-            for ((slot, check_id), tag) in &owned.in_flight {
-                if tag.is_none() {
-                    todo.push((*partition, *check_id, *slot));
-                }
-            }
+            todo.extend(self.ledger.unsent(*partition).map(|(slot, check_id)| (*partition, check_id, slot)));
         }
         for (partition, check_id, slot) in todo {
-            let Some(owned) = self.owned.get_mut(&partition) else { continue };
+            let Some(owned) = self.owned.get(&partition) else { continue };
             if owned.schedule.too_late(check_id, slot, now, self.settings.catch_up.as_millis() as i64) {
-                owned.in_flight.remove(&(slot, check_id));
-                metrics::counter!("sentryk8s_slots_missed_total", "reason" => "catch_up").increment(1);
-                self.pending.missed([(
-                    MissedRange { check_id, first: slot, last: slot, count: 1 },
-                    MissReason::CatchUp,
-                )]);
+                let miss = self.ledger.give_up(partition, slot, check_id);
+                self.record_misses(&[miss]);
                 continue;
             }
             if !self.publish(partition, check_id, slot).await {
@@ -383,27 +341,24 @@ impl Dispatcher {
     /// take long (a slow broker), and a lease must not be acted on a moment
     /// past its trust deadline. What is not published stays unsent.
     async fn publish(&mut self, partition: u32, check_id: i64, slot: i64) -> bool {
-        let Some(owned) = self.owned.get_mut(&partition) else { return true };
+        let Some(owned) = self.owned.get(&partition) else { return true };
         if owned.trusted_until <= Instant::now()
-            || owned.releasing.is_some()
-            || self.tags.len() >= MAX_IN_FLIGHT
+            || self.ledger.releasing(partition)
+            || self.ledger.awaiting_confirm() >= MAX_IN_FLIGHT
         {
             self.needs_republish = true;
             return true;
         }
         let Some(body) = owned.schedule.message(check_id, slot) else {
             // The check was deleted since: nothing to run.
-            owned.in_flight.remove(&(slot, check_id));
+            self.ledger.forget(partition, slot, check_id);
             return true;
         };
         let Some(publisher) = self.publisher.as_mut() else { return false };
-        let message_id = crate::model::job::message_id(check_id, crate::model::job::slot_from_millis(slot));
+        let message_id = message_id_at(check_id, slot);
         match publisher.publish(&message_id, body, PUBLISH_LIMIT).await {
             Ok(tag) => {
-                if let Some(owned) = self.owned.get_mut(&partition) {
-                    owned.in_flight.insert((slot, check_id), Some(tag));
-                }
-                self.tags.insert(tag, (partition, slot, check_id, Instant::now()));
+                self.ledger.sent(partition, slot, check_id, tag, Instant::now());
                 let lateness = (now_ms() - slot).max(0) as f64 / 1000.0;
                 metrics::histogram!("sentryk8s_dispatch_lateness_seconds").record(lateness);
                 metrics::counter!("sentryk8s_slots_published_total").increment(1);
@@ -420,14 +375,16 @@ impl Dispatcher {
     fn on_event(&mut self, event: ConfirmEvent) {
         match event {
             ConfirmEvent::Ack { generation, tag, multiple } if generation == self.generation => {
-                self.settle(tag, multiple, None);
+                let misses = self.ledger.confirm(tag, multiple, Confirm::Ack);
+                self.record_misses(&misses);
             }
             ConfirmEvent::Nack { generation, tag, multiple } if generation == self.generation => {
-                self.settle(tag, multiple, Some(MissReason::Rejected));
+                let misses = self.ledger.confirm(tag, multiple, Confirm::Nack);
+                self.record_misses(&misses);
             }
             ConfirmEvent::Returned { generation, message_id } if generation == self.generation => {
                 if let Some((id, slot)) = message_id.as_deref().and_then(parse_message_id) {
-                    self.returned.insert((id, slot));
+                    self.ledger.returned(id, slot);
                 }
             }
             ConfirmEvent::Lost { generation }
@@ -440,28 +397,17 @@ impl Dispatcher {
         }
     }
 
-    /// A confirm for `tag` (and all before it when `multiple`): the slot is
-    /// settled, as published or, with `failure`, as missed.
-    fn settle(&mut self, tag: u64, multiple: bool, failure: Option<MissReason>) {
-        let settled: Vec<(u64, (u32, i64, i64, Instant))> = if multiple {
-            let rest = self.tags.split_off(&(tag + 1));
-            std::mem::replace(&mut self.tags, rest).into_iter().collect()
-        } else {
-            self.tags.remove(&tag).map(|v| vec![(tag, v)]).unwrap_or_default()
-        };
-        for (tag, (partition, slot, check_id, _)) in settled {
-            let Some(owned) = self.owned.get_mut(&partition) else { continue };
-            if owned.in_flight.get(&(slot, check_id)) != Some(&Some(tag)) {
-                continue;
-            }
-            owned.in_flight.remove(&(slot, check_id));
-            let reason =
-                if self.returned.remove(&(check_id, slot)) { Some(MissReason::Unroutable) } else { failure };
-            if let Some(reason) = reason {
-                metrics::counter!("sentryk8s_slots_missed_total", "reason" => reason.as_str()).increment(1);
-                self.pending.missed([(MissedRange { check_id, first: slot, last: slot, count: 1 }, reason)]);
-            }
+    /// Counts and queues for the writer the slots the ledger settled as missed.
+    fn record_misses(&self, misses: &[Miss]) {
+        if misses.is_empty() {
+            return;
         }
+        for miss in misses {
+            metrics::counter!("sentryk8s_slots_missed_total", "reason" => miss.reason.as_str()).increment(1);
+        }
+        self.pending.missed(misses.iter().map(|m| {
+            (MissedRange { check_id: m.check_id, first: m.slot, last: m.slot, count: 1 }, m.reason)
+        }));
     }
 
     /// The channel is gone: whatever it did not confirm waits for the next one.
@@ -470,13 +416,7 @@ impl Dispatcher {
             tokio::spawn(publisher.close());
         }
         self.link.set(None);
-        for owned in self.owned.values_mut() {
-            for tag in owned.in_flight.values_mut() {
-                *tag = None;
-            }
-        }
-        self.tags.clear();
-        self.returned.clear();
+        self.ledger.channel_lost();
         self.needs_republish = true;
         self.start_reconnect();
     }
@@ -523,15 +463,8 @@ impl Dispatcher {
     }
 
     fn hand_marks_to_writer(&mut self) {
-        for (partition, owned) in self.owned.iter_mut() {
-            if owned.releasing.is_some() {
-                continue;
-            }
-            let mark = owned.watermark();
-            if owned.last_mark != Some(mark) {
-                self.pending.watermark(*partition, owned.epoch, mark);
-                owned.last_mark = Some(mark);
-            }
+        for (partition, epoch, mark) in self.ledger.marks_to_write() {
+            self.pending.watermark(partition, epoch, mark);
         }
     }
 
@@ -555,10 +488,4 @@ async fn wait_reconnect(
         }),
         None => std::future::pending().await,
     }
-}
-
-/// "<check_id>:<slot ms>" → (check_id, slot).
-fn parse_message_id(id: &str) -> Option<(i64, i64)> {
-    let (check, slot) = id.split_once(':')?;
-    Some((check.parse().ok()?, slot.parse().ok()?))
 }

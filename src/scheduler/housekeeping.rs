@@ -3,7 +3,7 @@
 
 use tokio_postgres::GenericClient;
 
-use super::{leases, membership};
+use super::store;
 
 /// Runs the chores if this member still holds partition 0 at `epoch`.
 pub async fn run_once(
@@ -12,28 +12,14 @@ pub async fn run_once(
     epoch: i64,
     retention_days: u32,
 ) -> Result<(), tokio_postgres::Error> {
-    if !leases::holds(client, me, 0, epoch).await? {
+    if !store::holds_lease(client, me, 0, epoch).await? {
         return Ok(());
     }
-    let created: i32 = client
-        .query_one("SELECT sentryk8s_ensure_result_partitions((now() AT TIME ZONE 'UTC')::date - 1, 9)", &[])
-        .await?
-        .get(0);
+    let created = store::ensure_result_partitions(client).await?;
     let keep = retention_days as i32;
-    let dropped: i32 = client
-        .query_one(
-            "SELECT sentryk8s_drop_result_partitions((now() AT TIME ZONE 'UTC')::date - $1::int)",
-            &[&keep],
-        )
-        .await?
-        .get(0);
-    let missed = client
-        .execute(
-            "DELETE FROM missed_slots WHERE last_slot < now() - $1 * interval '1 day'",
-            &[&(keep as f64)],
-        )
-        .await?;
-    let members = membership::forget_dead(client).await?;
+    let dropped = store::drop_result_partitions(client, keep).await?;
+    let missed = store::delete_missed_before(client, keep).await?;
+    let members = store::forget_dead_members(client).await?;
     tracing::info!(created, dropped, missed, members, "housekeeping done");
     Ok(())
 }

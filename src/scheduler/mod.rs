@@ -5,21 +5,26 @@
 //! - `coordinator`: membership, leases, rebalancing, check reloads (all
 //!   PostgreSQL work of leases);
 //! - `dispatch`: the schedules, publishing with confirms, watermarks (never
-//!   waits on PostgreSQL);
+//!   waits on PostgreSQL); its bookkeeping is the pure `ledger`;
 //! - `writer`: persists watermarks (fenced) and missed slots;
 //! - the LISTEN connection (`db::listen`): wake-ups on check and lease changes.
+//!
+//! Every SQL statement of the role is in `store`. Pure cores, tested on
+//! their own: `slots` (slot arithmetic), `schedule` (the in-memory
+//! schedule), `ledger` (confirms and the writable watermark),
+//! `assignment` (who should own a partition).
 
 pub mod assignment;
-pub mod catalog;
 pub mod coordinator;
 pub mod dispatch;
 pub mod housekeeping;
 pub mod identity;
 pub mod leases;
-pub mod membership;
+pub mod ledger;
 pub mod publisher;
 pub mod schedule;
 pub mod slots;
+pub mod store;
 pub mod writer;
 
 use std::time::Duration;
@@ -32,16 +37,8 @@ use crate::config::Config;
 use crate::db::error_chain;
 use crate::queue::{AmqpLink, AmqpTarget, Topology};
 
+pub use coordinator::SchedulerSettings;
 pub use identity::Identity;
-
-/// The scheduler's share of the configuration.
-#[derive(Debug, Clone)]
-pub struct SchedulerSettings {
-    pub lease_ttl: Duration,
-    pub renew_interval: Duration,
-    pub reload_interval: Duration,
-    pub retention_days: u32,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
@@ -72,7 +69,7 @@ pub async fn run(
     let (listen_tx, listen_rx) = mpsc::channel(1024);
     let listener = tokio::spawn(crate::db::listen::listen(
         config.clone(),
-        vec![catalog::CHECKS_CHANNEL.to_string(), membership::LEASES_CHANNEL.to_string()],
+        vec![store::CHECKS_CHANNEL.to_string(), store::LEASES_CHANNEL.to_string()],
         listen_tx,
         internal.clone(),
     ));
@@ -153,7 +150,7 @@ async fn wait_for_cluster(
         // Err(None): not migrated; Err(Some(why)): not reachable (yet).
         let attempt = async {
             let client = pool.get().await.map_err(|e| Some(error_chain(&e)))?;
-            catalog::partition_count(&**client).await.map_err(|e| {
+            store::partition_count(&**client).await.map_err(|e| {
                 (e.code() != Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE)).then(|| error_chain(&e))
             })
         };

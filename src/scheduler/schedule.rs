@@ -4,17 +4,15 @@
 //! Memory is what lets one scheduler hold a million checks, so a check is
 //! a slab entry of fixed size plus one allocation holding its name (already
 //! JSON-quoted) and its spec exactly as `checks.spec` stores it; the job
-//! message is assembled around them when a slot is due, which costs a
-//! couple of copies, not a JSON encoding.
+//! message is assembled around them when a slot is due
+//! ([`crate::model::job::encode_prepared`]), which costs a couple of
+//! copies, not a JSON encoding.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use chrono::SecondsFormat;
-
 use super::slots;
-use crate::model::job::slot_from_millis;
-use crate::model::JOB_SCHEMA_VERSION;
+use crate::model::job::{encode_prepared, quote_name};
 
 /// A check as loaded from the `checks` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +42,7 @@ struct Entry {
 
 impl Entry {
     fn new(row: CheckRow, next: i64, generation: u32) -> Entry {
-        // A string always serialises.
-        let name = serde_json::to_string(&row.name).unwrap_or_else(|_| "\"\"".into());
+        let name = quote_name(&row.name);
         let mut text = Vec::with_capacity(name.len() + row.spec_json.len());
         text.extend_from_slice(name.as_bytes());
         text.extend_from_slice(row.spec_json.as_bytes());
@@ -234,25 +231,11 @@ impl PartitionSchedule {
         self.heap.peek().map(|Reverse((next, _, _))| *next)
     }
 
-    /// The job message of `check_id` for `slot`, if the check is still here:
-    /// `{"v":1,"check_id":…,"name":…,"interval_ms":…,"version":…,"spec":…,"slot":"…"}`.
+    /// The job message of `check_id` for `slot`, if the check is still here.
     pub fn message(&self, check_id: i64, slot: i64) -> Option<Vec<u8>> {
         let e = self.get(check_id)?;
         let (name, spec) = e.text.split_at(e.name_len as usize);
-        let stamp = slot_from_millis(slot).to_rfc3339_opts(SecondsFormat::Millis, true);
-        let head = format!(
-            "{{\"v\":{JOB_SCHEMA_VERSION},\"check_id\":{},\"interval_ms\":{},\"version\":{},\"name\":",
-            e.id, e.interval_ms, e.version
-        );
-        let mut body = Vec::with_capacity(head.len() + e.text.len() + stamp.len() + 20);
-        body.extend_from_slice(head.as_bytes());
-        body.extend_from_slice(name);
-        body.extend_from_slice(b",\"spec\":");
-        body.extend_from_slice(spec);
-        body.extend_from_slice(b",\"slot\":\"");
-        body.extend_from_slice(stamp.as_bytes());
-        body.extend_from_slice(b"\"}");
-        Some(body)
+        Some(encode_prepared(e.id, e.interval_ms, e.version, name, spec, slot))
     }
 
     /// Whether `slot` of `check_id` is no longer worth publishing: later

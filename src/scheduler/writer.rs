@@ -14,8 +14,9 @@ use deadpool_postgres::Pool;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::leases;
+use super::ledger::MissReason;
 use super::schedule::MissedRange;
+use super::store;
 
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
@@ -25,26 +26,6 @@ const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// their record is lost. Two hundred thousand is minutes of a large
 /// install's misses, far more than an outage the lease survives.
 const MAX_PENDING_MISSED: usize = 200_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MissReason {
-    /// Superseded by a newer due slot of the same check (bounded catch-up).
-    CatchUp,
-    /// The broker refused the publish (queue full).
-    Rejected,
-    /// The broker could not route the publish (queue missing).
-    Unroutable,
-}
-
-impl MissReason {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            MissReason::CatchUp => "catch_up",
-            MissReason::Rejected => "rejected",
-            MissReason::Unroutable => "unroutable",
-        }
-    }
-}
 
 #[derive(Default)]
 struct PendingInner {
@@ -164,28 +145,12 @@ async fn flush(pool: &Pool, me: &str, batch: &PendingInner) -> Result<Vec<(u32, 
     let mut client = pool.get().await.map_err(|e| crate::db::error_chain(&e))?;
     let tx = client.transaction().await.map_err(|e| crate::db::error_chain(&e))?;
     if !batch.missed.is_empty() {
-        let ids: Vec<i64> = batch.missed.iter().map(|(m, _)| m.check_id).collect();
-        let firsts: Vec<i64> = batch.missed.iter().map(|(m, _)| m.first).collect();
-        let lasts: Vec<i64> = batch.missed.iter().map(|(m, _)| m.last).collect();
-        let counts: Vec<i32> =
-            batch.missed.iter().map(|(m, _)| m.count.min(i32::MAX as i64) as i32).collect();
-        let reasons: Vec<&str> = batch.missed.iter().map(|(_, r)| r.as_str()).collect();
-        tx.execute(
-            "INSERT INTO missed_slots (check_id, first_slot, last_slot, slots, reason)
-             SELECT c, 'epoch'::timestamptz + f * interval '1 millisecond',
-                       'epoch'::timestamptz + l * interval '1 millisecond', n, r
-               FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[], $5::text[]) AS m(c, f, l, n, r)
-             ON CONFLICT DO NOTHING",
-            &[&ids, &firsts, &lasts, &counts, &reasons],
-        )
-        .await
-        .map_err(|e| crate::db::error_chain(&e))?;
+        store::insert_missed(&*tx, &batch.missed).await.map_err(|e| crate::db::error_chain(&e))?;
     }
     let mut lost = Vec::new();
     if !batch.marks.is_empty() {
         let marks: Vec<(u32, i64, i64)> = batch.marks.iter().map(|(p, (e, w))| (*p, *e, *w)).collect();
-        let kept =
-            leases::write_watermarks(&*tx, me, &marks).await.map_err(|e| crate::db::error_chain(&e))?;
+        let kept = store::write_watermarks(&*tx, me, &marks).await.map_err(|e| crate::db::error_chain(&e))?;
         lost = marks.iter().filter(|(p, _, _)| !kept.contains(p)).map(|(p, e, _)| (*p, *e)).collect();
     }
     tx.commit().await.map_err(|e| crate::db::error_chain(&e))?;
