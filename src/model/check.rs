@@ -4,15 +4,53 @@
 //! `follow_redirects: true`, a single string where a list is allowed,
 //! defaults) are resolved before a spec is stored, so the worker reads
 //! exactly what it runs.
+//!
+//! Every spec has a [`CheckKind`]. HTTP, the only kind so far, is the
+//! default and is not written: specs stored and jobs queued before kinds
+//! existed read as HTTP, and an HTTP spec serialises exactly as it did, so
+//! `checks apply` of an unchanged file stays a no-op (it compares the
+//! stored JSON with the declared spec's, key by key).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// What kind of probe runs a check. Serialised in lower case (`"http"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    /// An HTTP(S) request and assertions on its response.
+    #[default]
+    Http,
+}
+
+impl CheckKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CheckKind::Http => "http",
+        }
+    }
+
+    fn is_http(&self) -> bool {
+        *self == CheckKind::Http
+    }
+}
+
+impl std::fmt::Display for CheckKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `Debug` is written by hand: header values, the body and a password in
 /// the URL are secrets, and a `{:?}` in a log line must not reveal them.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckSpec {
+    /// The probe that runs the check. Absent means HTTP (specs stored and
+    /// jobs queued before kinds existed), and HTTP is left out when
+    /// serialising, so an HTTP spec's JSON is what it always was.
+    #[serde(default, skip_serializing_if = "CheckKind::is_http")]
+    pub kind: CheckKind,
     /// http:// or https:// URL to request.
     pub url: String,
     /// HTTP method, upper case.
@@ -59,6 +97,7 @@ impl std::fmt::Debug for CheckSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let headers: BTreeMap<&str, &str> = self.headers.keys().map(|k| (k.as_str(), "***")).collect();
         f.debug_struct("CheckSpec")
+            .field("kind", &self.kind)
             .field("url", &super::redact::redact_url(&self.url))
             .field("method", &self.method)
             .field("headers", &headers)
@@ -274,5 +313,38 @@ mod tests {
         assert_eq!(spec, again);
         let minimal: CheckSpec = serde_json::from_str(r#"{"url":"http://x/","timeout_ms":1000}"#).unwrap();
         assert_eq!(serde_json::to_string(&minimal).unwrap(), r#"{"url":"http://x/","timeout_ms":1000}"#);
+    }
+
+    #[test]
+    fn a_spec_without_a_kind_is_http() {
+        // As stored in checks.spec before kinds existed.
+        let old: CheckSpec = serde_json::from_str(r#"{"url":"http://x/","timeout_ms":1000}"#).unwrap();
+        assert_eq!(old.kind, CheckKind::Http);
+        let explicit: CheckSpec =
+            serde_json::from_str(r#"{"kind":"http","url":"http://x/","timeout_ms":1000}"#).unwrap();
+        assert_eq!(explicit, old);
+        assert_eq!(CheckKind::Http.to_string(), "http");
+        assert_eq!(serde_json::to_value(CheckKind::Http).unwrap(), "http");
+        assert!(
+            serde_json::from_str::<CheckSpec>(r#"{"kind":"HTTP","url":"http://x/","timeout_ms":1}"#).is_err()
+        );
+        assert!(serde_json::from_str::<CheckSpec>(r#"{"kind":"carrier-pigeon","url":"u","timeout_ms":1}"#)
+            .is_err());
+    }
+
+    #[test]
+    fn an_http_spec_serialises_as_before_kinds() {
+        // `checks apply` compares the stored JSON with the declared spec's
+        // key by key: an unchanged file must plan no update after the
+        // upgrade, so the default kind is not written.
+        let stored = serde_json::json!({
+            "url": "https://x/", "timeout_ms": 1000, "method": "POST",
+            "headers": {"A": "1"}, "expect": {"status": [200, "3xx"]}, "labels": {"team": "web"}
+        });
+        let spec: CheckSpec = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(spec.kind, CheckKind::Http);
+        assert_eq!(serde_json::to_value(&spec).unwrap(), stored);
+        let again: CheckSpec = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
+        assert_eq!(again, spec);
     }
 }

@@ -231,6 +231,10 @@ mod tests {
         assert_eq!(job.name, "check-\"7\" ü");
         assert_eq!(job.slot.timestamp_millis(), 1_764_115_200_123);
         assert_eq!(job.spec, serde_json::from_str::<CheckSpec>(GOLDEN_SPEC).unwrap());
+        // Queued before specs had a kind: an HTTP check.
+        assert_eq!(job.spec.kind, crate::model::CheckKind::Http);
+        let with_kind = GOLDEN.replace(r#""spec":{"#, r#""spec":{"kind":"http","#);
+        assert_eq!(CheckJob::decode(with_kind.as_bytes()).unwrap(), job);
         assert_eq!(job.message_id(), "7:1764115200123");
         assert_eq!(message_id_at(7, 1_764_115_200_123), job.message_id());
     }

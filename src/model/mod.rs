@@ -9,6 +9,6 @@ pub mod job;
 pub mod redact;
 pub mod result;
 
-pub use check::{CheckSpec, Expect, StatusMatch};
+pub use check::{CheckKind, CheckSpec, Expect, StatusMatch};
 pub use job::{CheckJob, DecodeError, JOB_SCHEMA_VERSION};
 pub use result::{CheckOutcome, ErrorClass, Timings};
