@@ -798,25 +798,6 @@ fn every_top_level_module_has_a_layer() {
     fail_if_any("top-level modules missing from LAYERS", &crate_report().unplaced);
 }
 
-/// Prints the import graph between top-level modules, lowest layer first
-/// (`cargo test --test layering -- --ignored --nocapture`): a picture of
-/// the layering to read before moving code.
-#[test]
-#[ignore = "prints the graph; run by hand"]
-fn print_import_graph() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let files = read_crate(&src);
-    let resolver = Resolver::new(&files);
-    let graphs = graphs(&files, &resolver);
-    let Some(top) = graphs.get(&Vec::new()) else { return };
-    let mut edges: Vec<(&String, &String, usize)> =
-        top.edges.iter().map(|((a, b), evidence)| (a, b, evidence.len())).collect();
-    edges.sort_by_key(|(a, b, _)| (layer_of(a), a.to_string(), layer_of(b), b.to_string()));
-    for (a, b, n) in edges {
-        println!("{a} -> {b} ({n} imports)");
-    }
-}
-
 // ------------------------------------------------- the checker's own tests
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! What each kind of channel receives: pure functions from the alert
 //! document to a request body (or a mail), so every payload is unit-tested
-//! and README documents exactly these.
+//! and docs/alerting.md documents exactly these.
 //!
 //! The alert document is built once, when a delivery row is created (from
 //! the outbox row the worker wrote on the state flip), and stored with it:

@@ -26,7 +26,7 @@ fn mac(secret: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
 
 /// Checks a header value the way a receiver should (constant-time compare,
 /// timestamp within `tolerance_secs` of `now`). Used by the tests and shown
-/// in README as the reference.
+/// in docs/alerting.md as the reference.
 pub fn verify(secret: &str, header: &str, body: &[u8], now: i64, tolerance_secs: i64) -> bool {
     let mut timestamp = None;
     let mut signature = None;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::bounds::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
-use crate::model::{CheckSpec, Expect};
+use crate::model::{CheckKind, CheckSpec, Expect};
 
 use super::defaults::Partial;
 use super::diagnostic::{join_key, Pos};
@@ -250,6 +250,7 @@ impl Ctx<'_> {
         };
         let list = |s: &Slot<Vec<String>>| s.set().map(|f| f.v.clone()).unwrap_or_default();
         let spec = CheckSpec {
+            kind: CheckKind::Http,
             url: url.v.to_string(),
             method: p.method.set().map_or_else(|| "GET".to_string(), |f| f.v.clone()),
             headers: pairs(&p.headers),

@@ -1,7 +1,7 @@
 //! The vocabulary of a checks file: which fields exist where, and what to
 //! suggest for a field that does not ("did you mean `timeout`?").
 //!
-//! Kept apart from validation so that README's field table, the unknown-
+//! Kept apart from validation so that the field table of docs/checks-file.md, the unknown-
 //! field messages and the validator agree on one list.
 
 /// Keys of a document (one YAML document of a checks file).

@@ -1,9 +1,10 @@
-//! PostgreSQL access: URL parsing, the connection pool, single connections
-//! that wait for the server, and the readiness probe.
+//! PostgreSQL access: the connection pool, single connections that wait
+//! for the server, and the readiness probe. URLs are parsed in
+//! `config::urls`.
 //!
-//! Queries live beside the module that owns their table (leases in
-//! `scheduler::leases`, results in `worker::batcher`, …); this module only
-//! knows how to reach the database.
+//! Queries live in the store file of the module that owns their table
+//! (`scheduler::store`, `worker::store`, …); this module only knows how to
+//! reach the database.
 
 pub mod listen;
 

@@ -42,7 +42,7 @@ impl std::fmt::Display for CheckKind {
     }
 }
 
-/// `Debug` is written by hand: header values, the body and a password in
+/// `Debug` is written by hand (in `redact.rs`): header values, the body and a password in
 /// the URL are secrets, and a `{:?}` in a log line must not reveal them.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckSpec {
@@ -91,29 +91,6 @@ pub struct CheckSpec {
     /// What the check watches, in words, for people (status, alerts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-}
-
-impl std::fmt::Debug for CheckSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let headers: BTreeMap<&str, &str> = self.headers.keys().map(|k| (k.as_str(), "***")).collect();
-        f.debug_struct("CheckSpec")
-            .field("kind", &self.kind)
-            .field("url", &super::redact::redact_url(&self.url))
-            .field("method", &self.method)
-            .field("headers", &headers)
-            .field("body", &self.body.as_ref().map(|_| "***"))
-            .field("timeout_ms", &self.timeout_ms)
-            .field("max_redirects", &self.max_redirects)
-            .field("tls_verify", &self.tls_verify)
-            .field("body_limit", &self.body_limit)
-            .field("expect", &self.expect)
-            .field("failure_threshold", &self.failure_threshold)
-            .field("success_threshold", &self.success_threshold)
-            .field("labels", &self.labels)
-            .field("alerts", &self.alerts)
-            .field("description", &self.description)
-            .finish()
-    }
 }
 
 /// Assertions on the response; all must hold.

@@ -3,7 +3,7 @@
 //! JSON, one message per (check, slot); the AMQP `message_id` is
 //! `<check_id>:<slot as unix milliseconds>`, the same key as the primary key
 //! of `check_results`, so a redelivered or republished job is harmless.
-//! Documented in README.md ("The job message"); change `v` on any change a
+//! Documented in docs/architecture.md ("The job message"); change `v` on any change a
 //! worker of the previous version would misread.
 //!
 //! Both ends live here: [`CheckJob::decode`] for the worker, and two

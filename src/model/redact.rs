@@ -8,6 +8,8 @@
 //!   them from free text such as a stored error message, in case a target
 //!   echoed one back.
 
+use std::collections::BTreeMap;
+
 use super::CheckSpec;
 
 pub const MASK: &str = "***";
@@ -107,6 +109,31 @@ pub fn redact_spec(spec: &CheckSpec) -> CheckSpec {
         shown.body = Some(MASK.to_string());
     }
     shown
+}
+
+/// `Debug` of a spec is redacted like every other output: a spec in a log
+/// line or a panic message shows no header value, body or URL secret.
+impl std::fmt::Debug for CheckSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: BTreeMap<&str, &str> = self.headers.keys().map(|k| (k.as_str(), "***")).collect();
+        f.debug_struct("CheckSpec")
+            .field("kind", &self.kind)
+            .field("url", &redact_url(&self.url))
+            .field("method", &self.method)
+            .field("headers", &headers)
+            .field("body", &self.body.as_ref().map(|_| "***"))
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_redirects", &self.max_redirects)
+            .field("tls_verify", &self.tls_verify)
+            .field("body_limit", &self.body_limit)
+            .field("expect", &self.expect)
+            .field("failure_threshold", &self.failure_threshold)
+            .field("success_threshold", &self.success_threshold)
+            .field("labels", &self.labels)
+            .field("alerts", &self.alerts)
+            .field("description", &self.description)
+            .finish()
+    }
 }
 
 /// The secret strings of a spec (for [`scrub`]).
