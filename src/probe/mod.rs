@@ -16,7 +16,7 @@ pub mod http;
 
 use std::future::Future;
 
-use crate::model::{CheckOutcome, CheckSpec};
+use crate::model::{CheckKind, CheckOutcome, CheckSpec};
 use crate::net::deny::DenyList;
 use crate::net::tls::TlsSetupError;
 
@@ -48,7 +48,10 @@ impl Prober {
     /// spec's timeout by more than scheduling jitter. Returns the kind's
     /// own future (not an `async fn` around it): no extra state per check.
     pub fn run<'a>(&'a self, spec: &'a CheckSpec) -> impl Future<Output = CheckOutcome> + Send + 'a {
-        self.http.run(spec)
+        // The one place a kind picks its probe; the next kinds add arms.
+        match spec.kind {
+            CheckKind::Http => self.http.run(spec),
+        }
     }
 
     /// Like [`run`](Self::run), also reporting what only tests and
