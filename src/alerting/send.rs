@@ -7,6 +7,8 @@
 //! costs `alerts.send_timeout`, not a stuck task, and a 2xx status is the
 //! only success. Mail goes through lettre over rustls (the runtime image
 //! has no OpenSSL); STARTTLS is required unless the channel says otherwise.
+//! Either way one attempt, from name resolution to the end of the session,
+//! ends within `alerts.send_timeout`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::Value;
+use tokio::time::Instant;
 use url::Url;
 
 use super::channel::{ChannelKind, ChannelSpec, EmailSpec, SmtpTls};
@@ -134,17 +137,28 @@ impl Sender {
         }
     }
 
+    /// One SMTP attempt: resolving the host, connecting, STARTTLS, AUTH,
+    /// the mail and QUIT all share one deadline, `alerts.send_timeout` from
+    /// now. Each phase bounded on its own would let their sum outlast
+    /// `alerts.lease` (twice the timeout), and another worker would claim
+    /// the delivery while this attempt still runs.
     async fn mail(&self, spec: &EmailSpec, mail: Mail) -> Result<(), String> {
+        let deadline = Instant::now() + self.timeout;
+        let place = format!("{}:{}", spec.smtp_host, spec.smtp_port);
         let message = build_message(spec, mail)?;
-        let server = self.smtp_address(spec).await?;
-        let transport = transport(spec, &server, self.timeout)?;
-        match tokio::time::timeout(self.timeout, transport.send(message)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("{}:{}: {}", spec.smtp_host, spec.smtp_port, error_text(&e))),
+        let session = async {
+            let server = self.smtp_address(spec).await?;
+            // lettre's own timeout (connect, each command) gets what is left,
+            // so it never reaches past the deadline either.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let transport = transport(spec, &server, left)?;
+            transport.send(message).await.map(|_| ()).map_err(|e| error_text(&e))
+        };
+        match tokio::time::timeout_at(deadline, session).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(format!("{place}: {why}")),
             Err(_) => Err(format!(
-                "{}:{}: no answer within {}",
-                spec.smtp_host,
-                spec.smtp_port,
+                "{place}: timed out: resolving, connecting and the SMTP session took longer than alerts.send_timeout ({}) in total",
                 humantime::format_duration(self.timeout)
             )),
         }
@@ -154,11 +168,11 @@ impl Sender {
 impl Sender {
     /// The address to reach the SMTP server at: resolved here, not by
     /// lettre, so the deny-list judges the address actually connected to
-    /// (the host name still serves TLS verification).
+    /// (the host name still serves TLS verification). The caller bounds it
+    /// by the attempt's deadline.
     async fn smtp_address(&self, spec: &EmailSpec) -> Result<String, String> {
         let host = spec.smtp_host.trim_start_matches('[').trim_end_matches(']');
-        let resolved =
-            resolve::lookup_within(host, spec.smtp_port, self.timeout).await.map_err(|e| e.to_string())?;
+        let resolved = resolve::lookup(host, spec.smtp_port).await.map_err(|e| e.to_string())?;
         let allowed = self.deny.filter(resolved).map_err(|(ip, range)| deny::blocked_message(ip, &range))?;
         allowed.first().map(|a| a.ip().to_string()).ok_or_else(|| format!("{host} has no address"))
     }

@@ -2,17 +2,17 @@
 //!
 //! Today this is the system resolver (`getaddrinfo` on tokio's blocking
 //! pool), as the checks have always used it; an asynchronous resolver is a
-//! later change and would slot in here. A check resolves under its own
-//! deadline (the one that covers its whole exchange), so [`lookup`] adds no
-//! timer of its own; a caller without such a deadline (an SMTP delivery)
-//! uses [`lookup_within`].
+//! later change and would slot in here. Every caller resolves under the
+//! one deadline that covers its whole exchange (a check's timeout, an alert
+//! attempt's `alerts.send_timeout`), so [`lookup`] adds no timer of its
+//! own: a separate timer for resolution would let resolution and the rest
+//! each take the full time, and the sum outlast what the caller promised.
 //!
 //! The addresses returned are not yet judged by the deny list: the caller
 //! filters them (`net::deny`) right before connecting, so what is judged is
 //! exactly what is connected to.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 /// Why a name gave no address to connect to. The texts are stored as
 /// results' and deliveries' error messages.
@@ -28,9 +28,6 @@ pub enum ResolveError {
     /// The name exists but has no address.
     #[error("{name} has no address")]
     NoAddress { name: String },
-    /// No answer before the deadline of [`lookup_within`].
-    #[error("{name}: no DNS answer within {}", humantime::format_duration(*.within))]
-    TimedOut { name: String, within: Duration },
 }
 
 /// Resolves `name` to the addresses of `port`, under the caller's deadline.
@@ -46,13 +43,6 @@ pub async fn lookup(name: &str, port: u16) -> Result<Vec<SocketAddr>, ResolveErr
     Ok(addresses)
 }
 
-/// Like [`lookup`], giving up after `within`.
-pub async fn lookup_within(name: &str, port: u16, within: Duration) -> Result<Vec<SocketAddr>, ResolveError> {
-    tokio::time::timeout(within, lookup(name, port))
-        .await
-        .map_err(|_| ResolveError::TimedOut { name: name.to_string(), within })?
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,7 +53,5 @@ mod tests {
         assert_eq!(found, vec!["127.0.0.1:80".parse::<SocketAddr>().unwrap()]);
         let no_address = ResolveError::NoAddress { name: "a.test".into() };
         assert_eq!(no_address.to_string(), "a.test has no address");
-        let late = ResolveError::TimedOut { name: "a.test".into(), within: Duration::from_secs(5) };
-        assert_eq!(late.to_string(), "a.test: no DNS answer within 5s");
     }
 }

@@ -677,3 +677,85 @@ async fn pausing_or_deleting_a_down_check_resolves_its_incident() {
         ]
     );
 }
+
+/// Issue 13, item 4: a channel is a target a tenant chooses, so the
+/// workers' deny list judges it too, after resolution and in every IPv6
+/// disguise. Webhooks and mail to a name resolving to a denied address, to
+/// the NAT64 and 6to4 forms of it, and to an ECS metadata address all fail
+/// as "blocked", and the local servers they name are never connected to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_to_denied_addresses_are_never_connected_to() {
+    let bed = Bed::new().await;
+    let (web, mail) = (bed.receiver.addr.port(), bed.smtp.addr.port());
+    let email = |host: &str| {
+        format!("{{ type: email, smtp_host: '{host}', smtp_port: {mail}, tls: none, from: sk@example.com, to: [oncall@example.com], max_attempts: 1 }}")
+    };
+    bed.apply(&format!(
+        "alerts:
+  byname: {{ type: webhook, url: 'http://localhost:{web}/byname', max_attempts: 1 }}
+  nat64: {{ type: slack, url: 'http://[64:ff9b::7f00:1]:{web}/nat64', max_attempts: 1 }}
+  ecs: {{ type: webhook, url: 'http://169.254.170.2/v2/credentials', max_attempts: 1 }}
+  mail: {}
+  mail6to4: {}
+checks:
+  - {{ name: api, url: 'http://127.0.0.1:9/', alerts: [byname, nat64, ecs, mail, mail6to4] }}
+",
+        email("localhost"),
+        email("2002:7f00:1::1"),
+    ));
+    let check_id = bed.check_id("api").await;
+    bed.db
+        .client()
+        .await
+        .execute(
+            "INSERT INTO check_state (check_id, status, incident_id) VALUES ($1, 'down', 9)",
+            &[&check_id],
+        )
+        .await
+        .unwrap();
+    let worker = bed.worker(
+        "worker-a",
+        free_port(),
+        &[
+            ("SENTRYK8S_WORKER__DENY_TARGETS", r#"["metadata", "127.0.0.1/32"]"#),
+            ("SENTRYK8S_ALERTS__SEND_TIMEOUT", "1s"),
+            ("SENTRYK8S_ALERTS__LEASE", "2s"),
+        ],
+    );
+    bed.flip("api", 9, "down", &["byname", "nat64", "ecs", "mail", "mail6to4"]).await;
+    let failed = || async {
+        bed.one::<i64>("SELECT count(*) FROM notification_deliveries WHERE status = 'failed'").await == 5
+    };
+    assert!(
+        eventually(Duration::from_secs(30), failed).await,
+        "{:?}\n{}",
+        bed.statuses().await,
+        worker.output()
+    );
+
+    let errors: Vec<(String, String)> = bed
+        .db
+        .client()
+        .await
+        .query("SELECT channel, coalesce(last_error, '') FROM notification_deliveries ORDER BY channel", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expected = [
+        ("byname", "localhost: blocked: 127.0.0.1 is in 127.0.0.1/32"),
+        ("ecs", "169.254.170.2: blocked: 169.254.170.2 is in 169.254.170.2/32"),
+        ("mail", "blocked: 127.0.0.1 is in 127.0.0.1/32"),
+        ("mail6to4", "blocked: 2002:7f00:1::1 is in 127.0.0.1/32"),
+        ("nat64", "blocked: 64:ff9b::7f00:1 is in 127.0.0.1/32"),
+    ];
+    assert_eq!(errors.len(), expected.len(), "{errors:?}");
+    for ((channel, error), (want_channel, want)) in errors.iter().zip(expected) {
+        assert_eq!(channel, want_channel);
+        assert!(error.contains(want), "{channel}: {error:?} does not say {want:?}");
+        assert!(error.contains("worker.deny_targets"), "{channel}: {error:?} names no setting");
+    }
+    assert_eq!(bed.receiver.connections(), 0, "a webhook receiver on a denied address was connected to");
+    assert_eq!(bed.smtp.connections(), 0, "an SMTP server on a denied address was connected to");
+}

@@ -7,6 +7,7 @@ mod alerting;
 mod checks_cli;
 mod config_cli;
 mod deny_list;
+mod email_deadline;
 mod fuzz_regressions;
 mod http_check;
 mod migrate;

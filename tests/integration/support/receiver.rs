@@ -1,11 +1,14 @@
 //! A local notification receiver: records every request (path, headers,
 //! JSON body) and answers by path as the test says: always 200, fail the
 //! first N times, always fail, or hold the first request open forever (a
-//! receiver that never answers, so the sender is caught mid-send).
+//! receiver that never answers, so the sender is caught mid-send). It also
+//! counts the TCP connections it accepts, so a test can tell "never
+//! connected to" from "connected, but sent nothing".
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
@@ -48,6 +51,8 @@ pub struct Receiver {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Request>>>,
     modes: Arc<Mutex<HashMap<String, Mode>>>,
+    /// TCP connections accepted so far.
+    connections: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -57,11 +62,13 @@ impl Receiver {
         let addr = listener.local_addr().expect("receiver addr");
         let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
         let modes: Arc<Mutex<HashMap<String, Mode>>> = Arc::default();
+        let connections = Arc::new(AtomicUsize::new(0));
         let task = {
-            let (requests, modes) = (requests.clone(), modes.clone());
+            let (requests, modes, connections) = (requests.clone(), modes.clone(), connections.clone());
             tokio::spawn(async move {
                 loop {
                     let Ok((stream, _)) = listener.accept().await else { continue };
+                    connections.fetch_add(1, Ordering::SeqCst);
                     let (requests, modes) = (requests.clone(), modes.clone());
                     tokio::spawn(async move {
                         let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -119,7 +126,7 @@ impl Receiver {
                 }
             })
         };
-        Receiver { addr, requests, modes, task }
+        Receiver { addr, requests, modes, connections, task }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -133,6 +140,11 @@ impl Receiver {
     /// Every request to `path`, in arrival order.
     pub fn at(&self, path: &str) -> Vec<Request> {
         self.requests.lock().unwrap().iter().filter(|r| r.path == path).cloned().collect()
+    }
+
+    /// TCP connections accepted so far, whether or not a request followed.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     pub fn all(&self) -> Vec<Request> {

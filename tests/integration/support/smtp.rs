@@ -1,8 +1,12 @@
 //! A minimal SMTP receiver (RFC 5321's happy path: EHLO/HELO, MAIL, RCPT,
 //! DATA, RSET, NOOP, QUIT) that keeps every message it accepts. No TLS:
-//! channels under test say `tls: none`.
+//! channels under test say `tls: none`. It counts the connections it
+//! accepts, and can play a tarpit: answer normally up to one command, then
+//! never answer again while holding the connection open, the server that
+//! would keep a sender busy forever without a deadline on the whole session.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -35,19 +39,35 @@ impl Mail {
 pub struct SmtpServer {
     pub addr: SocketAddr,
     mails: Arc<Mutex<Vec<Mail>>>,
+    /// TCP connections accepted so far.
+    connections: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl SmtpServer {
+    /// A server that answers every command.
     pub async fn start() -> SmtpServer {
+        SmtpServer::serve(None).await
+    }
+
+    /// A tarpit: greets, answers normally until a line starting with
+    /// `command` (say "EHLO" or "DATA", case-insensitive) arrives, then
+    /// never answers again and never closes.
+    pub async fn stalling_at(command: &'static str) -> SmtpServer {
+        SmtpServer::serve(Some(command)).await
+    }
+
+    async fn serve(stall_at: Option<&'static str>) -> SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smtp");
         let addr = listener.local_addr().expect("smtp addr");
         let mails: Arc<Mutex<Vec<Mail>>> = Arc::default();
+        let connections = Arc::new(AtomicUsize::new(0));
         let task = {
-            let mails = mails.clone();
+            let (mails, connections) = (mails.clone(), connections.clone());
             tokio::spawn(async move {
                 loop {
                     let Ok((stream, _)) = listener.accept().await else { continue };
+                    connections.fetch_add(1, Ordering::SeqCst);
                     let mails = mails.clone();
                     tokio::spawn(async move {
                         let (read, mut write) = stream.into_split();
@@ -61,6 +81,11 @@ impl SmtpServer {
                                 return;
                             }
                             let upper = line.to_ascii_uppercase();
+                            if stall_at.is_some_and(|c| upper.starts_with(&c.to_ascii_uppercase())) {
+                                // Say nothing, for ever: the task never ends, so the
+                                // socket it owns stays open.
+                                std::future::pending::<()>().await;
+                            }
                             let reply: &[u8] = if upper.starts_with("EHLO") {
                                 b"250-sentryk8s-test\r\n250 8BITMIME\r\n"
                             } else if upper.starts_with("HELO") || upper.starts_with("NOOP") {
@@ -104,11 +129,16 @@ impl SmtpServer {
                 }
             })
         };
-        SmtpServer { addr, mails, task }
+        SmtpServer { addr, mails, connections, task }
     }
 
     pub fn mails(&self) -> Vec<Mail> {
         self.mails.lock().unwrap().clone()
+    }
+
+    /// TCP connections accepted so far, whether or not a mail followed.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
