@@ -9,11 +9,16 @@
 //! 2. locks the `check_state` rows of those checks (creating missing ones
 //!    for checks that still exist — a check deleted meanwhile keeps its
 //!    result and is skipped here, instead of failing the batch on the
-//!    foreign key), applies the results in slot order through the pure
-//!    planning of `outbox.rs` (the state machine of `state.rs`), and writes
-//!    the new states. Streaks follow slot order: a late result never
-//!    advances a streak nor flips a state, it can only cut a streak it
-//!    proves broken, and the UPDATE never moves `last_slot` backwards;
+//!    foreign key) and then leaves out checks that are paused or deleted:
+//!    checked after the locks, because `checks apply` resolves their
+//!    incident holding the same locks, so a job still in flight never
+//!    reopens an incident nor pages (its result is stored all the same: it
+//!    happened, and history counts it). It applies the results in slot
+//!    order through the pure planning of `outbox.rs` (the state machine of
+//!    `state.rs`) and writes the new states. Streaks follow slot order: a
+//!    late result never advances a streak nor flips a state, it can only
+//!    cut a streak it proves broken, and the UPDATE never moves
+//!    `last_slot` backwards;
 //! 3. writes a `notifications` outbox row per down/up flip (an incident id
 //!    from `incident_id_seq` when going down, the same id on recovery);
 //! 4. records stale jobs in `missed_slots` (reason `stale`) unless the slot
@@ -149,8 +154,15 @@ RETURNING check_id, slot";
 
 const ENSURE_STATE: &str = "
 INSERT INTO check_state (check_id)
-SELECT id FROM checks WHERE id = ANY($1::int8[]) ORDER BY id
+SELECT id FROM checks WHERE id = ANY($1::int8[]) AND enabled ORDER BY id
 ON CONFLICT (check_id) DO NOTHING";
+
+// Run after LOCK_STATE, as its own statement: in READ COMMITTED it takes a
+// new snapshot, so it sees a pause or delete that committed while this
+// batch waited for the state locks (`resolve_withdrawn` holds them until
+// the apply commits). A join inside LOCK_STATE would re-check only the
+// locked `check_state` rows, not `checks`.
+const ENABLED: &str = "SELECT id FROM checks WHERE id = ANY($1::int8[]) AND enabled";
 
 const LOCK_STATE: &str = "
 SELECT check_id, status, since, last_slot, consecutive_failures, consecutive_successes, incident_id,
@@ -320,6 +332,14 @@ async fn advance_states(
             streak_start: r.get(7),
         };
         states.insert(r.get::<_, i64>(0), state);
+    }
+    if !states.is_empty() {
+        // A paused or deleted check has had its incident resolved by the
+        // apply; a job of it still in flight must not reopen one nor page.
+        let enabled = tx.prepare_cached(ENABLED).await?;
+        let ids: Vec<i64> = states.keys().copied().collect();
+        let live: HashSet<i64> = tx.query(&enabled, &[&ids]).await?.iter().map(|r| r.get(0)).collect();
+        states.retain(|id, _| live.contains(id));
     }
     if states.is_empty() {
         return Ok(());
