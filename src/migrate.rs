@@ -13,6 +13,10 @@ use tokio_postgres::Client;
 pub const MIGRATIONS: &[Migration] = &[
     Migration { name: "0001_init.sql", sql: include_str!("../migrations/0001_init.sql") },
     Migration { name: "0002_alerting.sql", sql: include_str!("../migrations/0002_alerting.sql") },
+    Migration {
+        name: "0003_check_state_streak.sql",
+        sql: include_str!("../migrations/0003_check_state_streak.sql"),
+    },
 ];
 
 /// Advisory lock key: "sentryk8s" in ASCII, so it is recognisable in pg_locks.

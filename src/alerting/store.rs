@@ -471,11 +471,31 @@ pub async fn scan_reminders(pool: &Pool, default_attempts: u32) -> Result<Vec<(S
 /// ticket). Writes the recovery into the outbox in the caller's
 /// transaction — with `reason` in the payload — and clears the state, so a
 /// paused check starts afresh when it is enabled again.
+///
+/// It first takes the `check_state` row locks a worker's batch takes (in
+/// the same id order, creating missing rows so a batch inserting a check's
+/// first state row is waited for too). Either that batch committed first,
+/// and what it wrote (a flip, a recovery) is what gets resolved here, once;
+/// or this transaction holds the locks until the apply commits, and the
+/// batch then sees the check paused or deleted and leaves its state and
+/// outbox alone (`worker::store`).
 pub async fn resolve_withdrawn(
     tx: &impl tokio_postgres::GenericClient,
     check_ids: &[i64],
     reason: &str,
 ) -> Result<u64, tokio_postgres::Error> {
+    tx.execute(
+        "INSERT INTO check_state (check_id)
+         SELECT id FROM checks WHERE id = ANY($1::int8[]) ORDER BY id
+         ON CONFLICT (check_id) DO NOTHING",
+        &[&check_ids],
+    )
+    .await?;
+    tx.execute(
+        "SELECT 1 FROM check_state WHERE check_id = ANY($1::int8[]) ORDER BY check_id FOR UPDATE",
+        &[&check_ids],
+    )
+    .await?;
     let resolved = tx
         .execute(
             "INSERT INTO notifications (check_id, check_name, incident_id, event, slot, payload)
@@ -494,7 +514,8 @@ pub async fn resolve_withdrawn(
         .await?;
     tx.execute(
         "UPDATE check_state SET status = 'unknown', since = now(), incident_id = NULL,
-                consecutive_failures = 0, consecutive_successes = 0, updated_at = now()
+                consecutive_failures = 0, consecutive_successes = 0, streak_start = NULL,
+                updated_at = now()
           WHERE check_id = ANY($1::int8[]) AND status <> 'unknown'",
         &[&check_ids],
     )

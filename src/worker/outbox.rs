@@ -27,7 +27,8 @@ pub fn clean(text: &str) -> String {
 pub struct Planned<'a> {
     pub check_id: i64,
     pub state: CheckState,
-    /// The newest result applied (its details become `last_*`).
+    /// The newest result applied (its details become `last_*`); `None`
+    /// when only late results cut the streak (the `last_*` details stay).
     pub latest: Option<&'a ResultRow>,
     pub notices: Vec<Notice<'a>>,
 }
@@ -57,6 +58,7 @@ pub fn plan<'a>(
         let mut sorted: Vec<&ResultRow> = rows.clone();
         sorted.sort_by_key(|r| r.job.slot);
         let mut latest = None;
+        let mut cut = false;
         let mut notices = Vec::new();
         for row in sorted {
             let thresholds = Thresholds {
@@ -67,8 +69,14 @@ pub fn plan<'a>(
             let observation =
                 Observation { slot: row.job.slot, at: row.outcome.started_at, success: row.outcome.success };
             let transition = state::apply(&mut state, observation, thresholds);
-            if transition == Transition::Ignored {
-                continue;
+            match transition {
+                Transition::Ignored => continue,
+                // A late result: the streak shrank, nothing else moved.
+                Transition::StreakCut => {
+                    cut = true;
+                    continue;
+                }
+                _ => {}
             }
             latest = Some(row);
             if transition == Transition::WentDown {
@@ -84,7 +92,7 @@ pub fn plan<'a>(
                 });
             }
         }
-        if latest.is_some() {
+        if latest.is_some() || cut {
             planned.push(Planned { check_id: *check_id, state, latest, notices });
         }
     }
@@ -203,6 +211,22 @@ mod tests {
         s.last_slot = Some(t(5));
         states.insert(7, s);
         assert!(plan(&states, &results, &mut std::iter::empty()).is_empty());
+    }
+
+    #[test]
+    fn a_late_contradicting_result_writes_the_cut_streak_without_details() {
+        let late = row(7, 2, true);
+        let mut results = BTreeMap::new();
+        results.insert(7, vec![&late]);
+        let mut states = BTreeMap::new();
+        let mut s = CheckState::unknown(t(0));
+        (s.last_slot, s.streak_start, s.consecutive_failures) = (Some(t(3)), Some(t(1)), 2);
+        states.insert(7, s);
+        let planned = plan(&states, &results, &mut std::iter::empty());
+        assert_eq!(planned.len(), 1);
+        let p = &planned[0];
+        assert!(p.latest.is_none() && p.notices.is_empty());
+        assert_eq!((p.state.consecutive_failures, p.state.last_slot), (1, Some(t(3))));
     }
 
     #[test]

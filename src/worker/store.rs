@@ -9,9 +9,16 @@
 //! 2. locks the `check_state` rows of those checks (creating missing ones
 //!    for checks that still exist — a check deleted meanwhile keeps its
 //!    result and is skipped here, instead of failing the batch on the
-//!    foreign key), applies the results in slot order through the pure
-//!    planning of `outbox.rs` (the state machine of `state.rs`), and writes
-//!    the new states;
+//!    foreign key) and then leaves out checks that are paused or deleted:
+//!    checked after the locks, because `checks apply` resolves their
+//!    incident holding the same locks, so a job still in flight never
+//!    reopens an incident nor pages (its result is stored all the same: it
+//!    happened, and history counts it). It applies the results in slot
+//!    order through the pure planning of `outbox.rs` (the state machine of
+//!    `state.rs`) and writes the new states. Streaks follow slot order: a
+//!    late result never advances a streak nor flips a state, it can only
+//!    cut a streak it proves broken, and the UPDATE never moves
+//!    `last_slot` backwards;
 //! 3. writes a `notifications` outbox row per down/up flip (an incident id
 //!    from `incident_id_seq` when going down, the same id on recovery);
 //! 4. records stale jobs in `missed_slots` (reason `stale`) unless the slot
@@ -147,24 +154,42 @@ RETURNING check_id, slot";
 
 const ENSURE_STATE: &str = "
 INSERT INTO check_state (check_id)
-SELECT id FROM checks WHERE id = ANY($1::int8[]) ORDER BY id
+SELECT id FROM checks WHERE id = ANY($1::int8[]) AND enabled ORDER BY id
 ON CONFLICT (check_id) DO NOTHING";
 
+// Run after LOCK_STATE, as its own statement: in READ COMMITTED it takes a
+// new snapshot, so it sees a pause or delete that committed while this
+// batch waited for the state locks (`resolve_withdrawn` holds them until
+// the apply commits). A join inside LOCK_STATE would re-check only the
+// locked `check_state` rows, not `checks`.
+const ENABLED: &str = "SELECT id FROM checks WHERE id = ANY($1::int8[]) AND enabled";
+
 const LOCK_STATE: &str = "
-SELECT check_id, status, since, last_slot, consecutive_failures, consecutive_successes, incident_id
+SELECT check_id, status, since, last_slot, consecutive_failures, consecutive_successes, incident_id,
+       streak_start
   FROM check_state WHERE check_id = ANY($1::int8[]) ORDER BY check_id FOR UPDATE";
 
+// `fresh` is false when only late results cut a streak: the `last_*`
+// details keep describing the newest result. The last condition is the
+// slot-order rule in SQL: `last_slot` never moves backwards, so a state
+// planned from an older view of the row can never overwrite a newer one.
 const UPDATE_STATE: &str = "
 UPDATE check_state s
-   SET status = u.status, since = u.since, last_slot = u.last_slot, last_checked_at = u.checked_at,
-       last_success = u.success, last_duration_ms = u.duration_ms, last_status_code = u.status_code,
-       last_error = u.error, consecutive_failures = u.failures, consecutive_successes = u.successes,
-       incident_id = u.incident_id, updated_at = now()
+   SET status = u.status, since = u.since, last_slot = u.last_slot,
+       last_checked_at = CASE WHEN u.fresh THEN u.checked_at ELSE s.last_checked_at END,
+       last_success = CASE WHEN u.fresh THEN u.success ELSE s.last_success END,
+       last_duration_ms = CASE WHEN u.fresh THEN u.duration_ms ELSE s.last_duration_ms END,
+       last_status_code = CASE WHEN u.fresh THEN u.status_code ELSE s.last_status_code END,
+       last_error = CASE WHEN u.fresh THEN u.error ELSE s.last_error END,
+       consecutive_failures = u.failures, consecutive_successes = u.successes,
+       streak_start = u.streak_start, incident_id = u.incident_id, updated_at = now()
   FROM unnest($1::int8[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[], $6::bool[],
-              $7::float8[], $8::int4[], $9::text[], $10::int4[], $11::int4[], $12::int8[])
+              $7::float8[], $8::int4[], $9::text[], $10::int4[], $11::int4[], $12::int8[], $13::timestamptz[],
+              $14::bool[])
        AS u(check_id, status, since, last_slot, checked_at, success, duration_ms, status_code, error,
-            failures, successes, incident_id)
- WHERE s.check_id = u.check_id";
+            failures, successes, incident_id, streak_start, fresh)
+ WHERE s.check_id = u.check_id
+   AND (s.last_slot IS NULL OR u.last_slot >= s.last_slot)";
 
 const INSERT_NOTIFICATIONS: &str = "
 INSERT INTO notifications (check_id, check_name, incident_id, event, slot, payload)
@@ -304,8 +329,17 @@ async fn advance_states(
             consecutive_failures: r.get::<_, i32>(4).max(0) as u32,
             consecutive_successes: r.get::<_, i32>(5).max(0) as u32,
             incident_id: r.get(6),
+            streak_start: r.get(7),
         };
         states.insert(r.get::<_, i64>(0), state);
+    }
+    if !states.is_empty() {
+        // A paused or deleted check has had its incident resolved by the
+        // apply; a job of it still in flight must not reopen one nor page.
+        let enabled = tx.prepare_cached(ENABLED).await?;
+        let ids: Vec<i64> = states.keys().copied().collect();
+        let live: HashSet<i64> = tx.query(&enabled, &[&ids]).await?.iter().map(|r| r.get(0)).collect();
+        states.retain(|id, _| live.contains(id));
     }
     if states.is_empty() {
         return Ok(());
@@ -339,18 +373,22 @@ async fn advance_states(
     let mut failures = Vec::with_capacity(n);
     let mut successes = Vec::with_capacity(n);
     let mut incidents = Vec::with_capacity(n);
+    let mut streak_start = Vec::with_capacity(n);
+    let mut fresh = Vec::with_capacity(n);
     let mut notice_rows = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for p in &planned {
-        let Some(latest) = p.latest else { continue };
         ids.push(p.check_id);
         statuses.push(p.state.status.as_str());
         since.push(p.state.since);
         last_slot.push(p.state.last_slot);
-        checked_at.push(latest.outcome.started_at);
-        success.push(latest.outcome.success);
-        duration.push(latest.outcome.timings.total_ms);
-        code.push(latest.outcome.status_code.map(i32::from));
-        error.push(latest.outcome.error_message.as_deref().map(clean));
+        let latest = p.latest.map(|r| &r.outcome);
+        fresh.push(latest.is_some());
+        checked_at.push(latest.map(|o| o.started_at));
+        success.push(latest.map(|o| o.success));
+        duration.push(latest.map(|o| o.timings.total_ms));
+        code.push(latest.and_then(|o| o.status_code.map(i32::from)));
+        error.push(latest.and_then(|o| o.error_message.as_deref().map(clean)));
+        streak_start.push(p.state.streak_start);
         failures.push(p.state.consecutive_failures.min(i32::MAX as u32) as i32);
         successes.push(p.state.consecutive_successes.min(i32::MAX as u32) as i32);
         // A recovered check keeps its incident id until the next incident
@@ -381,6 +419,8 @@ async fn advance_states(
             &failures,
             &successes,
             &incidents,
+            &streak_start,
+            &fresh,
         ],
     )
     .await?;

@@ -20,3 +20,4 @@ mod status_cli;
 mod worker_checks;
 mod worker_delivery;
 mod worker_outages;
+mod worker_withdrawn;

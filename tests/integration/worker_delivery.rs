@@ -221,6 +221,39 @@ async fn failing_twice_goes_down_once_recovering_goes_up_once_and_old_results_do
     assert_eq!(bed.notifications(id).await.len(), 2);
 }
 
+/// Issue 13, item 9: a slow or redelivered job committed after a newer
+/// slot. Slots 1 and 3 fail, slot 2 succeeded but arrives last: in slot
+/// order the failures are not consecutive, so slot 4 failing makes two in a
+/// row, not three, and nobody is paged (before the fix: down at slot 4).
+#[tokio::test]
+async fn a_late_success_breaks_the_failure_streak_in_slot_order() {
+    let bed = WorkerBed::new().await;
+    let target = TestTarget::start(Behavior { status: 500, ..Behavior::default() }).await;
+    let spec =
+        json!({"url": target.url("/"), "timeout_ms": 2000, "failure_threshold": 3, "success_threshold": 1});
+    let id = bed.add_check("late", &spec).await;
+    let worker = bed.spawn_worker(&[]);
+    let base = now_ms() - chrono::Duration::seconds(10);
+    let job_at = |i: i64| WorkerBed::job(id, "late", &spec, base + chrono::Duration::seconds(i));
+    for (n, (i, status)) in [(1, 500), (3, 500), (2, 200), (4, 500)].into_iter().enumerate() {
+        target.set_status(status);
+        bed.publish(&job_at(i)).await;
+        let stored = bed.wait_for_count(ROWS, n as i64 + 1, Duration::from_secs(20)).await;
+        assert!(stored, "{}", worker.output());
+    }
+    let state = bed.state(id).await.expect("state");
+    assert_eq!((state.0.as_str(), state.1), ("unknown", 2), "F S F F in slot order: two failures in a row");
+    assert_eq!(state.2, Some(job_at(4).slot), "the late slot did not move last_slot");
+    assert!(bed.notifications(id).await.is_empty(), "paged for failures that were not consecutive");
+    // The streak still counts on: the third consecutive failure pages once.
+    bed.publish(&job_at(5)).await;
+    assert!(bed.wait_for_count(ROWS, 5, Duration::from_secs(20)).await, "{}", worker.output());
+    assert_eq!(bed.state(id).await.map(|s| (s.0, s.1)), Some(("down".to_string(), 3)));
+    let notes = bed.notifications(id).await;
+    assert_eq!(notes.iter().map(|n| n.0.as_str()).collect::<Vec<_>>(), ["down"]);
+    assert_eq!(notes[0].2["slot"], json!(job_at(5).slot));
+}
+
 #[tokio::test]
 async fn sigterm_finishes_running_checks_commits_and_exits_zero() {
     let bed = WorkerBed::new().await;
