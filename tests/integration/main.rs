@@ -9,6 +9,7 @@ mod config_cli;
 mod deny_list;
 mod fuzz_regressions;
 mod http_check;
+mod logs;
 mod migrate;
 mod ops;
 mod postgres_tls;
