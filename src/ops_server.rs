@@ -1,32 +1,54 @@
 //! The ops HTTP server every long-running role exposes: `/metrics`
 //! (Prometheus text), `/healthz` (the process serves requests) and `/readyz`
-//! (every dependency answers right now).
+//! (every dependency answered in the last probe round).
 //!
-//! Readiness probes run on each request rather than reporting a cached flag:
-//! a cached flag is only as fresh as the last loop that happened to touch
-//! the dependency, and Kubernetes polls every few seconds anyway.
+//! It must keep answering `/healthz` whatever arrives on its port, or a
+//! kubelet restarts a healthy pod, and nothing that arrives may take from
+//! the role. So:
+//! - `/readyz` reads the result of a background probe loop
+//!   ([`crate::health::Readiness`]); a request never runs a probe itself;
+//! - at most [`MAX_CONNECTIONS`] connections are held. When a new one
+//!   arrives at the cap, the oldest one that has not yet sent a whole
+//!   request head is closed to make room (a prober connects and asks at
+//!   once, so it is always among the newest); when every held connection
+//!   is mid-request, the new one is closed. The accept loop itself never
+//!   waits, so the listen backlog never fills up behind idle peers;
+//! - a request head must arrive within [`HEADER_READ_TIMEOUT`], and a
+//!   connection lasts at most [`REQUEST_TIMEOUT`]: one request per
+//!   connection (no keep-alive), so that bound is the request's.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use futures_util::future::join_all;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 pub use crate::health::{BoxFuture, ReadinessProbe};
+use crate::health::{Readiness, STALE_AFTER};
+
+/// Connections held at once. Kubelet probes and a scrape or two need a
+/// handful; the cap bounds file descriptors and memory under a flood.
+pub const MAX_CONNECTIONS: usize = 128;
+/// Time from accept to a complete request head.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time from accept to the end of the response.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the server needs to answer.
 #[derive(Clone)]
 pub struct OpsState {
     pub metrics: PrometheusHandle,
-    pub probes: Vec<Arc<dyn ReadinessProbe>>,
+    pub readiness: Readiness,
 }
 
 /// Binds `addr`; separate from [`serve`] so a bind failure is a startup
@@ -35,9 +57,56 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+/// One held connection, as the cap sees it.
+struct Held {
+    /// Set once hyper has read the whole request head.
+    asked: Arc<AtomicBool>,
+    /// Cancelled to close the connection and make room.
+    evict: CancellationToken,
+}
+
+/// The held connections, by accept order (ids only grow, so the first
+/// entry is the oldest).
+#[derive(Default)]
+struct Connections {
+    next: u64,
+    held: BTreeMap<u64, Held>,
+}
+
+impl Connections {
+    /// Makes room for one more, if it can: `Some(id)` to serve it.
+    fn admit(&mut self, asked: &Arc<AtomicBool>, evict: &CancellationToken) -> Option<u64> {
+        if self.held.len() >= MAX_CONNECTIONS {
+            let idle = self.held.iter().find(|(_, h)| !h.asked.load(Ordering::Relaxed)).map(|(id, _)| *id);
+            let held = idle.and_then(|id| self.held.remove(&id))?;
+            held.evict.cancel();
+            metrics::counter!("sentryk8s_ops_connections_closed_total", "reason" => "evicted").increment(1);
+        }
+        let id = self.next;
+        self.next += 1;
+        self.held.insert(id, Held { asked: asked.clone(), evict: evict.clone() });
+        Some(id)
+    }
+}
+
+/// Removes a connection from [`Connections`] however its task ends.
+struct Release(Arc<Mutex<Connections>>, u64);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        lock(&self.0).held.remove(&self.1);
+    }
+}
+
+/// The table is consistent after any panic (single inserts and removes).
+fn lock(m: &Mutex<Connections>) -> std::sync::MutexGuard<'_, Connections> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Serves until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, state: OpsState, shutdown: CancellationToken) {
     let state = Arc::new(state);
+    let connections = Arc::new(Mutex::new(Connections::default()));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "ops server listening");
     }
@@ -48,27 +117,57 @@ pub async fn serve(listener: TcpListener, state: OpsState, shutdown: Cancellatio
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     tracing::warn!(error = %e, "ops server accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
             _ = shutdown.cancelled() => return,
         };
-        let state = state.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(route(req, &state).await) }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = conn => {}
-                _ = shutdown.cancelled() => {}
-            }
-        });
+        let asked = Arc::new(AtomicBool::new(false));
+        let evict = CancellationToken::new();
+        let Some(id) = lock(&connections).admit(&asked, &evict) else {
+            // Every held connection is mid-request: this one waits for none.
+            metrics::counter!("sentryk8s_ops_connections_closed_total", "reason" => "full").increment(1);
+            drop(stream);
+            continue;
+        };
+        let release = Release(connections.clone(), id);
+        tokio::spawn(serve_one(stream, state.clone(), asked, evict, shutdown.clone(), release));
     }
+}
+
+/// Serves one request on `stream` under the timeouts.
+async fn serve_one(
+    stream: TcpStream,
+    state: Arc<OpsState>,
+    asked: Arc<AtomicBool>,
+    evict: CancellationToken,
+    shutdown: CancellationToken,
+    _release: Release,
+) {
+    let flag = asked.clone();
+    let service = service_fn(move |req| {
+        flag.store(true, Ordering::Relaxed);
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(route(req, &state).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.keep_alive(false).max_buf_size(16 * 1024);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let head_deadline = async {
+        tokio::time::sleep(HEADER_READ_TIMEOUT).await;
+        if asked.load(Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
+    };
+    let reason = tokio::select! {
+        _ = conn => return,
+        _ = head_deadline => "header_timeout",
+        _ = tokio::time::sleep(REQUEST_TIMEOUT) => "request_timeout",
+        _ = evict.cancelled() => return, // counted where it was decided
+        _ = shutdown.cancelled() => return,
+    };
+    metrics::counter!("sentryk8s_ops_connections_closed_total", "reason" => reason).increment(1);
 }
 
 async fn route(req: Request<Incoming>, state: &OpsState) -> Response<Full<Bytes>> {
@@ -91,17 +190,30 @@ async fn route(req: Request<Incoming>, state: &OpsState) -> Response<Full<Bytes>
     }
 }
 
+/// "ready" or "not ready", then one line per dependency
+/// ("postgres: ok", or the reason it is not), from the last probe round.
 async fn readiness(state: &OpsState) -> Response<Full<Bytes>> {
-    // Concurrently, so one slow dependency does not hide the state of another.
-    let results = join_all(state.probes.iter().map(|p| async move { (p.name(), p.check().await) })).await;
     let mut body = String::new();
     let mut ready = true;
-    for (name, result) in results {
-        match result {
-            Ok(()) => body.push_str(&format!("{name}: ok\n")),
-            Err(why) => {
+    match state.readiness.latest().await {
+        None => {
+            ready = false;
+            body.push_str("readiness: not probed yet\n");
+        }
+        Some(round) => {
+            for (name, result) in &round.results {
+                match result {
+                    Ok(()) => body.push_str(&format!("{name}: ok\n")),
+                    Err(why) => {
+                        ready = false;
+                        body.push_str(&format!("{name}: {why}\n"));
+                    }
+                }
+            }
+            let age = round.at.elapsed();
+            if age > STALE_AFTER {
                 ready = false;
-                body.push_str(&format!("{name}: {why}\n"));
+                body.push_str(&format!("readiness: last probed {}s ago\n", age.as_secs()));
             }
         }
     }
@@ -116,7 +228,8 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 }
 
 /// Starts the ops server for a role: binds now (so a busy port fails the
-/// start) and serves in the background until `shutdown`.
+/// start), starts the readiness probe loop, and serves in the background
+/// until `shutdown`.
 pub async fn start(
     addr: SocketAddr,
     probes: Vec<Arc<dyn ReadinessProbe>>,
@@ -124,6 +237,42 @@ pub async fn start(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = bind(addr).await?;
     let local = listener.local_addr()?;
-    let state = OpsState { metrics: crate::telemetry::metrics(), probes };
+    let readiness = Readiness::spawn(probes, shutdown.clone());
+    let state = OpsState { metrics: crate::telemetry::metrics(), readiness };
     Ok((local, tokio::spawn(serve(listener, state, shutdown))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admit(c: &mut Connections, asked: bool) -> (Option<u64>, CancellationToken) {
+        let evict = CancellationToken::new();
+        (c.admit(&Arc::new(AtomicBool::new(asked)), &evict), evict)
+    }
+
+    #[test]
+    fn at_the_cap_the_oldest_idle_connection_makes_room() {
+        let mut c = Connections::default();
+        let (_, busy) = admit(&mut c, true);
+        let (_, oldest_idle) = admit(&mut c, false);
+        let (_, next_idle) = admit(&mut c, false);
+        for _ in 3..MAX_CONNECTIONS {
+            admit(&mut c, true);
+        }
+        assert_eq!(c.held.len(), MAX_CONNECTIONS);
+        assert!(admit(&mut c, false).0.is_some());
+        assert!(oldest_idle.is_cancelled() && !next_idle.is_cancelled() && !busy.is_cancelled());
+        assert_eq!(c.held.len(), MAX_CONNECTIONS);
+    }
+
+    #[test]
+    fn at_the_cap_with_every_connection_mid_request_a_new_one_is_refused() {
+        let mut c = Connections::default();
+        for _ in 0..MAX_CONNECTIONS {
+            admit(&mut c, true);
+        }
+        assert_eq!(admit(&mut c, false).0, None);
+        assert_eq!(c.held.len(), MAX_CONNECTIONS);
+    }
 }

@@ -3,7 +3,11 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+use tracing_subscriber::layer::{Filter, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::LogFormat;
 
@@ -11,36 +15,79 @@ use crate::config::LogFormat;
 ///
 /// Logs go to stderr so that commands (`config`, `status -o json`) keep a
 /// clean stdout for their output.
+///
+/// Two filters, both of which an event must pass: the operator's (from
+/// `RUST_LOG` or `level`, with noisy libraries quiet unless named) and
+/// [`secret_cap`], which no filter string can lift.
 pub fn init_logging(format: LogFormat, level: &str) {
     let wanted =
         std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| level.to_string());
-    let filter = EnvFilter::try_new(quiet_dependencies(&wanted)).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let (filter, invalid) = log_filter(&wanted);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(true);
     // try_init: a second call (tests, `standalone`) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
-        LogFormat::Text => builder.try_init(),
+    let installed = match format {
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(fmt.json().flatten_event(true).with_current_span(false).with_filter(filter))
+            .try_init(),
+        LogFormat::Text => tracing_subscriber::registry().with(fmt.with_filter(filter)).try_init(),
     };
+    if let (Ok(()), Some(e)) = (installed, invalid) {
+        tracing::warn!(filter = %wanted, error = %e, "invalid log filter (RUST_LOG or log_level); logging at info");
+    }
 }
 
-/// Libraries that log secrets at debug level: tokio-postgres prints every
-/// statement's parameters (a check's spec, with its header values, when
-/// `checks apply` writes it). They stay at info unless the filter names
-/// them explicitly, so `RUST_LOG=debug` cannot leak a secret by accident.
-const QUIET_TARGETS: &[&str] = &["tokio_postgres", "postgres_protocol", "hyper", "h2", "rustls", "amqprs"];
+/// Libraries that are noisy below info. They stay at info unless the filter
+/// names them: these defaults come first, so a directive of the operator's
+/// for the same target replaces them (`hyper=debug` works), while a bare
+/// `debug` or `trace` does not reach them.
+const QUIET_TARGETS: &[&str] = &["postgres_protocol", "hyper", "hyper_util", "h2", "rustls"];
 
-fn quiet_dependencies(filter: &str) -> String {
-    let mut out = filter.to_string();
-    for target in QUIET_TARGETS {
-        if !filter.contains(target) {
-            out.push_str(&format!(",{target}=info"));
-        }
-    }
-    out
+/// Libraries whose logs below info carry secrets, capped at info whatever
+/// the filter says:
+/// - `tokio_postgres`: `tokio_postgres::query` logs every statement's
+///   parameters at debug (a check's spec with its header values when
+///   `checks apply` writes it; alert channel settings; tokens);
+/// - `amqprs`: at trace it logs every frame, the connection's
+///   `Start-Ok` (the broker password) and job bodies (check specs) among
+///   them;
+/// - `lettre`: at debug it logs the SMTP dialogue, `AUTH` included.
+///
+/// Their info lines (notices, connection opened or closed) carry none.
+const SECRET_TARGETS: &[&str] = &["tokio_postgres", "amqprs", "lettre"];
+
+/// The filter of every log line: the operator's `wanted` (quiet defaults
+/// first) and the secret cap, both of which an event must pass. An invalid
+/// `wanted` falls back to info and comes back as the error to report.
+fn log_filter<S>(wanted: &str) -> (impl Filter<S>, Option<tracing_subscriber::filter::ParseError>)
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    let (filter, invalid) = match operator_filter(wanted) {
+        Ok(filter) => (filter, None),
+        Err(e) => (EnvFilter::new("info"), Some(e)),
+    };
+    (filter.and(secret_cap()), invalid)
+}
+
+/// The operator's filter: the quiet defaults, then `wanted`.
+fn operator_filter(wanted: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+    let defaults: Vec<String> = QUIET_TARGETS.iter().map(|t| format!("{t}=info")).collect();
+    EnvFilter::builder().parse(format!("{},{wanted}", defaults.join(",")))
+}
+
+/// The filter no `RUST_LOG` can override: it is a second filter an event
+/// must also pass, not a directive among the operator's (where a more
+/// specific one such as `tokio_postgres::query=trace` would win). Targets
+/// match by prefix, so `tokio_postgres::query` is covered by
+/// `tokio_postgres`. Because the cap also answers `log`'s `log_enabled!`,
+/// tokio-postgres never even formats the parameters.
+fn secret_cap() -> Targets {
+    SECRET_TARGETS.iter().fold(Targets::new().with_default(LevelFilter::TRACE), |cap, target| {
+        cap.with_target(*target, LevelFilter::INFO)
+    })
 }
 
 /// Buckets for every `*_seconds` histogram: from sub-millisecond phases of a
@@ -99,13 +146,68 @@ pub fn metrics() -> PrometheusHandle {
 
 #[cfg(test)]
 mod tests {
-    use super::quiet_dependencies;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use tracing::Level;
+
+    use super::*;
+
+    /// Counts the events that reach it.
+    struct Count(Arc<AtomicUsize>);
+    impl<S: tracing::Subscriber> Layer<S> for Count {
+        fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// How many of the events `emit` sends pass the filter built from `wanted`.
+    fn passed(wanted: &str, emit: impl FnOnce()) -> usize {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let (filter, invalid) = log_filter(wanted);
+        assert!(invalid.is_none(), "{wanted}: {invalid:?}");
+        let subscriber = tracing_subscriber::registry().with(Count(seen.clone()).with_filter(filter));
+        tracing::subscriber::with_default(subscriber, emit);
+        seen.load(Ordering::SeqCst)
+    }
 
     #[test]
-    fn dependencies_stay_quiet_unless_named() {
-        let f = quiet_dependencies("debug");
-        assert!(f.starts_with("debug,") && f.contains("tokio_postgres=info"), "{f}");
-        let f = quiet_dependencies("info,tokio_postgres=trace");
-        assert!(!f.contains("tokio_postgres=info"), "{f}");
+    fn secret_logging_targets_stay_capped_whatever_the_filter() {
+        for wanted in [
+            "trace",
+            "debug",
+            "tokio_postgres=trace",
+            "debug,tokio_postgres::query=trace",
+            "amqprs=trace,lettre=trace",
+        ] {
+            let n = passed(wanted, || {
+                tracing::event!(target: "tokio_postgres::query", Level::DEBUG, "parameters");
+                tracing::event!(target: "tokio_postgres::query", Level::TRACE, "parameters");
+                tracing::event!(target: "tokio_postgres", Level::DEBUG, "parameters");
+                tracing::event!(target: "amqprs::net::split_connection", Level::TRACE, "frame");
+                tracing::event!(target: "lettre::transport::smtp", Level::DEBUG, "AUTH");
+            });
+            assert_eq!(n, 0, "{wanted}: a secret-logging event passed");
+        }
+        let n =
+            passed("info", || tracing::event!(target: "tokio_postgres::connection", Level::INFO, "notice"));
+        assert_eq!(n, 1, "their info lines still show");
+    }
+
+    #[test]
+    fn noisy_dependencies_stay_quiet_unless_named() {
+        let n = passed("debug", || {
+            tracing::event!(target: "hyper::proto", Level::DEBUG, "noise");
+            tracing::event!(target: "sentryk8s::worker", Level::DEBUG, "ours");
+        });
+        assert_eq!(n, 1, "only our own debug line");
+        assert_eq!(
+            passed("debug,hyper=debug", || tracing::event!(target: "hyper::proto", Level::DEBUG, "x")),
+            1
+        );
+        assert_eq!(
+            passed("hyper::proto=trace", || tracing::event!(target: "hyper::proto", Level::TRACE, "x")),
+            1
+        );
     }
 }

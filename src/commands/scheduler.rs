@@ -25,8 +25,12 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let token = shutdown::on_signals().context("installing signal handlers")?;
     let pool = db::pool(&config, "scheduler")?;
     let link = AmqpLink::default();
-    let probes: Vec<Arc<dyn ReadinessProbe>> =
-        vec![Arc::new(db::PostgresProbe(pool.clone())), Arc::new(AmqpProbe(link.clone()))];
+    // Readiness has its own connection: a /readyz flood cannot queue for
+    // the role's pool (ops_server.rs).
+    let probes: Vec<Arc<dyn ReadinessProbe>> = vec![
+        Arc::new(db::PostgresProbe::dedicated(&config, "scheduler")?),
+        Arc::new(AmqpProbe(link.clone())),
+    ];
 
     let role = async {
         scheduler::run(config.clone(), me, pool, link, token.clone()).await?;

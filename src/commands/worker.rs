@@ -18,8 +18,10 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let pool = db::pool(&config, "worker")?;
     let deny = delivery::deny_list(&config)?;
     let link = AmqpLink::default();
+    // Readiness has its own connection: a /readyz flood cannot queue for
+    // the role's pool (ops_server.rs).
     let probes: Vec<Arc<dyn ReadinessProbe>> =
-        vec![Arc::new(db::PostgresProbe(pool.clone())), Arc::new(AmqpProbe(link.clone()))];
+        vec![Arc::new(db::PostgresProbe::dedicated(&config, "worker")?), Arc::new(AmqpProbe(link.clone()))];
 
     let role = async {
         let checks = stop_all_on_error(&token, worker::run(&config, pool.clone(), link, token.clone()));

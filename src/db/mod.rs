@@ -181,9 +181,24 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Ready when a pooled connection answers `SELECT 1` within two seconds.
+/// Ready when the probe's own connection answers `SELECT 1` within two
+/// seconds.
+///
+/// The pool must be the probe's own ([`PostgresProbe::dedicated`]), never
+/// the role's: a probe that queues for the role's connections competes with
+/// lease renewals and result writes, and reports the pool's congestion as
+/// the database being down.
 pub struct PostgresProbe(pub Pool);
 
+impl PostgresProbe {
+    /// A probe with a one-connection pool of its own, named
+    /// `sentryk8s-<application>-readiness` in `pg_stat_activity`.
+    pub fn dedicated(config: &Config, application: &str) -> Result<PostgresProbe, DbError> {
+        let mut own = config.clone();
+        own.database.pool_size = 1;
+        Ok(PostgresProbe(pool(&own, &format!("{application}-readiness"))?))
+    }
+}
 impl ReadinessProbe for PostgresProbe {
     fn name(&self) -> &'static str {
         "postgres"

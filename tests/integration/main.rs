@@ -10,6 +10,7 @@ mod deny_list;
 mod email_deadline;
 mod fuzz_regressions;
 mod http_check;
+mod logs;
 mod migrate;
 mod ops;
 mod postgres_tls;
