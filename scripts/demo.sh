@@ -24,4 +24,4 @@ trap cleanup EXIT
 
 # The example's Authorization header reads it (an unset variable is an error).
 export EXAMPLE_TOKEN="${EXAMPLE_TOKEN:-demo-token}"
-target/debug/sentryk8s --listen 127.0.0.1:9090 standalone -f examples/checks.yaml "$@"
+target/debug/sentryk8s --listen 127.0.0.1:9090 standalone --allow-env 'EXAMPLE_*' -f examples/checks.yaml "$@"

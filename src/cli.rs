@@ -130,6 +130,10 @@ pub struct ApplyArgs {
     /// Print the plan without writing anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Environment variable ${VAR} may read: a name or a glob like "CHECK_*";
+    /// repeatable, replaces the configured list. None by default [config: checks.allow_env].
+    #[arg(long = "allow-env", value_name = "PATTERN")]
+    pub allow_env: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +174,15 @@ pub struct StandaloneArgs {
     /// Checks in flight at once [config: worker.concurrency].
     #[arg(long)]
     pub concurrency: Option<u32>,
+    /// Environment variable ${VAR} may read: a name or a glob like "CHECK_*";
+    /// repeatable, replaces the configured list. None by default [config: checks.allow_env].
+    #[arg(long = "allow-env", value_name = "PATTERN")]
+    pub allow_env: Vec<String>,
+}
+
+/// `--allow-env` values as the `checks.allow_env` key, when any is given.
+fn allow_env(patterns: &[String]) -> Option<Vec<String>> {
+    (!patterns.is_empty()).then(|| patterns.to_vec())
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -204,7 +217,13 @@ impl Cli {
                 flags.set("partitions", "--partitions", a.partitions);
             }
             Command::Worker(a) => flags.set("worker.concurrency", "--concurrency", a.concurrency),
-            Command::Standalone(a) => flags.set("worker.concurrency", "--concurrency", a.concurrency),
+            Command::Standalone(a) => {
+                flags.set("worker.concurrency", "--concurrency", a.concurrency);
+                flags.set("checks.allow_env", "--allow-env", allow_env(&a.allow_env));
+            }
+            Command::Checks(ChecksArgs { command: ChecksCommand::Apply(a) }) => {
+                flags.set("checks.allow_env", "--allow-env", allow_env(&a.allow_env));
+            }
             Command::Checks(_) | Command::Status(_) | Command::Config => {}
         }
         flags

@@ -286,6 +286,23 @@ class RenderedObjects(unittest.TestCase):
                     self.assertNotIn("initContainers", spec)
                     self.assertEqual(spec["containers"][0]["args"], migrate_args)
 
+    def test_checks_allow_env_comes_from_values_and_is_empty_by_default(self):
+        """`${VAR}` in checks reads only what config.checks.allowEnv lists: nothing on a fresh
+        install, and the listed patterns in the config file of the hook Job that applies checks."""
+        checks = "checks[0].name=a,checks[0].url=https://example.com/"
+        for extra, expected in (((checks,), []),
+                                ((checks, "config.checks.allowEnv={CHECK_*,API_TOKEN}"), ["CHECK_*", "API_TOKEN"])):
+            with self.subTest(extra=extra):
+                objects = render(None, extra)
+                job = one(objects, "Job", "migrate")
+                self.assertEqual(pod_spec(job)["containers"][0]["args"][:2], ["checks", "apply"])
+                cm = next(o for o in by_kind(objects, "ConfigMap") if o["metadata"]["name"] == job["metadata"]["name"])
+                for text in (cm["data"]["config.toml"], main_config(objects)):
+                    self.assertEqual(tomllib.loads(text)["checks"]["allow_env"], expected)
+        result = helm("template", "sk", str(CHART), "--set", "config.checks.allowEnv={not-a-name}", check=False)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("allowEnv", result.stderr)
+
     def test_worker_scales_on_an_external_backlog_metric(self):
         for value_set in VALUE_SETS:
             with self.subTest(values=value_set or "defaults"):

@@ -32,6 +32,15 @@ pub enum ApplyError {
     Unresolved(Diagnostics),
 }
 
+/// Checks written per statement.
+const WRITE_CHUNK: usize = 2_000;
+
+/// A check's spec as stored, made when it is written (only created and
+/// updated checks are, so an apply that changes little holds little).
+fn spec_json(check: &crate::checks_file::DeclaredCheck) -> Result<serde_json::Value, ApplyError> {
+    serde_json::to_value(&check.spec).map_err(|e| ApplyError::Encode(check.name.clone(), e.to_string()))
+}
+
 fn db(e: tokio_postgres::Error) -> ApplyError {
     ApplyError::Db(crate::db::error_chain(&e))
 }
@@ -118,32 +127,36 @@ pub async fn apply(
     if !paused.is_empty() {
         crate::alerting::store::resolve_withdrawn(&tx, &paused, "paused").await.map_err(db)?;
     }
-    if !plan.update.is_empty() {
-        let mut ids = Vec::with_capacity(plan.update.len());
-        let mut intervals = Vec::with_capacity(plan.update.len());
-        let mut enabled = Vec::with_capacity(plan.update.len());
-        let mut specs = Vec::with_capacity(plan.update.len());
-        for u in &plan.update {
+    // In chunks, in the same transaction: the specs' JSON of one chunk at
+    // a time, not of 100,000 checks at once.
+    for chunk in plan.update.chunks(WRITE_CHUNK) {
+        let mut ids = Vec::with_capacity(chunk.len());
+        let mut intervals = Vec::with_capacity(chunk.len());
+        let mut enabled = Vec::with_capacity(chunk.len());
+        let mut specs = Vec::with_capacity(chunk.len());
+        for u in chunk {
             let check = &declared[u.index];
             ids.push(u.id);
             intervals.push(check.interval_ms as i32);
             enabled.push(check.enabled);
-            specs.push(&plan.specs[u.index]);
+            specs.push(spec_json(check)?);
         }
+        let specs: Vec<&serde_json::Value> = specs.iter().collect();
         store::update_checks(&tx, &ids, &intervals, &enabled, &specs).await.map_err(db)?;
     }
-    if !plan.create.is_empty() {
-        let mut names = Vec::with_capacity(plan.create.len());
-        let mut intervals = Vec::with_capacity(plan.create.len());
-        let mut enabled = Vec::with_capacity(plan.create.len());
-        let mut specs = Vec::with_capacity(plan.create.len());
-        for &i in &plan.create {
+    for chunk in plan.create.chunks(WRITE_CHUNK) {
+        let mut names = Vec::with_capacity(chunk.len());
+        let mut intervals = Vec::with_capacity(chunk.len());
+        let mut enabled = Vec::with_capacity(chunk.len());
+        let mut specs = Vec::with_capacity(chunk.len());
+        for &i in chunk {
             let check = &declared[i];
             names.push(check.name.as_str());
             intervals.push(check.interval_ms as i32);
             enabled.push(check.enabled);
-            specs.push(&plan.specs[i]);
+            specs.push(spec_json(check)?);
         }
+        let specs: Vec<&serde_json::Value> = specs.iter().collect();
         store::insert_checks(&tx, &names, &intervals, &enabled, &specs).await.map_err(db)?;
     }
     write_named(

@@ -4,7 +4,7 @@
 //! fields that are themselves valid, so one mistake produces one message,
 //! not a cascade, and the result is a normalised [`DeclaredCheck`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::model::bounds::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
 use crate::model::{CheckKind, CheckSpec, Expect};
@@ -110,7 +110,8 @@ impl Ctx<'_> {
         let Slot::Set(f) = self.string_list(node, path, "a notification channel name") else {
             return Slot::Invalid;
         };
-        let mut names: Vec<String> = Vec::new();
+        // A set: `alerts:` may list many names, each checked once.
+        let mut names: HashSet<String> = HashSet::new();
         let mut items: Vec<F<String>> = Vec::new();
         let mut ok = true;
         for (i, item) in f.v.iter().enumerate() {
@@ -129,7 +130,7 @@ impl Ctx<'_> {
                 self.error(item.pos, &item_path, format!("channel `{}` is listed twice", item.v));
                 ok = false;
             } else {
-                names.push(item.v.clone());
+                names.insert(item.v.clone());
                 items.push(F { written: item_path.clone(), ..item.clone() });
             }
         }

@@ -10,7 +10,7 @@ use super::alerts::DeclaredChannel;
 use super::check::DeclaredCheck;
 use super::defaults::Partial;
 use super::diagnostic::{join_index, Diagnostic};
-use super::env::Lookup;
+use super::env::{AllowList, Lookup};
 use super::maintenance::DeclaredWindow;
 use super::names::CheckName;
 use super::reader::Ctx;
@@ -37,18 +37,29 @@ pub struct Declared {
 /// (compiled regular expressions: 100,000 checks often use one pattern).
 pub struct Validator<'a> {
     lookup: Lookup<'a>,
+    allow: &'a AllowList,
     regexes_ok: HashSet<String>,
 }
 
+/// What [`Validator::new`] lets `${VAR}` read: whatever its lookup knows.
+static EVERYTHING: std::sync::LazyLock<AllowList> = std::sync::LazyLock::new(AllowList::everything);
+
 impl<'a> Validator<'a> {
+    /// A validator whose `lookup` is itself the allow list (tests, the
+    /// fuzzer); reserved names stay refused.
     pub fn new(lookup: Lookup<'a>) -> Validator<'a> {
-        Validator { lookup, regexes_ok: HashSet::new() }
+        Validator::with_allow(lookup, &EVERYTHING)
+    }
+
+    /// A validator reading only the names `allow` lets through.
+    pub fn with_allow(lookup: Lookup<'a>, allow: &'a AllowList) -> Validator<'a> {
+        Validator { lookup, allow, regexes_ok: HashSet::new() }
     }
 
     /// Every valid check, channel and window of `source`, and every problem in it.
     pub fn validate(&mut self, file: &str, source: &str) -> (Declared, Vec<Diagnostic>) {
-        let mut ctx = Ctx::new(file, source, self.lookup, &mut self.regexes_ok);
-        let documents = match yaml::parse(source) {
+        let mut ctx = Ctx::new(file, source, self.lookup, self.allow, &mut self.regexes_ok);
+        let mut documents = match yaml::parse(source) {
             Ok(docs) => docs,
             Err(e) => {
                 ctx.diags.push(Diagnostic {
@@ -71,7 +82,7 @@ impl<'a> Validator<'a> {
             return (Declared::default(), ctx.diags);
         }
         let mut declared = Declared::default();
-        for document in &documents {
+        for document in &mut documents {
             if !document.is_null() {
                 ctx.document(document, &mut declared);
             }
@@ -94,7 +105,11 @@ impl<'a> Validator<'a> {
 
 impl Ctx<'_> {
     /// One YAML document: its `defaults` overlaid under each of its checks.
-    fn document(&mut self, doc: &Node, declared: &mut Declared) {
+    ///
+    /// Each check's part of the tree is dropped once it is validated, so
+    /// the tree and what it becomes are not both held whole at once (what
+    /// keeps a file at the size cap within memory).
+    fn document(&mut self, doc: &mut Node, declared: &mut Declared) {
         let Some(entries) = self.entries(
             doc,
             "",
@@ -118,20 +133,33 @@ impl Ctx<'_> {
         }
         let checks = &mut declared.checks;
         let Some(list) = list else { return };
-        let items = match &list.kind {
-            Kind::Seq(items) => items,
+        match &list.kind {
+            Kind::Seq(_) => {}
             _ if list.is_null() => return,
             _ => {
                 self.type_error::<()>(list, "checks", "a list of checks");
                 return;
             }
+        }
+        // The first `checks` key is the one `entries` read (a second is
+        // reported as set twice): take its list out of the tree.
+        let items = match &mut doc.kind {
+            Kind::Map(all) => all
+                .iter_mut()
+                .find(|e| e.key.scalar_text() == Some("checks"))
+                .map(|e| match &mut e.value.kind {
+                    Kind::Seq(items) => std::mem::take(items),
+                    _ => Vec::new(),
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
         };
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in items.into_iter().enumerate() {
             let path = join_index("checks", i);
             let errors_before = self.diags.len();
-            let own = self.partial(item, &path, false);
+            let own = self.partial(&item, &path, false);
             let merged = own.overlay(&defaults);
-            let check = self.finish(merged, item, &path);
+            let check = self.finish(merged, &item, &path);
             if let Some(check) = check {
                 if self.diags.len() == errors_before {
                     checks.push(check);

@@ -2,6 +2,8 @@
 //! rules on top of the reader primitives: a name (with "did you mean"), a
 //! URL (never shown with its password), HTTP headers and labels.
 
+use std::collections::HashMap;
+
 use super::diagnostic::{join_key, Pos};
 use super::names::{slug, valid_name, CheckName, MAX_NAME_LEN};
 use super::reader::{quoted, Ctx, Pairs, Slot, F};
@@ -76,7 +78,8 @@ impl Ctx<'_> {
             return Slot::Invalid;
         };
         let mut ok = true;
-        let mut seen: Vec<(String, Pos)> = Vec::new();
+        // Header names seen (lower-cased), with where: a map keeps this linear.
+        let mut seen: HashMap<String, Pos> = HashMap::new();
         for (k, v) in &f.v {
             let kp = join_key(path, &k.v);
             if hyper::header::HeaderName::from_bytes(k.v.as_bytes()).is_err() {
@@ -85,7 +88,7 @@ impl Ctx<'_> {
                 continue;
             }
             let lower = k.v.to_ascii_lowercase();
-            if let Some((_, first)) = seen.iter().find(|(n, _)| *n == lower) {
+            if let Some(first) = seen.get(&lower) {
                 let first = *first;
                 self.error(
                     k.pos,
@@ -98,7 +101,7 @@ impl Ctx<'_> {
                 ok = false;
                 continue;
             }
-            seen.push((lower, k.pos));
+            seen.insert(lower, k.pos);
             // The value is never shown: it is often a token.
             if hyper::header::HeaderValue::from_str(&v.v).is_err() {
                 self.error(v.pos, &kp, "the header value contains characters HTTP does not allow (line breaks or control characters)");

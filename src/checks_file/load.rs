@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::declared::{Declared, Validator};
 use super::diagnostic::{Diagnostic, Diagnostics, Pos};
-use super::env::Lookup;
+use super::env::{AllowList, Lookup};
 
 /// One checks file's text and the name messages use for it.
 #[derive(Debug, Clone)]
@@ -21,9 +21,24 @@ fn problem(file: impl Into<String>, message: impl Into<String>) -> Diagnostic {
     Diagnostic { file: file.into(), pos: None, path: String::new(), message: message.into() }
 }
 
+/// The default of `checks.max_file_bytes`: 16 MiB.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
 /// Reads `-f` arguments: a file, a directory (its `*.yaml` and `*.yml`
-/// files, sorted, not recursive) or `-` (stdin, at most once).
+/// files, sorted, not recursive) or `-` (stdin, at most once); each at
+/// most [`MAX_FILE_BYTES`].
 pub fn read_sources(paths: &[PathBuf], stdin: &mut dyn Read) -> Result<Vec<Source>, Diagnostics> {
+    read_sources_limited(paths, stdin, MAX_FILE_BYTES)
+}
+
+/// [`read_sources`], refusing any input larger than `max_bytes` before
+/// reading more of it than that: what a file may cost once parsed grows
+/// with its size (src/checks_file/yaml.rs), so the cap bounds it all.
+pub fn read_sources_limited(
+    paths: &[PathBuf],
+    stdin: &mut dyn Read,
+    max_bytes: u64,
+) -> Result<Vec<Source>, Diagnostics> {
     let mut sources = Vec::new();
     let mut diags = Diagnostics::default();
     let mut stdin_used = false;
@@ -34,9 +49,9 @@ pub fn read_sources(paths: &[PathBuf], stdin: &mut dyn Read) -> Result<Vec<Sourc
                 continue;
             }
             stdin_used = true;
-            let mut bytes = Vec::new();
-            match stdin.read_to_end(&mut bytes) {
-                Ok(_) => push_text(&mut sources, &mut diags, "<stdin>".into(), bytes),
+            match read_capped(stdin, max_bytes) {
+                Ok(Some(bytes)) => push_text(&mut sources, &mut diags, "<stdin>".into(), bytes),
+                Ok(None) => diags.push(too_large("<stdin>", max_bytes)),
                 Err(e) => diags.push(problem("<stdin>", format!("cannot read standard input: {e}"))),
             }
             continue;
@@ -49,13 +64,13 @@ pub fn read_sources(paths: &[PathBuf], stdin: &mut dyn Read) -> Result<Vec<Sourc
                 }
                 Ok(files) => {
                     for file in files {
-                        read_file(&file, &mut sources, &mut diags);
+                        read_file(&file, max_bytes, &mut sources, &mut diags);
                     }
                 }
                 Err(e) => diags.push(problem(shown, format!("cannot list the directory: {e}"))),
             }
         } else {
-            read_file(path, &mut sources, &mut diags);
+            read_file(path, max_bytes, &mut sources, &mut diags);
         }
     }
     if diags.is_empty() {
@@ -80,12 +95,30 @@ fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn read_file(path: &Path, sources: &mut Vec<Source>, diags: &mut Diagnostics) {
+fn read_file(path: &Path, max_bytes: u64, sources: &mut Vec<Source>, diags: &mut Diagnostics) {
     let shown = path.display().to_string();
-    match std::fs::read(path) {
-        Ok(bytes) => push_text(sources, diags, shown, bytes),
+    match std::fs::File::open(path).and_then(|mut f| read_capped(&mut f, max_bytes)) {
+        Ok(Some(bytes)) => push_text(sources, diags, shown, bytes),
+        Ok(None) => diags.push(too_large(shown, max_bytes)),
         Err(e) => diags.push(problem(shown, format!("cannot read the file: {e}"))),
     }
+}
+
+/// All of `input` when it holds at most `max_bytes`, else `None` (having
+/// read one byte more than allowed, never the rest).
+fn read_capped(input: &mut dyn Read, max_bytes: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    input.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= max_bytes).then_some(bytes))
+}
+
+fn too_large(file: impl Into<String>, max_bytes: u64) -> Diagnostic {
+    problem(
+        file,
+        format!(
+            "larger than {max_bytes} bytes, the most a checks file may hold (checks.max_file_bytes): split it into several files"
+        ),
+    )
 }
 
 fn push_text(sources: &mut Vec<Source>, diags: &mut Diagnostics, name: String, bytes: Vec<u8>) {
@@ -102,19 +135,23 @@ fn push_text(sources: &mut Vec<Source>, diags: &mut Diagnostics, name: String, b
 /// else every problem. Names (of checks, channels, windows) must be unique
 /// across all sources. References (a check's `alerts`, a window's
 /// `checks`) are resolved later by [`unresolved`], because a name may also
-/// be declared in the database.
+/// be declared in the database. `lookup` is itself the allow list here
+/// (tests, the fuzzer): every name it knows may be read, except the
+/// reserved ones.
 pub fn validate_all(sources: &[Source], lookup: Lookup<'_>) -> Result<Declared, Diagnostics> {
-    validate_resolving(sources, lookup, false)
+    validate_resolving(sources, lookup, &AllowList::everything(), false)
 }
 
-/// [`validate_all`]; with `resolve`, references must also resolve within
-/// the files themselves (what `--prune` needs), reported with the rest.
+/// [`validate_all`] reading only the names `allow` lets through; with
+/// `resolve`, references must also resolve within the files themselves
+/// (what `--prune` needs), reported with the rest.
 pub fn validate_resolving(
     sources: &[Source],
     lookup: Lookup<'_>,
+    allow: &AllowList,
     resolve: bool,
 ) -> Result<Declared, Diagnostics> {
-    let mut validator = Validator::new(lookup);
+    let mut validator = Validator::with_allow(lookup, allow);
     let mut diags = Diagnostics::default();
     let mut all = Declared::default();
     for source in sources {
@@ -253,10 +290,12 @@ pub fn load(
     paths: &[PathBuf],
     stdin: &mut dyn Read,
     lookup: Lookup<'_>,
+    allow: &AllowList,
+    max_file_bytes: u64,
     resolve: bool,
 ) -> Result<Declared, Diagnostics> {
-    let sources = read_sources(paths, stdin)?;
-    validate_resolving(&sources, lookup, resolve)
+    let sources = read_sources_limited(paths, stdin, max_file_bytes)?;
+    validate_resolving(&sources, lookup, allow, resolve)
 }
 
 #[cfg(test)]
@@ -332,6 +371,14 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.len(), 2);
         assert!(err.0[0].to_string().starts_with("/nonexistent/x.yaml: cannot read the file: "));
+        let mut input: &[u8] = b"checks: []\n";
+        let err = read_sources_limited(&[PathBuf::from("-")], &mut input, 10).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "<stdin>: larger than 10 bytes, the most a checks file may hold (checks.max_file_bytes): split it into several files\n"
+        );
+        let mut input: &[u8] = b"checks: []";
+        assert!(read_sources_limited(&[PathBuf::from("-")], &mut input, 10).is_ok());
         let mut input: &[u8] = b"\xff\xfe";
         assert!(read_sources(&[PathBuf::from("-")], &mut input).unwrap_err().0[0].message.contains("UTF-8"));
     }

@@ -20,7 +20,10 @@ pub struct Existing {
     pub name: String,
     pub interval_ms: i32,
     pub enabled: bool,
-    pub spec: Value,
+    /// The stored spec as JSON text: parsed for its comparison only, since
+    /// a parsed `Value` takes several times the text's memory and an apply
+    /// may compare 100,000 of them.
+    pub spec: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -42,8 +45,6 @@ pub struct Plan {
     pub delete: Vec<(i64, String)>,
     /// Checks in the database that no file declares, kept (no `--prune`).
     pub undeclared: usize,
-    /// Every declared check's spec as stored (JSON), by index.
-    pub specs: Vec<Value>,
     /// Notification channels (`alerts:`).
     pub channels: NamedPlan,
     /// Maintenance windows (`maintenance:`).
@@ -235,7 +236,9 @@ pub fn plan(
     existing: Vec<Existing>,
     prune: bool,
 ) -> Result<Plan, serde_json::Error> {
-    let specs = declared.iter().map(|c| serde_json::to_value(&c.spec)).collect::<Result<Vec<_>, _>>()?;
+    // Each spec's JSON is made for its comparison and dropped: holding
+    // every one (and every stored one) at once doubled what a large apply
+    // took. The writes serialise what they write (apply.rs).
     let mut by_name: HashMap<String, Existing> = existing.into_iter().map(|e| (e.name.clone(), e)).collect();
     let mut plan = Plan::default();
     for (index, check) in declared.iter().enumerate() {
@@ -249,7 +252,8 @@ pub fn plan(
                 if old.enabled != check.enabled {
                     fields.push("enabled".to_string());
                 }
-                diff_spec(&old.spec, &specs[index], &mut fields);
+                let stored: Value = serde_json::from_str(&old.spec)?;
+                diff_spec(&stored, &serde_json::to_value(&check.spec)?, &mut fields);
                 if fields.is_empty() {
                     plan.unchanged += 1;
                 } else {
@@ -265,7 +269,6 @@ pub fn plan(
     } else {
         plan.undeclared = by_name.len();
     }
-    plan.specs = specs;
     Ok(plan)
 }
 
@@ -334,7 +337,7 @@ mod tests {
             name: d.name.clone(),
             interval_ms: d.interval_ms as i32,
             enabled: d.enabled,
-            spec: serde_json::to_value(&d.spec).unwrap(),
+            spec: serde_json::to_string(&d.spec).unwrap(),
         }
     }
 
@@ -349,10 +352,10 @@ mod tests {
             serde_json::json!({"url": "http://x/", "timeout_ms": 2000, "headers": {"A": "2"}, "expect": {"status": [200]}}),
         )
         .unwrap();
-        db_b.spec = serde_json::to_value(old).unwrap();
+        db_b.spec = serde_json::to_string(&old).unwrap();
         let c = declared("c", 60_000, spec.clone());
         let gone =
-            Existing { id: 9, name: "zz".into(), interval_ms: 1000, enabled: true, spec: spec.clone() };
+            Existing { id: 9, name: "zz".into(), interval_ms: 1000, enabled: true, spec: spec.to_string() };
         let declared_all = vec![a.clone(), b.clone(), c.clone()];
         let rows = vec![db_b.clone(), existing(3, &c), gone.clone()];
 

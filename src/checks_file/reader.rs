@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::diagnostic::{join_index, join_key, Diagnostic, Pos};
-use super::env::{expand, Lookup};
+use super::env::{expand, AllowList, Lookup};
 use super::names::CheckName;
 use super::schema;
 use super::yaml::{plain_type, Kind, Node, PlainType, Style};
@@ -71,6 +71,10 @@ pub(super) struct Ctx<'c> {
     pub(super) file: &'c str,
     source: &'c str,
     lookup: Lookup<'c>,
+    /// The names `${VAR}` may read.
+    allow: &'c AllowList,
+    /// Byte offset where each line of `source` starts.
+    line_starts: Vec<usize>,
     /// Regular expressions already compiled once (shared across files).
     pub(super) regexes_ok: &'c mut HashSet<String>,
     pub(super) diags: Vec<Diagnostic>,
@@ -91,12 +95,16 @@ impl<'c> Ctx<'c> {
         file: &'c str,
         source: &'c str,
         lookup: Lookup<'c>,
+        allow: &'c AllowList,
         regexes_ok: &'c mut HashSet<String>,
     ) -> Ctx<'c> {
+        let line_starts = std::iter::once(0).chain(source.match_indices('\n').map(|(i, _)| i + 1)).collect();
         Ctx {
             file,
             source,
+            line_starts,
             lookup,
+            allow,
             regexes_ok,
             diags: Vec::new(),
             inherited: HashMap::new(),
@@ -104,6 +112,18 @@ impl<'c> Ctx<'c> {
             written_checks: Vec::new(),
             named_checks: Vec::new(),
         }
+    }
+}
+
+impl Ctx<'_> {
+    /// Line `n` (from 1) of the source, without its end: found through the
+    /// index of line starts, not by walking the text from the top each time
+    /// (a file of many bad `${VAR}`s made that quadratic).
+    fn line(&self, n: usize) -> Option<&str> {
+        let start = *self.line_starts.get(n.checked_sub(1)?)?;
+        let end = self.line_starts.get(n).copied().unwrap_or(self.source.len());
+        let line = self.source.get(start..end)?;
+        Some(line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(line))
     }
 }
 
@@ -157,7 +177,7 @@ impl Ctx<'_> {
     /// The column of `written` (a `${…}`) on the scalar's first line, so
     /// an unset variable is pointed at, not just its field.
     fn locate(&self, at: Pos, written: &str) -> Pos {
-        let Some(line) = self.source.lines().nth(at.line.saturating_sub(1)) else { return at };
+        let Some(line) = self.line(at.line) else { return at };
         let skip: usize = line.chars().take(at.col.saturating_sub(1)).map(char::len_utf8).sum();
         match line.get(skip..).and_then(|rest| rest.find(written)) {
             Some(i) => Pos { line: at.line, col: line[..skip + i].chars().count() + 1 },
@@ -176,7 +196,7 @@ impl Ctx<'_> {
                 return Err(Bad::Reported);
             }
         };
-        let expanded = match expand(text, self.lookup) {
+        let expanded = match expand(text, self.lookup, self.allow) {
             Ok(e) => e,
             Err(errors) => {
                 for e in errors {
@@ -384,7 +404,9 @@ impl Ctx<'_> {
             self.type_error::<()>(node, path, expected);
             return None;
         };
-        let mut seen: Vec<(String, Pos)> = Vec::new();
+        // Keys seen, with where: a map, so a mapping of n keys is checked
+        // in n steps, not n² (a hostile file may have a million keys).
+        let mut seen: HashMap<String, Pos> = HashMap::new();
         let mut out = Vec::new();
         for entry in entries {
             let key = match &entry.key.kind {
@@ -399,7 +421,7 @@ impl Ctx<'_> {
                 }
             };
             let key_path = join_key(path, &key);
-            if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+            if let Some(first) = seen.get(&key) {
                 let first = *first;
                 self.error(
                     entry.key.pos,
@@ -408,7 +430,7 @@ impl Ctx<'_> {
                 );
                 continue;
             }
-            seen.push((key.clone(), entry.key.pos));
+            seen.insert(key.clone(), entry.key.pos);
             if let Some((known, section)) = known {
                 if !known.contains(&key.as_str()) {
                     self.error(entry.key.pos, &key_path, schema::unknown_field(&key, known, section));

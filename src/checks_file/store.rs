@@ -43,17 +43,24 @@ pub async fn lock(tx: &impl GenericClient, key: i64) -> Result<(), Error> {
 
 /// Every stored check, as the plan compares it.
 pub async fn checks(tx: &impl GenericClient) -> Result<Vec<Existing>, Error> {
-    let rows = tx.query("SELECT id, name, interval_ms, enabled, spec FROM checks", &[]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| Existing {
-            id: r.get(0),
-            name: r.get(1),
-            interval_ms: r.get(2),
-            enabled: r.get(3),
-            spec: r.get(4),
-        })
-        .collect())
+    use futures_util::TryStreamExt;
+    // Streamed: each row is decoded and its wire bytes dropped, instead of
+    // holding every row and every decoded spec at once (100,000 checks).
+    let rows = tx
+        .query_raw("SELECT id, name, interval_ms, enabled, spec::text FROM checks", std::iter::empty::<i32>())
+        .await?;
+    futures_util::pin_mut!(rows);
+    let mut out = Vec::new();
+    while let Some(r) = rows.try_next().await? {
+        out.push(Existing {
+            id: r.try_get(0)?,
+            name: r.try_get(1)?,
+            interval_ms: r.try_get(2)?,
+            enabled: r.try_get(3)?,
+            spec: r.try_get(4)?,
+        });
+    }
+    Ok(out)
 }
 
 /// A table keyed by name whose rows are a JSON spec.

@@ -50,8 +50,25 @@ pub(super) async fn apply_files(
     // Nothing outside the files survives --prune: references must resolve
     // within them, which is known before connecting. Without it, they may
     // also name what is stored, which apply checks in its transaction.
+    // checks.allow_env (or --allow-env, layered into it) was checked for
+    // syntax with the configuration; a reserved name written without a
+    // wildcard is refused here, before anything is read.
+    let allow = match env::AllowList::new(&config.checks.allow_env) {
+        Ok(allow) => allow,
+        Err(e) => {
+            eprintln!("error: checks.allow_env: {e}; nothing was applied");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
     let stdin = &mut std::io::stdin().lock();
-    let declared = match checks_file::load(files, stdin, &env::process_env, options.prune) {
+    let declared = match checks_file::load(
+        files,
+        stdin,
+        &env::process_env,
+        &allow,
+        config.checks.max_file_bytes,
+        options.prune,
+    ) {
         Ok(declared) => declared,
         Err(diags) => return Ok(invalid(&diags)),
     };

@@ -36,6 +36,7 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub results: ResultsConfig,
     pub alerts: AlertsConfig,
+    pub checks: ChecksConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -156,6 +157,16 @@ pub struct AlertsConfig {
     /// Period of the reminder scan.
     #[serde(with = "duration")]
     pub reminder_scan_interval: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecksConfig {
+    /// Environment variables `${VAR}` in checks files may read (globs);
+    /// empty: none. Reserved names are refused whatever this says.
+    pub allow_env: Vec<String>,
+    /// Largest checks file (or standard input) read, in bytes.
+    pub max_file_bytes: u64,
 }
 
 impl std::fmt::Debug for Config {

@@ -160,7 +160,31 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     range(&mut check, "alerts.retry_max", a.retry_max, ms(10), secs(86_400));
     check(a.retry_max >= a.retry_initial, "alerts.retry_max", "must be at least alerts.retry_initial".into());
     range(&mut check, "alerts.reminder_scan_interval", a.reminder_scan_interval, ms(100), secs(3600));
+    for pattern in &config.checks.allow_env {
+        if let Some(why) = env_pattern_problem(pattern) {
+            check(false, "checks.allow_env", format!("`{pattern}`: {why}"));
+        }
+    }
+    check(
+        (1024..=1 << 30).contains(&config.checks.max_file_bytes),
+        "checks.max_file_bytes",
+        format!("{} is out of range 1024..=1073741824", config.checks.max_file_bytes),
+    );
     problems
+}
+
+/// The syntax of an allow-list pattern: a variable name, with `*` and `?`
+/// as wildcards. (Whether a name is reserved is the checks file's rule,
+/// src/checks_file/env.rs, a layer above this one; it is applied when the
+/// list is used.)
+fn env_pattern_problem(pattern: &str) -> Option<String> {
+    if pattern.is_empty() {
+        return Some("empty: write a variable name or a glob like `CHECK_*`".into());
+    }
+    pattern
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '*' | '?')))
+        .map(|c| format!("`{c}` is not allowed: use letters, digits, `_`, and the wildcards `*` and `?`"))
 }
 
 fn range(

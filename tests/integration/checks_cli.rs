@@ -7,6 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use sentryk8s::checks_file::env::reserved;
+
 use crate::support::{unique_name, Binary, TestDb};
 
 /// What one run of the binary did.
@@ -23,8 +25,29 @@ impl Run {
 }
 
 /// Runs `sentryk8s <args>` against `db` in `dir`, with `env` and `stdin`.
-/// Variables the fixtures rely on being unset are removed.
+/// Variables the fixtures rely on being unset are removed. Like an
+/// operator who hands variables to `checks apply`, the test allows `${VAR}`
+/// to read the ones it passes in `env` (and the fixtures' `FIXTURE_*`),
+/// unless it sets the allow list itself.
 pub fn sentryk8s(db: Option<&TestDb>, dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Run {
+    let mut allow: Vec<String> = vec!["FIXTURE_*".into()];
+    allow.extend(env.iter().filter(|(k, _)| reserved(k).is_none()).map(|(k, _)| k.to_string()));
+    let mut env: Vec<(&str, &str)> = env.to_vec();
+    let list = format!("[{}]", allow.join(", "));
+    if !env.iter().any(|(k, _)| *k == "SENTRYK8S_CHECKS__ALLOW_ENV") {
+        env.push(("SENTRYK8S_CHECKS__ALLOW_ENV", &list));
+    }
+    sentryk8s_as_given(db, dir, args, &env, stdin)
+}
+
+/// [`sentryk8s`] with exactly `env`: no allow list unless it sets one.
+pub fn sentryk8s_as_given(
+    db: Option<&TestDb>,
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> Run {
     let mut cmd: Command = Binary::command();
     cmd.current_dir(dir).args(args);
     for var in ["FIXTURE_UNSET_HOST", "FIXTURE_UNSET_TOKEN", "FIXTURE_UNSET_OTHER"] {
@@ -142,6 +165,98 @@ async fn invalid_fixtures_print_exact_messages_exit_2_and_write_nothing() {
         "",
     );
     assert_eq!(run.code, Some(2), "{}", run.all());
+}
+
+/// Acceptance (issue 13): a checks file cannot read the deployment's own
+/// secrets. `${SENTRYK8S_DATABASE_URL}` is refused at its `file:line:col`,
+/// naming the variable and why, even when the operator allows everything;
+/// a name outside the allow list is refused with how to allow it; and
+/// nothing is stored.
+#[tokio::test]
+async fn env_expansion_never_reads_reserved_names_and_only_allowed_ones() {
+    let db = TestDb::migrated(8).await;
+    let dir = temp_dir();
+    file(
+        &dir,
+        "steal.yaml",
+        "checks:
+  - name: exfiltrate
+    url: http://127.0.0.1:18080/
+    headers:
+      X: \"${SENTRYK8S_DATABASE_URL}\"
+",
+    );
+    let count = || async {
+        db.client().await.query_one("SELECT count(*) FROM checks", &[]).await.unwrap().get::<_, i64>(0)
+    };
+    for allow in [None, Some("*"), Some("SENTRYK8S_*")] {
+        let mut args = vec!["checks", "apply", "-f", "steal.yaml"];
+        if let Some(a) = allow {
+            args.extend(["--allow-env", a]);
+        }
+        let run = sentryk8s_as_given(Some(&db), &dir, &args, &[], "");
+        assert_eq!(run.code, Some(2), "{allow:?}: {}", run.all());
+        assert_eq!(
+            run.stderr,
+            "steal.yaml:5:11: checks[0].headers.X: environment variable `SENTRYK8S_DATABASE_URL` cannot be read: it is reserved for SentryK8s's own configuration (SENTRYK8S_*: the database and broker URLs, passwords included)\nerror: 1 problem in the checks files; nothing was applied\n",
+            "{allow:?}"
+        );
+        assert!(!run.all().contains(&db.url), "the URL itself is never printed");
+        assert_eq!(count().await, 0, "{allow:?}: nothing is stored");
+    }
+    // Allowing the reserved name by its exact name is an error of its own.
+    let run = sentryk8s_as_given(
+        Some(&db),
+        &dir,
+        &["checks", "apply", "--allow-env", "SENTRYK8S_DATABASE_URL", "-f", "steal.yaml"],
+        &[],
+        "",
+    );
+    assert_eq!(run.code, Some(2), "{}", run.all());
+    assert!(run.stderr.contains("`SENTRYK8S_DATABASE_URL`: it can never be allowed"), "{}", run.stderr);
+
+    // Other names: none by default, the allowed ones with --allow-env or
+    // checks.allow_env.
+    file(
+        &dir,
+        "token.yaml",
+        "checks:
+  - name: api
+    url: http://127.0.0.1:18080/
+    headers:
+      Authorization: \"Bearer ${CHECK_TOKEN}\"
+",
+    );
+    let env = [("CHECK_TOKEN", "tok-123")];
+    let run = sentryk8s_as_given(Some(&db), &dir, &["checks", "apply", "-f", "token.yaml"], &env, "");
+    assert_eq!(run.code, Some(2), "{}", run.all());
+    assert!(
+        run.stderr.starts_with("token.yaml:5:30: checks[0].headers.Authorization: environment variable `CHECK_TOKEN` is not in the allow list (the allow list is empty, so no variable may be read); the operator allows it with `--allow-env CHECK_TOKEN`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(count().await, 0);
+    let run = sentryk8s_as_given(
+        Some(&db),
+        &dir,
+        &["checks", "apply", "--allow-env", "CHECK_*", "-f", "token.yaml"],
+        &env,
+        "",
+    );
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "[checks]\nallow_env = [\"CHECK_TOKEN\"]\n").unwrap();
+    let run = sentryk8s_as_given(
+        Some(&db),
+        &dir,
+        &["--config", config.to_str().unwrap(), "checks", "apply", "--dry-run", "-f", "token.yaml"],
+        &env,
+        "",
+    );
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let spec: String =
+        db.client().await.query_one("SELECT spec::text FROM checks", &[]).await.unwrap().get(0);
+    assert!(spec.contains("Bearer tok-123"), "{spec}");
 }
 
 fn file(dir: &Path, name: &str, text: &str) {
@@ -372,7 +487,7 @@ async fn list_shows_what_is_declared_in_three_formats() {
     let run = sentryk8s(
         Some(&db),
         &dir,
-        &["checks", "apply", "-f", example.to_str().unwrap()],
+        &["checks", "apply", "--allow-env", "EXAMPLE_*", "-f", example.to_str().unwrap()],
         &[("EXAMPLE_TOKEN", "example-secret-value")],
         "",
     );

@@ -5,6 +5,7 @@ mod support;
 
 mod alerting;
 mod checks_cli;
+mod checks_limits;
 mod config_cli;
 mod deny_list;
 mod email_deadline;

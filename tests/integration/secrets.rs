@@ -85,11 +85,12 @@ async fn a_header_secret_and_a_database_password_never_appear_in_output() {
     };
     assert!(run(&["config"], &[]).success());
     assert!(run(&["migrate"], &[]).success());
-    assert!(run(&["checks", "apply", "-f", &file], &[]).success());
+    assert!(run(&["checks", "apply", "--allow-env", "TOKEN", "-f", &file], &[]).success());
 
     // Both roles, at debug level, running the failing check for a while.
     let listen = format!("127.0.0.1:{}", free_port());
-    let mut standalone = Binary::spawn(&["--listen", &listen, "standalone", "-f", &file], &env);
+    let mut standalone =
+        Binary::spawn(&["--listen", &listen, "standalone", "--allow-env", "TOKEN", "-f", &file], &env);
     let client = db.client().await;
     let ran = crate::support::eventually(Duration::from_secs(20), || async {
         client

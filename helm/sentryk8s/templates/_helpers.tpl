@@ -197,6 +197,10 @@ max_attempts = {{ $c.alerts.maxAttempts | int64 }}
 retry_initial = {{ $c.alerts.retryInitial | toJson }}
 retry_max = {{ $c.alerts.retryMax | toJson }}
 reminder_scan_interval = {{ $c.alerts.reminderScanInterval | toJson }}
+
+[checks]
+allow_env = {{ $c.checks.allowEnv | toJson }}
+max_file_bytes = {{ $c.checks.maxFileBytes | int64 }}
 {{- end -}}
 
 {{/* sentryk8s.checksYaml: the checks file applied by the migrate hook. */}}
