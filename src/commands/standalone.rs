@@ -57,7 +57,7 @@ pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCod
     let worker_link = AmqpLink::default();
     let scheduler_link = AmqpLink::default();
     let probes: Vec<Arc<dyn ReadinessProbe>> = vec![
-        Arc::new(db::PostgresProbe(pool.clone())),
+        Arc::new(db::PostgresProbe::dedicated(&config, "standalone")?),
         Arc::new(AmqpProbe(worker_link.clone())),
         Arc::new(AmqpProbe(scheduler_link.clone())),
     ];

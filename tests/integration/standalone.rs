@@ -33,7 +33,11 @@ async fn standalone_runs_the_example_file_to_the_right_states() {
     env.push(("SENTRYK8S_DATABASE_URL".into(), db.url.clone()));
     env.push(("EXAMPLE_TOKEN".into(), "demo-token".into()));
     let listen = format!("127.0.0.1:{}", free_port());
-    let mut child = Binary::spawn(&["--listen", &listen, "standalone", "-f", file.to_str().unwrap()], &env);
+    // The example reads ${EXAMPLE_*}: allowed by name, as scripts/demo.sh does.
+    let mut child = Binary::spawn(
+        &["--listen", &listen, "standalone", "--allow-env", "EXAMPLE_*", "-f", file.to_str().unwrap()],
+        &env,
+    );
 
     let expected: HashMap<&str, &str> = [
         ("home", "up"),

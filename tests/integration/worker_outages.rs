@@ -22,6 +22,19 @@ async fn readyz(bed: &WorkerBed) -> (u16, String) {
     http::get(bed.listen, "/readyz").await.unwrap_or((0, String::new()))
 }
 
+/// `/readyz` once it answers `status`, or its last answer after 6 s: it
+/// answers from a probe round at most about 3 s old (docs/operations.md).
+async fn readyz_becomes(addr: std::net::SocketAddr, status: u16) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let answer = http::get(addr, "/readyz").await.unwrap_or((0, String::new()));
+        if answer.0 == status || Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Publishes `n` jobs (one per new check) at `slot`; returns their ids.
 async fn publish_batch(bed: &WorkerBed, target: &TestTarget, prefix: &str, n: usize) -> Vec<i64> {
     let spec = json!({"url": target.url("/"), "timeout_ms": 5000});
@@ -48,7 +61,7 @@ async fn postgres_outage_holds_results_unacked_and_resumes_by_itself() {
     assert!(eventually(Duration::from_secs(10), || async { readyz(&bed).await.0 == 200 }).await);
 
     proxy.block();
-    let (status, body) = readyz(&bed).await;
+    let (status, body) = readyz_becomes(bed.listen, 503).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("postgres:") && !body.contains("postgres: ok"), "{body}");
     let checks_before = target.requests();
@@ -97,7 +110,7 @@ async fn rabbitmq_outage_reconnects_and_loses_nothing() {
     publish_batch(&bed, &target, "cut", 10).await;
     assert!(eventually(Duration::from_secs(10), || async { target.requests() >= 20 }).await);
     proxy.block();
-    let (status, body) = readyz(&bed).await;
+    let (status, body) = readyz_becomes(bed.listen, 503).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("amqp:") && !body.contains("amqp: ok"), "{body}");
     publish_batch(&bed, &target, "during", 10).await;
@@ -139,7 +152,7 @@ async fn worker_binary_serves_ops_endpoints_and_exits_zero_on_sigterm() {
     assert!(metrics.contains("sentryk8s_checks_in_flight"), "{metrics}");
 
     proxy.block();
-    let (status, body) = http::get(addr, "/readyz").await.unwrap();
+    let (status, body) = readyz_becomes(addr, 503).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(http::get(addr, "/healthz").await.unwrap().0, 200, "liveness does not follow PostgreSQL");
     proxy.unblock();
