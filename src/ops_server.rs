@@ -8,11 +8,14 @@
 //! - `/readyz` reads the result of a background probe loop
 //!   ([`crate::health::Readiness`]); a request never runs a probe itself;
 //! - at most [`MAX_CONNECTIONS`] connections are held. When a new one
-//!   arrives at the cap, the oldest one that has not yet sent a whole
-//!   request head is closed to make room (a prober connects and asks at
-//!   once, so it is always among the newest); when every held connection
-//!   is mid-request, the new one is closed. The accept loop itself never
-//!   waits, so the listen backlog never fills up behind idle peers;
+//!   arrives at the cap, the oldest one that has sent nothing is closed to
+//!   make room, or failing that the oldest whose request head is still
+//!   incomplete. A prober connects and asks at once, so its request is
+//!   waiting even before its task has parsed it: a burst of silent
+//!   connections arriving meanwhile evicts each other, not the prober.
+//!   When every held connection is mid-request, the new one is closed. The
+//!   accept loop itself never waits, so the listen backlog never fills up
+//!   behind idle peers;
 //! - a request head must arrive within [`HEADER_READ_TIMEOUT`], and a
 //!   connection lasts at most [`REQUEST_TIMEOUT`]: one request per
 //!   connection (no keep-alive), so that bound is the request's.
@@ -20,6 +23,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -63,6 +67,18 @@ struct Held {
     asked: Arc<AtomicBool>,
     /// Cancelled to close the connection and make room.
     evict: CancellationToken,
+    /// A duplicate of the connection's socket, only to peek whether the
+    /// peer has sent anything yet (`None` if it could not be duplicated).
+    peer: Option<std::net::TcpStream>,
+}
+
+impl Held {
+    /// Whether bytes wait unread: a request sent but not parsed yet, which a
+    /// burst of new connections must not evict before its task runs.
+    /// Peeking a duplicate leaves the bytes, and tokio's readiness, alone.
+    fn spoke(&self) -> bool {
+        self.peer.as_ref().is_some_and(|s| matches!(s.peek(&mut [0u8; 1]), Ok(n) if n > 0))
+    }
 }
 
 /// The held connections, by accept order (ids only grow, so the first
@@ -74,17 +90,26 @@ struct Connections {
 }
 
 impl Connections {
-    /// Makes room for one more, if it can: `Some(id)` to serve it.
-    fn admit(&mut self, asked: &Arc<AtomicBool>, evict: &CancellationToken) -> Option<u64> {
+    /// Makes room for one more, if it can: `Some(id)` to serve it. The
+    /// victim is the oldest connection that has sent nothing; failing that,
+    /// the oldest whose request head is still incomplete.
+    fn admit(
+        &mut self,
+        asked: &Arc<AtomicBool>,
+        evict: &CancellationToken,
+        peer: Option<std::net::TcpStream>,
+    ) -> Option<u64> {
         if self.held.len() >= MAX_CONNECTIONS {
-            let idle = self.held.iter().find(|(_, h)| !h.asked.load(Ordering::Relaxed)).map(|(id, _)| *id);
-            let held = idle.and_then(|id| self.held.remove(&id))?;
+            let waiting = |h: &Held| !h.asked.load(Ordering::Relaxed);
+            let silent = self.held.iter().find(|(_, h)| waiting(h) && !h.spoke()).map(|(id, _)| *id);
+            let victim = silent.or_else(|| self.held.iter().find(|(_, h)| waiting(h)).map(|(id, _)| *id));
+            let held = victim.and_then(|id| self.held.remove(&id))?;
             held.evict.cancel();
             metrics::counter!("sentryk8s_ops_connections_closed_total", "reason" => "evicted").increment(1);
         }
         let id = self.next;
         self.next += 1;
-        self.held.insert(id, Held { asked: asked.clone(), evict: evict.clone() });
+        self.held.insert(id, Held { asked: asked.clone(), evict: evict.clone(), peer });
         Some(id)
     }
 }
@@ -125,7 +150,8 @@ pub async fn serve(listener: TcpListener, state: OpsState, shutdown: Cancellatio
         };
         let asked = Arc::new(AtomicBool::new(false));
         let evict = CancellationToken::new();
-        let Some(id) = lock(&connections).admit(&asked, &evict) else {
+        let peer = stream.as_fd().try_clone_to_owned().ok().map(std::net::TcpStream::from);
+        let Some(id) = lock(&connections).admit(&asked, &evict, peer) else {
             // Every held connection is mid-request: this one waits for none.
             metrics::counter!("sentryk8s_ops_connections_closed_total", "reason" => "full").increment(1);
             drop(stream);
@@ -248,7 +274,44 @@ mod tests {
 
     fn admit(c: &mut Connections, asked: bool) -> (Option<u64>, CancellationToken) {
         let evict = CancellationToken::new();
-        (c.admit(&Arc::new(AtomicBool::new(asked)), &evict), evict)
+        (c.admit(&Arc::new(AtomicBool::new(asked)), &evict, None), evict)
+    }
+
+    /// The server's end of a real loopback connection whose client has
+    /// written `sent`, and the client (kept open).
+    fn connection(sent: &[u8]) -> (std::net::TcpStream, std::net::TcpStream) {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut client = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        client.write_all(sent).expect("write");
+        let (server, _) = listener.accept().expect("accept");
+        server.set_nonblocking(true).expect("nonblocking");
+        (server, client)
+    }
+
+    #[test]
+    fn a_request_sent_but_not_yet_parsed_is_not_evicted_while_a_silent_one_is_held() {
+        let mut c = Connections::default();
+        let (asking, _client) = connection(b"GET /healthz HTTP/1.1\r\n\r\n");
+        // Wait for the bytes to be readable on the server's end.
+        let mut byte = [0u8; 1];
+        for _ in 0..100 {
+            if asking.peek(&mut byte).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let probe_evict = CancellationToken::new();
+        c.admit(&Arc::new(AtomicBool::new(false)), &probe_evict, Some(asking));
+        let (silent, _silent_client) = connection(b"");
+        let silent_evict = CancellationToken::new();
+        c.admit(&Arc::new(AtomicBool::new(false)), &silent_evict, Some(silent));
+        for _ in 2..MAX_CONNECTIONS {
+            admit(&mut c, true);
+        }
+        assert!(admit(&mut c, false).0.is_some());
+        assert!(silent_evict.is_cancelled(), "the silent connection makes room");
+        assert!(!probe_evict.is_cancelled(), "the waiting request is kept");
     }
 
     #[test]
