@@ -154,6 +154,75 @@ async fn dropping_an_old_result_partition_never_blocks_inserts() {
 }
 
 #[tokio::test]
+async fn creating_a_result_partition_never_blocks_inserts() {
+    let (db, client) = setup().await;
+    // The partition housekeeping creates next (a week ahead) is missing.
+    let name: String = client
+        .query_one(
+            "SELECT 'check_results_' || to_char((now() AT TIME ZONE 'UTC')::date + 7, 'YYYYMMDD')",
+            &[],
+        )
+        .await
+        .expect("name")
+        .get(0);
+    client.batch_execute(&format!("DROP TABLE \"{name}\"")).await.expect("drop the last partition");
+
+    let mut reader = db.client().await;
+    let report = reader.transaction().await.expect("begin");
+    report.query_one("SELECT count(*) FROM check_results", &[]).await.expect("read");
+    let housekeeper = db.client().await;
+    let run = tokio::spawn(async move { housekeeping::run_once(&housekeeper, ME, 1, 30).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // `CREATE TABLE … PARTITION OF` takes ACCESS EXCLUSIVE on
+    // check_results: it would wait for the report, and the insert behind it.
+    let writer = connect(&db.url).await;
+    let started = Instant::now();
+    let insert = writer.execute(
+        "INSERT INTO check_results (check_id, slot, started_at, success, total_ms) VALUES (1, now(), now(), true, 1)",
+        &[],
+    );
+    let inserted = tokio::time::timeout(Duration::from_secs(1), insert).await;
+    let waited = started.elapsed();
+    report.commit().await.expect("end the report");
+    assert!(
+        matches!(inserted, Ok(Ok(1))),
+        "the insert waited {waited:?} behind partition creation ({inserted:?})"
+    );
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("housekeeping ends")
+        .expect("housekeeping task")
+        .expect("housekeeping");
+    let attached: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_inherits WHERE inhrelid = to_regclass($1) AND inhparent = 'check_results'::regclass",
+            &[&name],
+        )
+        .await
+        .expect("attached")
+        .get(0);
+    assert_eq!(attached, 1, "the partition is created and attached");
+    // It takes results like any other: the primary key came with it.
+    client
+        .execute(
+            "INSERT INTO check_results (check_id, slot, started_at, success, total_ms)
+             VALUES (1, now() + interval '7 days', now(), true, 1)",
+            &[],
+        )
+        .await
+        .expect("insert into the new partition");
+    let duplicate = client
+        .execute(
+            "INSERT INTO check_results (check_id, slot, started_at, success, total_ms)
+             SELECT check_id, slot, started_at, success, total_ms FROM check_results WHERE slot > now() + interval '6 days'",
+            &[],
+        )
+        .await;
+    assert!(duplicate.is_err(), "the new partition enforces (check_id, slot)");
+}
+
+#[tokio::test]
 async fn a_detach_interrupted_by_a_crash_is_finalized() {
     let (db, client) = setup().await;
     client
