@@ -522,3 +522,67 @@ pub async fn resolve_withdrawn(
     .await?;
     Ok(resolved)
 }
+
+/// Whether a row of incident `(check_id, incident_id)` must be kept for a
+/// check still down: `scan_reminders` reads the incident's `down` outbox
+/// row (the reminders' payload) and its deliveries (when the last reminder
+/// went, how many, what became of the trigger), and a suppressed trigger
+/// may still be released when its window ends.
+const OPEN_INCIDENT: &str = "EXISTS (SELECT 1 FROM check_state s
+                 WHERE s.check_id = {t}.check_id AND s.incident_id = {t}.incident_id AND s.status = 'down')";
+
+/// Deletes up to `batch` deliveries created more than `keep_days` ago
+/// that are settled (sent, failed or suppressed), not of an incident still
+/// open, and not the trigger a not-yet-fanned-out recovery will look up.
+/// Returns how many. The settled test is repeated outside the subquery so
+/// a row claimed or released meanwhile is re-checked on its new version.
+pub async fn prune_deliveries(
+    client: &impl tokio_postgres::GenericClient,
+    keep_days: u32,
+    batch: i64,
+) -> Result<u64, tokio_postgres::Error> {
+    let sql = format!(
+        "DELETE FROM notification_deliveries
+          WHERE status NOT IN ('pending', 'sending')
+            AND id IN (
+                SELECT d.id FROM notification_deliveries d
+                 WHERE d.created_at < now() - $1::float8 * interval '1 day'
+                   AND d.status NOT IN ('pending', 'sending')
+                   AND NOT {open}
+                   AND NOT EXISTS (SELECT 1 FROM notifications n
+                                    WHERE n.check_id = d.check_id AND n.incident_id = d.incident_id
+                                      AND n.dispatched_at IS NULL)
+                 ORDER BY d.created_at
+                 LIMIT $2)",
+        open = OPEN_INCIDENT.replace("{t}", "d")
+    );
+    client.execute(&sql, &[&f64::from(keep_days), &batch]).await
+}
+
+/// Deletes up to `batch` outbox rows created more than `keep_days` ago
+/// that are fanned out, not of an incident still open, and whose
+/// deliveries are all settled and old too (their own deletion follows by
+/// `ON DELETE CASCADE`). Returns how many.
+pub async fn prune_notifications(
+    client: &impl tokio_postgres::GenericClient,
+    keep_days: u32,
+    batch: i64,
+) -> Result<u64, tokio_postgres::Error> {
+    let sql = format!(
+        "DELETE FROM notifications
+          WHERE dispatched_at IS NOT NULL
+            AND id IN (
+                SELECT n.id FROM notifications n
+                 WHERE n.created_at < now() - $1::float8 * interval '1 day'
+                   AND n.dispatched_at IS NOT NULL
+                   AND NOT {open}
+                   AND NOT EXISTS (SELECT 1 FROM notification_deliveries d
+                                    WHERE d.notification_id = n.id
+                                      AND (d.status IN ('pending', 'sending')
+                                           OR d.created_at >= now() - $1::float8 * interval '1 day'))
+                 ORDER BY n.created_at
+                 LIMIT $2)",
+        open = OPEN_INCIDENT.replace("{t}", "n")
+    );
+    client.execute(&sql, &[&f64::from(keep_days), &batch]).await
+}

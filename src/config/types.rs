@@ -157,6 +157,9 @@ pub struct AlertsConfig {
     /// Period of the reminder scan.
     #[serde(with = "duration")]
     pub reminder_scan_interval: Duration,
+    /// Days a notification (outbox row) and its deliveries are kept once
+    /// settled; rows still to be sent or of an open incident are kept.
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

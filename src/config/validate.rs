@@ -160,6 +160,11 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     range(&mut check, "alerts.retry_max", a.retry_max, ms(10), secs(86_400));
     check(a.retry_max >= a.retry_initial, "alerts.retry_max", "must be at least alerts.retry_initial".into());
     range(&mut check, "alerts.reminder_scan_interval", a.reminder_scan_interval, ms(100), secs(3600));
+    check(
+        (1..=36_500).contains(&a.retention_days),
+        "alerts.retention_days",
+        format!("{} is out of range 1..=36500", a.retention_days),
+    );
     for pattern in &config.checks.allow_env {
         if let Some(why) = env_pattern_problem(pattern) {
             check(false, "checks.allow_env", format!("`{pattern}`: {why}"));

@@ -1,25 +1,154 @@
 //! Chores done once for the whole cluster, by whoever holds partition 0:
 //! daily result partitions ahead of time, retention, forgetting dead members.
+//!
+//! Retention never makes a writer wait: old result partitions are detached
+//! `CONCURRENTLY` (no exclusive lock on `check_results`, so result inserts
+//! go on) and dropped only once detached, and the deletes of missed slots,
+//! notifications and deliveries go by index, in bounded batches. Every
+//! step is bounded in time too, because the coordinator runs this inline
+//! between lease renewals; what one run leaves, the next one finishes.
+
+use std::time::Duration;
 
 use tokio_postgres::GenericClient;
 
-use super::store;
+use super::store::{self, OldPartition};
+use crate::alerting::store as alerting_store;
 
-/// Runs the chores if this member still holds partition 0 at `epoch`.
+/// `alerts.retention_days` of src/config/default.toml: used by
+/// [`run_once`], whose callers pass only the results' retention.
+pub const DEFAULT_NOTIFICATION_RETENTION_DAYS: u32 = 90;
+
+/// Longest wait of one detach for the transactions still using the
+/// partition (a long report query): well under the lease TTL, so the
+/// coordinator renews on time. An interrupted detach is finalized later.
+const DETACH_WAIT: Duration = Duration::from_secs(2);
+
+/// Rows deleted per statement, so each delete holds its row locks briefly.
+const PRUNE_BATCH: i64 = 5_000;
+
+/// Batches per table and run: bounds one run; a backlog (the first run
+/// after an upgrade) drains over the next hourly runs.
+const PRUNE_ROUNDS: u32 = 20;
+
+/// How long each kind of history is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Days of check results and missed-slot records (`results.retention_days`).
+    pub results_days: u32,
+    /// Days of settled notifications and deliveries (`alerts.retention_days`).
+    pub notifications_days: u32,
+}
+
+/// What one run did, for the log and for tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Done {
+    pub created: i32,
+    /// Result tables dropped.
+    pub dropped: u32,
+    /// Old partitions left for the next run (a detach that timed out).
+    pub deferred: u32,
+    pub missed: u64,
+    pub notifications: u64,
+    pub deliveries: u64,
+    pub members: u64,
+}
+
+/// Runs the chores if this member still holds partition 0 at `epoch`,
+/// keeping notifications for [`DEFAULT_NOTIFICATION_RETENTION_DAYS`].
 pub async fn run_once(
     client: &impl GenericClient,
     me: &str,
     epoch: i64,
     retention_days: u32,
 ) -> Result<(), tokio_postgres::Error> {
+    let retention =
+        Retention { results_days: retention_days, notifications_days: DEFAULT_NOTIFICATION_RETENTION_DAYS };
+    run(client, me, epoch, retention).await.map(|_| ())
+}
+
+/// Runs the chores if this member still holds partition 0 at `epoch`.
+/// `client` must be a plain connection, not a transaction: a concurrent
+/// detach cannot run inside one.
+pub async fn run(
+    client: &impl GenericClient,
+    me: &str,
+    epoch: i64,
+    retention: Retention,
+) -> Result<Done, tokio_postgres::Error> {
+    let mut done = Done::default();
     if !store::holds_lease(client, me, 0, epoch).await? {
-        return Ok(());
+        return Ok(done);
     }
-    let created = store::ensure_result_partitions(client).await?;
-    let keep = retention_days as i32;
-    let dropped = store::drop_result_partitions(client, keep).await?;
-    let missed = store::delete_missed_before(client, keep).await?;
-    let members = store::forget_dead_members(client).await?;
-    tracing::info!(created, dropped, missed, members, "housekeeping done");
-    Ok(())
+    done.created = store::ensure_result_partitions(client).await?;
+    let keep = retention.results_days.min(i32::MAX as u32) as i32;
+    (done.dropped, done.deferred) = drop_old_partitions(client, keep).await?;
+    done.missed = store::delete_missed_before(client, keep).await?;
+    done.deliveries =
+        prune(|| alerting_store::prune_deliveries(client, retention.notifications_days, PRUNE_BATCH)).await?;
+    done.notifications =
+        prune(|| alerting_store::prune_notifications(client, retention.notifications_days, PRUNE_BATCH))
+            .await?;
+    done.members = store::forget_dead_members(client).await?;
+    tracing::info!(
+        created = done.created,
+        dropped = done.dropped,
+        deferred = done.deferred,
+        missed = done.missed,
+        notifications = done.notifications,
+        deliveries = done.deliveries,
+        members = done.members,
+        "housekeeping done"
+    );
+    Ok(done)
+}
+
+/// Repeats one batch delete until it comes back short, at most
+/// [`PRUNE_ROUNDS`] times; returns the rows deleted.
+async fn prune<F, Fut>(mut batch: F) -> Result<u64, tokio_postgres::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, tokio_postgres::Error>>,
+{
+    let mut total = 0;
+    for _ in 0..PRUNE_ROUNDS {
+        let n = batch().await?;
+        total += n;
+        if n < PRUNE_BATCH as u64 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Detaches (or finishes detaching) and drops the result partitions older
+/// than `keep_days`. Returns (dropped, deferred). A detach that times out
+/// waiting for a long transaction is deferred to the next run, not an
+/// error; any other failure is.
+async fn drop_old_partitions(
+    client: &impl GenericClient,
+    keep_days: i32,
+) -> Result<(u32, u32), tokio_postgres::Error> {
+    let mut old = store::old_result_partitions(client, keep_days).await?;
+    // PostgreSQL allows one pending detach per table: finish those first.
+    old.sort_by_key(|(_, state)| *state != OldPartition::DetachPending);
+    let (mut dropped, mut deferred) = (0, 0);
+    for (name, state) in old {
+        if state != OldPartition::Detached {
+            let finalize = state == OldPartition::DetachPending;
+            if let Err(e) = store::detach_result_partition(client, &name, finalize, DETACH_WAIT).await {
+                if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
+                    tracing::info!(partition = %name, "detach waits for a long transaction; finished next run");
+                    deferred += 1;
+                    // A pending detach blocks every other one on this table.
+                    break;
+                }
+                return Err(e);
+            }
+        }
+        if store::drop_detached_result_table(client, &name).await? {
+            dropped += 1;
+        }
+    }
+    Ok((dropped, deferred))
 }

@@ -321,14 +321,15 @@ pub async fn insert_missed(client: &impl GenericClient, missed: &[(MissedRange, 
     Ok(())
 }
 
+/// The prune of [`delete_missed_before`]: `last_slot` is indexed
+/// (`missed_slots_last_slot_idx`, migration 0004), so it reads only the
+/// rows it deletes. Public so a test can EXPLAIN the very statement.
+pub const DELETE_MISSED_BEFORE: &str =
+    "DELETE FROM missed_slots WHERE last_slot < now() - $1::float8 * interval '1 day'";
+
 /// Deletes missed-slot records older than `keep_days`; returns how many.
 pub async fn delete_missed_before(client: &impl GenericClient, keep_days: i32) -> Result<u64> {
-    client
-        .execute(
-            "DELETE FROM missed_slots WHERE last_slot < now() - $1 * interval '1 day'",
-            &[&(keep_days as f64)],
-        )
-        .await
+    client.execute(DELETE_MISSED_BEFORE, &[&(keep_days as f64)]).await
 }
 
 // ---- check_results partitions ---------------------------------------------
@@ -342,13 +343,104 @@ pub async fn ensure_result_partitions(client: &impl GenericClient) -> Result<i32
         .get(0))
 }
 
-/// Drops the daily result partitions older than `keep_days`; returns how many.
-pub async fn drop_result_partitions(client: &impl GenericClient, keep_days: i32) -> Result<i32> {
-    Ok(client
-        .query_one(
-            "SELECT sentryk8s_drop_result_partitions((now() AT TIME ZONE 'UTC')::date - $1::int)",
+/// Where an old daily result partition stands on its way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OldPartition {
+    /// Still a partition of `check_results`.
+    Attached,
+    /// A `DETACH … CONCURRENTLY` began and was interrupted (a crash, a
+    /// timeout): it needs `DETACH … FINALIZE`.
+    DetachPending,
+    /// Detached; only the table is left to drop.
+    Detached,
+}
+
+/// The daily result tables (attached or not) whose day ends before
+/// `keep_days` ago, oldest first, with where each stands. Names are those
+/// `sentryk8s_ensure_result_partitions` gives (`check_results_YYYYMMDD`),
+/// in the schema of `check_results`.
+pub async fn old_result_partitions(
+    client: &impl GenericClient,
+    keep_days: i32,
+) -> Result<Vec<(String, OldPartition)>> {
+    let rows = client
+        .query(
+            "SELECT c.relname, i.inhrelid IS NOT NULL, coalesce(i.inhdetachpending, false)
+               FROM pg_class c
+               LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND i.inhparent = 'check_results'::regclass
+              WHERE c.relkind = 'r'
+                AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = 'check_results'::regclass)
+                AND c.relname ~ '^check_results_[0-9]{8}$'
+                AND to_date(substring(c.relname from 15), 'YYYYMMDD')
+                    < (now() AT TIME ZONE 'UTC')::date - $1::int
+              ORDER BY c.relname",
             &[&keep_days],
         )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let state = match (r.get::<_, bool>(1), r.get::<_, bool>(2)) {
+                (false, _) => OldPartition::Detached,
+                (true, true) => OldPartition::DetachPending,
+                (true, false) => OldPartition::Attached,
+            };
+            (r.get(0), state)
+        })
+        .collect())
+}
+
+/// Quotes a result table name for SQL. The names come from
+/// [`old_result_partitions`], which only returns `check_results_` and
+/// eight digits, but quoting keeps that guarantee local.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Detaches one daily partition without taking an exclusive lock on
+/// `check_results`: `CONCURRENTLY` takes SHARE UPDATE EXCLUSIVE (which
+/// inserts and reads never wait for), marks the partition pending, commits,
+/// and waits for the transactions that may still use it. `finalize`
+/// completes a detach that was interrupted instead.
+///
+/// `client` must not be in a transaction (PostgreSQL refuses
+/// `CONCURRENTLY` there). The wait is bounded by `wait`, so one long
+/// report query cannot hold housekeeping (and the scheduler loop running
+/// it) for long: on timeout the partition stays pending, invisible to new
+/// queries, and the next run finalizes it.
+pub async fn detach_result_partition(
+    client: &impl GenericClient,
+    name: &str,
+    finalize: bool,
+    wait: Duration,
+) -> Result<()> {
+    let how = if finalize { "FINALIZE" } else { "CONCURRENTLY" };
+    // Session settings: one statement per call, because several statements
+    // in one simple query form a transaction block, where CONCURRENTLY fails.
+    client.batch_execute(&format!("SET statement_timeout = {}", wait.as_millis().max(1))).await?;
+    let detached = client
+        .batch_execute(&format!("ALTER TABLE check_results DETACH PARTITION {} {how}", quoted(name)))
+        .await;
+    // The connection returns to a pool: never leave it with our timeout.
+    let reset = client.batch_execute("RESET statement_timeout").await;
+    detached?;
+    reset
+}
+
+/// Drops a result table that is no longer a partition (it locks only that
+/// table, never `check_results`). Refuses, by doing nothing, a table that
+/// is still attached: dropping one would lock the parent exclusively.
+pub async fn drop_detached_result_table(client: &impl GenericClient, name: &str) -> Result<bool> {
+    let attached = client
+        .query_opt(
+            "SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass($1) AND inhparent = 'check_results'::regclass",
+            &[&name],
+        )
         .await?
-        .get(0))
+        .is_some();
+    if attached {
+        return Ok(false);
+    }
+    client.batch_execute(&format!("DROP TABLE IF EXISTS {}", quoted(name))).await?;
+    Ok(true)
 }

@@ -15,6 +15,7 @@ mod logs;
 mod migrate;
 mod ops;
 mod postgres_tls;
+mod retention;
 mod scheduler;
 mod secrets;
 mod standalone;
