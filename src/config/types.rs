@@ -113,8 +113,15 @@ pub struct WorkerConfig {
     /// Longest wait of a result before its batch is written.
     #[serde(with = "duration")]
     pub batch_max_delay: Duration,
-    /// Response body bytes read at most.
+    /// Response body bytes read at most, for checks that set no limit.
     pub body_limit: u64,
+    /// Body bytes one check reads at most, whatever it sets.
+    pub body_limit_max: u64,
+    /// Bytes the kept bodies of all checks in flight may hold at once;
+    /// 0 derives it from the cgroup memory limit.
+    pub body_budget: u64,
+    /// Largest body JSON assertions parse.
+    pub json_max_bytes: u64,
     /// Default User-Agent of checks.
     pub user_agent: String,
     /// Target addresses checks may not connect to (ranges or named sets).

@@ -120,6 +120,21 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
         "worker.body_limit",
         format!("{} is out of range 1..=1073741824", w.body_limit),
     );
+    check(
+        (1..=1 << 30).contains(&w.body_limit_max),
+        "worker.body_limit_max",
+        format!("{} is out of range 1..=1073741824", w.body_limit_max),
+    );
+    check(
+        w.body_budget <= 1 << 40,
+        "worker.body_budget",
+        format!("{} is out of range 0..=1099511627776 (0 derives it from the memory limit)", w.body_budget),
+    );
+    check(
+        (1..=1 << 30).contains(&w.json_max_bytes),
+        "worker.json_max_bytes",
+        format!("{} is out of range 1..=1073741824", w.json_max_bytes),
+    );
     if let Err(e) = crate::net::deny::DenyList::parse(&w.deny_targets) {
         check(false, "worker.deny_targets", e);
     }

@@ -1,6 +1,7 @@
 //! The one-shot HTTP exchange every outbound request makes, a check's or an
 //! alert channel's: resolve, judge the addresses by the deny list, connect,
-//! TLS, send one request, read the response head and the body up to a cap.
+//! TLS, send one request, read the response head and the body up to a cap
+//! (and, for a client with a [`BodyBudget`], within the budget it shares).
 //! HTTP/1.1, or HTTP/2 when the server picks it by ALPN.
 //!
 //! The connection is built by hand (resolver → `TcpStream` → rustls →
@@ -27,9 +28,11 @@ use hyper::{Method, Request, Version};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use url::{Host, Position, Url};
 
+use super::budget::BodyBudget;
 use super::connect::{connect_any, describe_io, ClosingStream, ConnectError};
 use super::deny::{self, DenyList};
 use super::resolve;
@@ -144,6 +147,9 @@ pub struct Reply {
     pub body: Option<Vec<u8>>,
     /// The body went on past `limit`.
     pub body_exceeded: bool,
+    /// The share of the client's body budget the kept body holds; released
+    /// when dropped, so the caller keeps it as long as the body.
+    pub body_permit: Option<OwnedSemaphorePermit>,
 }
 
 /// Makes exchanges; cheap to share (holds the TLS configurations and the
@@ -152,6 +158,9 @@ pub struct Client {
     tls: TlsConfigs,
     /// Addresses never connected to; empty is off.
     deny: DenyList,
+    /// What kept bodies may hold; `None` is unbounded (alert channels
+    /// keep no body).
+    body_budget: Option<BodyBudget>,
 }
 
 fn add(slot: &mut Option<f64>, since: Instant) {
@@ -224,7 +233,13 @@ fn percent_decode(text: &str) -> std::borrow::Cow<'_, str> {
 
 impl Client {
     pub fn new(deny: DenyList) -> Result<Client, TlsSetupError> {
-        Ok(Client { tls: TlsConfigs::new()?, deny })
+        Ok(Client { tls: TlsConfigs::new()?, deny, body_budget: None })
+    }
+
+    /// A client whose kept bodies share `budget`: an exchange that cannot
+    /// get budget for more body bytes stops reading and fails.
+    pub fn with_body_budget(deny: DenyList, budget: BodyBudget) -> Result<Client, TlsSetupError> {
+        Ok(Client { tls: TlsConfigs::new()?, deny, body_budget: Some(budget) })
     }
 
     /// One exchange under its own deadline, `timeout` from now (what an
@@ -334,7 +349,7 @@ impl Client {
                 let started = Instant::now();
                 let response = sender.send_request(request).await.map_err(|e| hyper_failure(&e))?;
                 add(&mut p.timings.first_byte_ms, started);
-                read_response(response, out, p).await
+                read_response(response, out, self.body_budget.as_ref(), p).await
             };
             drive(connection, work).await
         } else {
@@ -347,7 +362,7 @@ impl Client {
                 let started = Instant::now();
                 let response = sender.send_request(request).await.map_err(|e| hyper_failure(&e))?;
                 add(&mut p.timings.first_byte_ms, started);
-                read_response(response, out, p).await
+                read_response(response, out, self.body_budget.as_ref(), p).await
             };
             drive(connection, work).await
         }
@@ -436,6 +451,7 @@ where
 async fn read_response(
     response: hyper::Response<hyper::body::Incoming>,
     out: &Outgoing<'_>,
+    budget: Option<&BodyBudget>,
     p: &mut Progress,
 ) -> Result<Reply, Failure> {
     let status = response.status().as_u16();
@@ -448,6 +464,7 @@ async fn read_response(
     let mut kept = if out.keep_body { Some(Vec::new()) } else { None };
     let mut read: u64 = 0;
     let mut exceeded = false;
+    let mut permit: Option<OwnedSemaphorePermit> = None;
     p.bytes_read = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
@@ -459,6 +476,21 @@ async fn read_response(
         let room = out.limit - read;
         let take = (data.len() as u64).min(room);
         if let Some(kept) = kept.as_mut() {
+            let needed = kept.len() + take as usize;
+            if needed > kept.capacity() {
+                // Grow by doubling, never past the limit. The budget pays
+                // for capacity (what the allocator holds), and for the old
+                // buffer too while the new one is filled from it.
+                let grow = needed.max(kept.capacity() * 2).min(out.limit as usize).max(needed);
+                let new = match budget {
+                    Some(budget) => budget
+                        .charge(grow)
+                        .map_err(|refused| Failure::new(ErrorClass::Assertion, refused.to_string()))?,
+                    None => None,
+                };
+                kept.reserve_exact(grow - kept.len());
+                permit = new;
+            }
             kept.extend_from_slice(&data[..take as usize]);
         }
         read += take;
@@ -469,7 +501,7 @@ async fn read_response(
             break;
         }
     }
-    Ok(Reply { status, location, body: kept, body_exceeded: exceeded })
+    Ok(Reply { status, location, body: kept, body_exceeded: exceeded, body_permit: permit })
 }
 
 /// Maps hyper's errors onto error classes with a short message.

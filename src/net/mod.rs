@@ -8,10 +8,12 @@
 //! - `deny.rs` — the addresses never connected to;
 //! - `tls.rs` — trust store and the shared rustls client configurations;
 //! - `resolve.rs` — name resolution with a deadline;
+//! - `budget.rs` — the byte budget that kept response bodies share;
 //! - `connect.rs` — TCP to the first address that accepts, in time;
 //! - `http.rs` — the one-shot HTTP exchange (connect, TLS, send, read with a
 //!   cap), phase by phase.
 
+pub mod budget;
 pub mod connect;
 pub mod deny;
 pub mod http;

@@ -24,6 +24,10 @@ pub struct Observed<'a> {
     pub body: Option<&'a [u8]>,
     pub cert_expires_at: Option<DateTime<Utc>>,
     pub now: DateTime<Utc>,
+    /// Largest body JSON assertions parse: a parsed document takes many
+    /// times its text (`[0,0,…]` about 16 bytes per input byte), so larger
+    /// bodies fail instead of being parsed.
+    pub json_max_bytes: usize,
 }
 
 /// Whether any assertion needs the response body kept in memory.
@@ -36,39 +40,74 @@ pub fn needs_body(expect: &Expect) -> bool {
 
 /// Compiled regular expressions, shared by every check of a worker: the same
 /// pattern arrives with every run of a check, and compiling costs far more
-/// than matching.
+/// than matching. Bounded by bytes: each entry is charged what it may hold
+/// (see [`RegexCache::cost`]), and past [`REGEX_CACHE_BYTES`] the cache
+/// starts over (patterns come from declared checks, so only a pathological
+/// set gets there).
 #[derive(Default)]
 pub struct RegexCache {
-    entries: Mutex<HashMap<String, Result<Arc<Regex>, String>>>,
+    entries: Mutex<CacheEntries>,
 }
 
-/// Patterns cached at most; past it the cache starts over (patterns come
-/// from declared checks, so this is only reached by a pathological set).
-const REGEX_CACHE_LIMIT: usize = 10_000;
+#[derive(Default)]
+struct CacheEntries {
+    map: HashMap<String, Result<Arc<Regex>, String>>,
+    /// Sum of the costs of the entries in `map`.
+    bytes: usize,
+}
+
+/// Bytes the cached regexes may hold at most.
+pub const REGEX_CACHE_BYTES: usize = 64 << 20;
 /// Compiled size limit of one pattern: bounds the memory a hostile pattern
 /// can take (matching is linear-time in the `regex` crate regardless).
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Lazy-DFA cache of one regex per thread using it (the crate's default is
+/// 2 MiB): bounded so the byte charge of an entry holds.
+const REGEX_DFA_LIMIT: usize = 256 << 10;
+/// Compiled size tiers tried in turn; an entry is charged its tier.
+const REGEX_TIERS: [usize; 3] = [16 << 10, 128 << 10, REGEX_SIZE_LIMIT];
 
 impl RegexCache {
     pub fn get(&self, pattern: &str) -> Result<Arc<Regex>, String> {
         if let Ok(entries) = self.entries.lock() {
-            if let Some(found) = entries.get(pattern) {
+            if let Some(found) = entries.map.get(pattern) {
                 return found.clone();
             }
         }
-        let compiled = RegexBuilder::new(pattern)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .build()
-            .map(Arc::new)
-            .map_err(|e| first_line(&e.to_string()));
+        let (compiled, cost) = compile(pattern);
         if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= REGEX_CACHE_LIMIT {
-                entries.clear();
+            if entries.bytes + cost > REGEX_CACHE_BYTES {
+                entries.map.clear();
+                entries.bytes = 0;
             }
-            entries.insert(pattern.to_string(), compiled.clone());
+            entries.bytes += cost;
+            entries.map.insert(pattern.to_string(), compiled.clone());
         }
         compiled
     }
+
+    /// Bytes the cached entries are charged (tests and diagnostics).
+    pub fn bytes(&self) -> usize {
+        self.entries.lock().map(|e| e.bytes).unwrap_or(0)
+    }
+}
+
+/// Compiles under the smallest size tier that fits; returns the regex (or
+/// the error) and the bytes it is charged: the key, the tier and one lazy
+/// DFA cache per runtime thread that may use it at once.
+fn compile(pattern: &str) -> (Result<Arc<Regex>, String>, usize) {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let overhead = pattern.len() + REGEX_DFA_LIMIT * threads;
+    let mut last = Err("invalid".to_string());
+    for tier in REGEX_TIERS {
+        match RegexBuilder::new(pattern).size_limit(tier).dfa_size_limit(REGEX_DFA_LIMIT).build() {
+            Ok(re) => return (Ok(Arc::new(re)), overhead + tier),
+            Err(e @ regex::Error::CompiledTooBig(_)) => last = Err(first_line(&e.to_string())),
+            Err(e) => return (Err(first_line(&e.to_string())), pattern.len()),
+        }
+    }
+    // An error holds only its message.
+    (last, pattern.len())
 }
 
 fn first_line(text: &str) -> String {
@@ -111,7 +150,13 @@ pub fn evaluate(expect: &Expect, observed: &Observed<'_>, regexes: &RegexCache) 
                 Err(e) => failed.push(format!("body regex /{}/ is invalid: {e}", excerpt(pattern, 80))),
             }
         }
-        if !expect.json.is_empty() {
+        if !expect.json.is_empty() && body.len() > observed.json_max_bytes {
+            failed.push(format!(
+                "json: body of {} bytes is larger than the {}-byte JSON limit (worker.json_max_bytes)",
+                body.len(),
+                observed.json_max_bytes
+            ));
+        } else if !expect.json.is_empty() {
             match serde_json::from_slice::<serde_json::Value>(body) {
                 Err(_) => failed.push("json: body is not valid JSON".to_string()),
                 Ok(document) => {
@@ -160,6 +205,7 @@ mod tests {
             body: Some(body),
             cert_expires_at: None,
             now: DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+            json_max_bytes: 1 << 20,
         }
     }
 
@@ -257,5 +303,41 @@ mod tests {
         let b = cache.get("a+").unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         assert!(cache.get("(").is_err());
+    }
+
+    #[test]
+    fn json_above_the_cap_fails_without_parsing() {
+        let mut json = std::collections::BTreeMap::new();
+        json.insert("/0".to_string(), serde_json::json!(0));
+        let e = Expect { json, ..Expect::default() };
+        let mut o = observed(200, b"[0,0,0]");
+        assert!(eval(&e, &o).is_empty());
+        o.json_max_bytes = 6;
+        assert_eq!(
+            eval(&e, &o),
+            vec!["json: body of 7 bytes is larger than the 6-byte JSON limit (worker.json_max_bytes)"]
+        );
+    }
+
+    #[test]
+    fn the_regex_cache_is_bounded_by_bytes() {
+        let cache = RegexCache::default();
+        // A repeated Unicode word class compiles to a large program: each
+        // such entry is charged over 1 MiB, so a few dozen fill the byte
+        // bound long before the count of patterns matters.
+        let _ = cache.get(r"\w{8}x0");
+        let one = cache.bytes();
+        assert!(one > 1 << 20, "{one}");
+        let mut reset = false;
+        for i in 1..(REGEX_CACHE_BYTES / one + 2) {
+            let before = cache.bytes();
+            let _ = cache.get(&format!(r"\w{{8}}x{i}"));
+            reset |= cache.bytes() < before;
+            assert!(cache.bytes() <= REGEX_CACHE_BYTES, "{} bytes after {i}", cache.bytes());
+        }
+        assert!(reset, "the cache never started over");
+        let small = RegexCache::default();
+        let _ = small.get("a+");
+        assert!(small.bytes() < 1 << 20, "{}", small.bytes());
     }
 }

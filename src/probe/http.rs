@@ -23,6 +23,7 @@ use url::Url;
 use super::assertions::{self, Observed, RegexCache};
 use crate::model::bounds::MAX_TIMEOUT;
 use crate::model::{CheckOutcome, CheckSpec, ErrorClass};
+use crate::net::budget::BodyBudget;
 use crate::net::deny::DenyList;
 use crate::net::http::{self as exchange, Client, Failure, Outgoing, Progress};
 use crate::net::tls::TlsSetupError;
@@ -36,6 +37,10 @@ pub struct HttpProbe {
     client: Client,
     /// Body bytes read when the spec sets no limit.
     body_limit: u64,
+    /// Body bytes read at most, whatever the spec sets.
+    body_limit_max: u64,
+    /// Largest body JSON assertions parse.
+    json_max_bytes: usize,
     /// User-Agent of checks that do not set one.
     user_agent: HeaderValue,
     regexes: RegexCache,
@@ -53,6 +58,9 @@ pub struct Report {
 struct Response {
     body: Option<Vec<u8>>,
     body_exceeded: bool,
+    /// The body's share of the worker's body budget, held until the
+    /// assertions are done with it.
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 fn short(message: String) -> String {
@@ -60,10 +68,25 @@ fn short(message: String) -> String {
 }
 
 impl HttpProbe {
-    pub fn new(body_limit: u64, user_agent: &str, deny: DenyList) -> Result<HttpProbe, TlsSetupError> {
+    pub fn new(
+        body_limit: u64,
+        user_agent: &str,
+        deny: DenyList,
+        memory: &super::MemoryLimits,
+    ) -> Result<HttpProbe, TlsSetupError> {
         let user_agent =
             HeaderValue::from_str(user_agent).unwrap_or_else(|_| HeaderValue::from_static("sentryk8s"));
-        Ok(HttpProbe { client: Client::new(deny)?, body_limit, user_agent, regexes: RegexCache::default() })
+        Ok(HttpProbe {
+            client: Client::with_body_budget(
+                deny,
+                BodyBudget::new(memory.body_budget, memory.checks_in_flight),
+            )?,
+            body_limit,
+            body_limit_max: memory.body_limit_max.max(1),
+            json_max_bytes: usize::try_from(memory.json_max_bytes).unwrap_or(usize::MAX),
+            user_agent,
+            regexes: RegexCache::default(),
+        })
     }
 
     /// Runs one check to its outcome; never panics, never outlives the
@@ -108,6 +131,7 @@ impl HttpProbe {
                     body: response.body.as_deref(),
                     cert_expires_at: progress.cert_expires_at,
                     now: Utc::now(),
+                    json_max_bytes: self.json_max_bytes,
                 };
                 let mut failed = assertions::evaluate(&spec.expect, &observed, &self.regexes);
                 if response.body_exceeded {
@@ -125,8 +149,11 @@ impl HttpProbe {
         Report { outcome, version: progress.version }
     }
 
+    /// The check's limit, or the worker's default, clamped by the worker's
+    /// maximum (`worker.body_limit_max`): a check author never raises what
+    /// one check may read past what the operator allows.
     fn body_limit(&self, spec: &CheckSpec) -> u64 {
-        spec.body_limit.unwrap_or(self.body_limit).max(1)
+        spec.body_limit.unwrap_or(self.body_limit).clamp(1, self.body_limit_max)
     }
 
     /// The request, following redirects.
@@ -154,7 +181,11 @@ impl HttpProbe {
             let hop = self.client.exchange(&url, &out, p).await?;
             let follow = spec.max_redirects > 0 && matches!(hop.status, 301 | 302 | 303 | 307 | 308);
             let Some(location) = hop.location.filter(|_| follow) else {
-                return Ok(Response { body: hop.body, body_exceeded: hop.body_exceeded });
+                return Ok(Response {
+                    body: hop.body,
+                    body_exceeded: hop.body_exceeded,
+                    _permit: hop.body_permit,
+                });
             };
             if visited.len() >= spec.max_redirects as usize {
                 return Err(Failure::new(
@@ -193,5 +224,26 @@ impl HttpProbe {
             }
             url = next;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::MemoryLimits;
+
+    #[test]
+    fn a_checks_body_limit_is_clamped_by_the_workers_maximum() {
+        let memory = MemoryLimits { body_limit_max: 4096, ..MemoryLimits::default() };
+        let probe = HttpProbe::new(1024, "sentryk8s-test", DenyList::default(), &memory).unwrap();
+        let spec = |limit: serde_json::Value| -> CheckSpec {
+            serde_json::from_value(
+                serde_json::json!({"url": "http://127.0.0.1/", "timeout_ms": 1000, "body_limit": limit}),
+            )
+            .unwrap()
+        };
+        assert_eq!(probe.body_limit(&spec(serde_json::json!(64 << 20))), 4096);
+        assert_eq!(probe.body_limit(&spec(serde_json::json!(2000))), 2000);
+        assert_eq!(probe.body_limit(&spec(serde_json::Value::Null)), 1024);
     }
 }

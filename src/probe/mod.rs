@@ -33,6 +33,58 @@ pub struct ProberOptions {
     pub deny: DenyList,
 }
 
+/// What one worker's checks may hold in memory, all of them together.
+#[derive(Debug, Clone)]
+pub struct MemoryLimits {
+    /// Bytes the kept bodies of every check in flight may hold at once
+    /// (`worker.body_budget`). A check that cannot get more fails.
+    pub body_budget: u64,
+    /// Body bytes one check reads at most, whatever it sets
+    /// (`worker.body_limit_max`).
+    pub body_limit_max: u64,
+    /// Largest body JSON assertions parse (`worker.json_max_bytes`).
+    pub json_max_bytes: u64,
+    /// Checks run at once at most (`worker.concurrency`): each keeps a
+    /// small floor of the budget for itself.
+    pub checks_in_flight: usize,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> MemoryLimits {
+        MemoryLimits {
+            body_budget: default_body_budget(),
+            body_limit_max: DEFAULT_BODY_LIMIT_MAX,
+            json_max_bytes: DEFAULT_JSON_MAX_BYTES,
+            checks_in_flight: 256,
+        }
+    }
+}
+
+/// Default of `worker.body_limit_max`.
+pub const DEFAULT_BODY_LIMIT_MAX: u64 = 8 << 20;
+/// Default of `worker.json_max_bytes`.
+pub const DEFAULT_JSON_MAX_BYTES: u64 = 1 << 20;
+/// Body budget when the process has no cgroup memory limit.
+pub const FALLBACK_BODY_BUDGET: u64 = 256 << 20;
+/// Smallest derived body budget (a tiny limit still runs a few checks).
+const MIN_BODY_BUDGET: u64 = 8 << 20;
+
+/// The body budget when `worker.body_budget` is 0: a quarter of the cgroup
+/// (v2) memory limit when one is set (`/sys/fs/cgroup/memory.max`), else
+/// [`FALLBACK_BODY_BUDGET`]. A quarter leaves room for the runtime, the
+/// connections, the result batches and JSON parses.
+pub fn default_body_budget() -> u64 {
+    let limit = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok();
+    budget_from_cgroup(limit.as_deref())
+}
+
+fn budget_from_cgroup(memory_max: Option<&str>) -> u64 {
+    match memory_max.map(str::trim).and_then(|m| m.parse::<u64>().ok()) {
+        Some(limit) => (limit / 4).max(MIN_BODY_BUDGET),
+        None => FALLBACK_BODY_BUDGET,
+    }
+}
+
 /// Runs checks of every kind. Cheap to share behind an `Arc`: built once,
 /// it holds the TLS configurations and the compiled-regex cache.
 pub struct Prober {
@@ -40,8 +92,15 @@ pub struct Prober {
 }
 
 impl Prober {
+    /// A prober with the default [`MemoryLimits`].
     pub fn new(options: ProberOptions) -> Result<Prober, TlsSetupError> {
-        Ok(Prober { http: http::HttpProbe::new(options.body_limit, &options.user_agent, options.deny)? })
+        Prober::with_memory(options, &MemoryLimits::default())
+    }
+
+    /// A prober whose checks together stay within `memory`.
+    pub fn with_memory(options: ProberOptions, memory: &MemoryLimits) -> Result<Prober, TlsSetupError> {
+        let http = http::HttpProbe::new(options.body_limit, &options.user_agent, options.deny, memory)?;
+        Ok(Prober { http })
     }
 
     /// Runs one check to its outcome; never panics, never outlives the
@@ -58,5 +117,18 @@ impl Prober {
     /// diagnostics need (the HTTP version).
     pub fn probe<'a>(&'a self, spec: &'a CheckSpec) -> impl Future<Output = Report> + Send + 'a {
         self.http.probe(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_is_a_quarter_of_the_cgroup_limit() {
+        assert_eq!(budget_from_cgroup(Some("1073741824\n")), 256 << 20);
+        assert_eq!(budget_from_cgroup(Some("max\n")), FALLBACK_BODY_BUDGET);
+        assert_eq!(budget_from_cgroup(None), FALLBACK_BODY_BUDGET);
+        assert_eq!(budget_from_cgroup(Some("1048576")), MIN_BODY_BUDGET);
     }
 }

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::probe::{Prober, ProberOptions};
+use crate::probe::{default_body_budget, MemoryLimits, Prober, ProberOptions};
 use crate::queue::{AmqpLink, AmqpTarget, QueueError, Topology};
 
 #[derive(Debug, thiserror::Error)]
@@ -68,11 +68,22 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     let w = &config.worker;
     let deny = crate::net::deny::DenyList::parse(&w.deny_targets).map_err(WorkerError::Deny)?;
-    let prober = Arc::new(Prober::new(ProberOptions {
-        body_limit: w.body_limit,
-        user_agent: w.user_agent.clone(),
-        deny,
-    })?);
+    let memory = MemoryLimits {
+        body_budget: if w.body_budget == 0 { default_body_budget() } else { w.body_budget },
+        body_limit_max: w.body_limit_max,
+        json_max_bytes: w.json_max_bytes,
+        checks_in_flight: w.concurrency.max(1) as usize,
+    };
+    tracing::info!(
+        body_budget = memory.body_budget,
+        body_limit_max = memory.body_limit_max,
+        json_max_bytes = memory.json_max_bytes,
+        "memory bounds of checks"
+    );
+    let prober = Arc::new(Prober::with_memory(
+        ProberOptions { body_limit: w.body_limit, user_agent: w.user_agent.clone(), deny },
+        &memory,
+    )?);
     let metrics = Arc::new(metrics::WorkerMetrics::new());
     let concurrency = w.concurrency.max(1) as usize;
     let batch_size = w.batch_size.max(1) as usize;

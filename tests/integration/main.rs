@@ -22,5 +22,6 @@ mod standalone;
 mod status_cli;
 mod worker_checks;
 mod worker_delivery;
+mod worker_memory;
 mod worker_outages;
 mod worker_withdrawn;
