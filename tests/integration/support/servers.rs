@@ -1,6 +1,6 @@
 //! HTTP targets with behaviour per path, a TLS target with a self-signed
 //! certificate, and hostile TCP servers (never answer, trickle, endless
-//! body, garbage, reset), all on 127.0.0.1 port 0.
+//! body, garbage, reset), and a DNS tarpit, all on 127.0.0.1 port 0.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -264,4 +264,56 @@ pub async fn refused_addr() -> SocketAddr {
     let addr = listener.local_addr().expect("addr");
     drop(listener);
     addr
+}
+
+/// A DNS server that never answers: UDP queries are read and dropped, TCP
+/// connections are accepted and held open, silent, on the same port.
+pub struct DnsTarpit {
+    pub addr: SocketAddr,
+    queries: Arc<std::sync::atomic::AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl DnsTarpit {
+    pub async fn start() -> DnsTarpit {
+        // UDP first, then TCP on its port (retried if that port is taken).
+        let (udp, tcp) = loop {
+            let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind tarpit udp");
+            let addr = udp.local_addr().expect("addr");
+            if let Ok(tcp) = TcpListener::bind(addr).await {
+                break (udp, tcp);
+            }
+        };
+        let addr = udp.local_addr().expect("addr");
+        let queries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = queries.clone();
+        let udp_task = tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            while udp.recv_from(&mut buf).await.is_ok() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        let counted = queries.clone();
+        let tcp_task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = tcp.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                held.push(stream);
+            }
+        });
+        DnsTarpit { addr, queries, tasks: vec![udp_task, tcp_task] }
+    }
+
+    /// UDP queries and TCP connections received so far.
+    pub fn queries(&self) -> usize {
+        self.queries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for DnsTarpit {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
