@@ -9,7 +9,8 @@
 //! The runtime is given two blocking threads, as a worker's pool is
 //! bounded: resolution that held a pool thread per lookup (getaddrinfo)
 //! would queue the honest `localhost` check behind fifty stuck lookups, and
-//! leave the threads running after the checks ended.
+//! leave the threads running after the checks ended. A slow but honest
+//! server shows the answer path: used, timed, and cut by the deadline.
 
 use std::time::{Duration, Instant};
 
@@ -116,4 +117,32 @@ fn a_tarpit_dns_server_times_out_its_own_checks_and_slows_no_other() {
         let threads = runtime_threads();
         assert!(threads <= WORKERS, "{threads} threads of the runtime alive, {WORKERS} workers");
     });
+}
+
+/// A slow but honest DNS server: its answer is used, its delay counts in
+/// `dns_ms` and against the check's deadline.
+#[tokio::test]
+async fn a_slow_dns_answer_is_used_and_counts_against_the_deadline() {
+    let dns = DnsTarpit::answering(Duration::from_millis(300), std::net::Ipv4Addr::LOCALHOST).await;
+    let target = RoutedServer::start(|_| Reply::ok("up")).await;
+    let port = target.addr.port();
+    let prober = Prober::new(ProberOptions {
+        body_limit: 1 << 20,
+        user_agent: "sentryk8s-test".into(),
+        deny: Default::default(),
+    })
+    .expect("prober");
+    let url = format!("http://svc.slow.test:{port}/");
+    let work = async {
+        let answered = prober.run(&spec(&url, Duration::from_millis(2000))).await;
+        let cut =
+            prober.run(&spec(&format!("http://other.slow.test:{port}/"), Duration::from_millis(150))).await;
+        (answered, cut)
+    };
+    let (answered, cut) = resolve::scoped(Resolver::with_servers(&[dns.addr]), work).await;
+    assert!(answered.success, "{answered:?}");
+    let dns_ms = answered.timings.dns_ms.unwrap_or(0.0);
+    assert!((250.0..1500.0).contains(&dns_ms), "dns_ms {dns_ms}: {answered:?}");
+    assert_eq!(cut.error_class, Some(ErrorClass::Timeout), "{cut:?}");
+    assert_eq!(cut.error_message.as_deref(), Some("timed out after 150 ms resolving the name"), "{cut:?}");
 }
