@@ -8,6 +8,7 @@ mod checks_cli;
 mod checks_limits;
 mod config_cli;
 mod deny_list;
+mod dns_tarpit;
 mod email_deadline;
 mod fuzz_regressions;
 mod http_check;

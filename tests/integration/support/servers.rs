@@ -1,6 +1,6 @@
 //! HTTP targets with behaviour per path, a TLS target with a self-signed
 //! certificate, and hostile TCP servers (never answer, trickle, endless
-//! body, garbage, reset), all on 127.0.0.1 port 0.
+//! body, garbage, reset), and a DNS tarpit, all on 127.0.0.1 port 0.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -264,4 +264,106 @@ pub async fn refused_addr() -> SocketAddr {
     let addr = listener.local_addr().expect("addr");
     drop(listener);
     addr
+}
+
+/// A DNS server that never answers: UDP queries are read and dropped, TCP
+/// connections are accepted and held open, silent, on the same port. Or,
+/// built by [`DnsTarpit::answering`], one that answers every A query over
+/// UDP with one address, late.
+pub struct DnsTarpit {
+    pub addr: SocketAddr,
+    queries: Arc<std::sync::atomic::AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl DnsTarpit {
+    pub async fn start() -> DnsTarpit {
+        DnsTarpit::serve(None).await
+    }
+
+    /// Answers every A query with `ip` after `delay` (other types: no
+    /// record), as a slow but honest DNS server.
+    pub async fn answering(delay: Duration, ip: std::net::Ipv4Addr) -> DnsTarpit {
+        DnsTarpit::serve(Some((delay, ip))).await
+    }
+
+    async fn serve(answer: Option<(Duration, std::net::Ipv4Addr)>) -> DnsTarpit {
+        // UDP first, then TCP on its port (retried if that port is taken).
+        let (udp, tcp) = loop {
+            let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind tarpit udp");
+            let addr = udp.local_addr().expect("addr");
+            if let Ok(tcp) = TcpListener::bind(addr).await {
+                break (udp, tcp);
+            }
+        };
+        let addr = udp.local_addr().expect("addr");
+        let udp = Arc::new(udp);
+        let queries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = queries.clone();
+        let udp_task = tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, from)) = udp.recv_from(&mut buf).await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((delay, ip)) = answer else { continue };
+                let Some(response) = dns_answer(&buf[..n], ip) else { continue };
+                let udp = udp.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = udp.send_to(&response, from).await;
+                });
+            }
+        });
+        let counted = queries.clone();
+        let tcp_task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = tcp.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                held.push(stream);
+            }
+        });
+        DnsTarpit { addr, queries, tasks: vec![udp_task, tcp_task] }
+    }
+
+    /// UDP queries and TCP connections received so far.
+    pub fn queries(&self) -> usize {
+        self.queries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The response to a one-question DNS query: `ip` for an A question, no
+/// record for any other type. `None` if the query does not parse.
+fn dns_answer(query: &[u8], ip: std::net::Ipv4Addr) -> Option<Vec<u8>> {
+    // The question's name: labels from byte 12 to a zero length.
+    let mut end = 12;
+    loop {
+        let len = *query.get(end)? as usize;
+        end += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    let qtype = u16::from_be_bytes([*query.get(end)?, *query.get(end + 1)?]);
+    let question = query.get(12..end + 4)?;
+    let answers: u16 = if qtype == 1 { 1 } else { 0 };
+    let mut response = Vec::with_capacity(question.len() + 32);
+    response.extend_from_slice(&query[..2]); // id
+    response.extend_from_slice(&[0x81, 0x80]); // response, recursion desired and available, no error
+    for count in [1, answers, 0, 0] {
+        response.extend_from_slice(&u16::to_be_bytes(count));
+    }
+    response.extend_from_slice(question);
+    if answers == 1 {
+        // Name (pointer to the question's), A, IN, TTL 60, 4 bytes.
+        response.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        response.extend_from_slice(&ip.octets());
+    }
+    Some(response)
+}
+
+impl Drop for DnsTarpit {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
