@@ -5,18 +5,18 @@
 //!
 //! The server is a real tarpit (it greets, answers up to a command, then
 //! says nothing and keeps the socket open). The slow resolution is real
-//! too: `getaddrinfo` runs on the runtime's blocking pool, and a pool kept
-//! busy (here one thread, held for 1.8 s, as hostile checks whose DNS
-//! servers never answer hold the worker's pool) makes the lookup of the
-//! SMTP host wait before the session even starts.
+//! too: a DNS server of the test's own that answers after 1.8 s, or never,
+//! makes the lookup of the SMTP host wait before the session even starts.
 
 use std::time::{Duration, Instant};
 
 use sentryk8s::alerting::channel::{ChannelKind, ChannelSpec, EmailSpec, SmtpTls};
 use sentryk8s::alerting::send::Sender;
 use sentryk8s::net::deny::DenyList;
+use sentryk8s::net::resolve::{self, Resolver};
 use serde_json::json;
 
+use crate::support::servers::DnsTarpit;
 use crate::support::smtp::SmtpServer;
 
 /// The timeout under test, and what an attempt may take beyond it
@@ -24,11 +24,11 @@ use crate::support::smtp::SmtpServer;
 const TIMEOUT: Duration = Duration::from_secs(2);
 const MARGIN: Duration = Duration::from_millis(700);
 
-fn channel(port: u16) -> ChannelSpec {
+fn channel(host: &str, port: u16) -> ChannelSpec {
     ChannelSpec {
         kind: ChannelKind::Email(EmailSpec {
-            // A name, so it is resolved through getaddrinfo (a literal is not).
-            smtp_host: "localhost".into(),
+            // A name, so it is resolved (a literal is not).
+            smtp_host: host.into(),
             smtp_port: port,
             tls: SmtpTls::None,
             tls_verify: true,
@@ -51,54 +51,50 @@ async fn attempt(sender: &Sender, channel: &ChannelSpec) -> (String, Duration) {
     (result.err().unwrap_or_else(|| "sent".into()), started.elapsed())
 }
 
-#[test]
-fn an_email_attempt_ends_within_one_send_timeout_whatever_stalls() {
-    // One blocking thread, so the test can keep name resolution waiting.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let sender = Sender::new(TIMEOUT, "sentryk8s-test", DenyList::default()).expect("sender");
-        for stall in ["EHLO", "DATA"] {
-            let tarpit = SmtpServer::stalling_at(stall).await;
-            let channel = channel(tarpit.addr.port());
+#[tokio::test]
+async fn an_email_attempt_ends_within_one_send_timeout_whatever_stalls() {
+    let sender = Sender::new(TIMEOUT, "sentryk8s-test", DenyList::default()).expect("sender");
+    // A DNS server that answers after 1.8 s, and one that never answers.
+    let slow_dns = DnsTarpit::answering(Duration::from_millis(1800), std::net::Ipv4Addr::LOCALHOST).await;
+    let slow = Resolver::with_servers(&[slow_dns.addr]);
+    let silent_dns = DnsTarpit::start().await;
+    for stall in ["EHLO", "DATA"] {
+        let tarpit = SmtpServer::stalling_at(stall).await;
+        let port = tarpit.addr.port();
 
-            // The tarpit alone: the session is cut at the timeout.
-            let (error, took) = attempt(&sender, &channel).await;
-            assert!(took >= TIMEOUT - MARGIN, "stalled at {stall}: ended after {took:?}: {error}");
-            assert!(took <= TIMEOUT + MARGIN, "stalled at {stall}: took {took:?}, over {TIMEOUT:?}: {error}");
-            let port = tarpit.addr.port();
-            assert!(
-                error.starts_with(&format!("localhost:{port}: "))
-                    && error.contains("alerts.send_timeout (2s)"),
-                "stalled at {stall}: unclear error {error:?}"
-            );
+        // The tarpit alone: the session is cut at the timeout.
+        let (error, took) = attempt(&sender, &channel("localhost", port)).await;
+        assert!(took >= TIMEOUT - MARGIN, "stalled at {stall}: ended after {took:?}: {error}");
+        assert!(took <= TIMEOUT + MARGIN, "stalled at {stall}: took {took:?}, over {TIMEOUT:?}: {error}");
+        assert!(
+            error.starts_with(&format!("localhost:{port}: ")) && error.contains("alerts.send_timeout (2s)"),
+            "stalled at {stall}: unclear error {error:?}"
+        );
 
-            // Resolution slowed by 1.8 s, then the tarpit: the session gets
-            // only what is left of the same timeout.
-            let busy = tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(1800)));
-            let (error, took) = attempt(&sender, &channel).await;
-            assert!(
-                took <= TIMEOUT + MARGIN,
-                "slow DNS, stalled at {stall}: took {took:?}, over {TIMEOUT:?}: {error}"
-            );
-            assert!(error.contains("alerts.send_timeout (2s)"), "slow DNS, stalled at {stall}: {error:?}");
-            busy.await.expect("the busy blocking task");
-            assert_eq!(tarpit.connections(), 2, "stalled at {stall}: one connection per attempt");
-            assert!(tarpit.mails().is_empty());
-        }
+        // Resolution slowed by 1.8 s, then the tarpit: the session gets
+        // only what is left of the same timeout.
+        let (error, took) =
+            resolve::scoped(slow.clone(), attempt(&sender, &channel("mail.slow.test", port))).await;
+        assert!(
+            took <= TIMEOUT + MARGIN,
+            "slow DNS, stalled at {stall}: took {took:?}, over {TIMEOUT:?}: {error}"
+        );
+        assert!(error.contains("alerts.send_timeout (2s)"), "slow DNS, stalled at {stall}: {error:?}");
+        assert_eq!(
+            tarpit.connections(),
+            2,
+            "stalled at {stall}: one connection per attempt: {error} {took:?}"
+        );
+        assert!(tarpit.mails().is_empty());
+    }
 
-        // A resolution slower than the whole timeout ends the attempt at the
-        // timeout, before any connection.
-        let tarpit = SmtpServer::stalling_at("EHLO").await;
-        let busy = tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(3000)));
-        let (error, took) = attempt(&sender, &channel(tarpit.addr.port())).await;
-        assert!(took <= TIMEOUT + MARGIN, "slow DNS alone: took {took:?}: {error}");
-        assert!(error.contains("alerts.send_timeout (2s)"), "slow DNS alone: {error:?}");
-        busy.await.expect("the busy blocking task");
-        assert_eq!(tarpit.connections(), 0, "nothing is connected to after the deadline");
-    });
+    // A resolution slower than the whole timeout ends the attempt at the
+    // timeout, before any connection.
+    let tarpit = SmtpServer::stalling_at("EHLO").await;
+    let silent = Resolver::with_servers(&[silent_dns.addr]);
+    let (error, took) =
+        resolve::scoped(silent, attempt(&sender, &channel("mail.silent.test", tarpit.addr.port()))).await;
+    assert!(took <= TIMEOUT + MARGIN, "slow DNS alone: took {took:?}: {error}");
+    assert!(error.contains("alerts.send_timeout (2s)"), "slow DNS alone: {error:?}");
+    assert_eq!(tarpit.connections(), 0, "nothing is connected to after the deadline");
 }
