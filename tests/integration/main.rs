@@ -11,6 +11,7 @@ mod deny_list;
 mod email_deadline;
 mod fuzz_regressions;
 mod http_check;
+mod lease_release;
 mod logs;
 mod migrate;
 mod ops;
