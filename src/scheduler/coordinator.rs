@@ -17,6 +17,7 @@ use super::dispatch::Command;
 use super::housekeeping;
 use super::identity::Identity;
 use super::store::{self, CHECKS_CHANNEL, LEASES_CHANNEL};
+use super::trust::Gate;
 use super::writer::{self, Pending};
 use crate::db::error_chain;
 use crate::db::listen::ListenEvent;
@@ -45,6 +46,9 @@ pub struct SchedulerSettings {
 pub struct Wiring {
     /// Orders to the dispatcher.
     pub dispatcher: mpsc::Sender<Command>,
+    /// Revokes leases in the dispatcher at once, without waiting for it to
+    /// read a command (shared with the dispatcher).
+    pub gate: Gate,
     /// Partitions whose watermark fence failed (from the writer).
     pub fenced: mpsc::UnboundedReceiver<(u32, i64)>,
     /// Notifications from the LISTEN connection.
@@ -59,6 +63,7 @@ pub struct Coordinator {
     settings: SchedulerSettings,
     partitions: u32,
     dispatcher: mpsc::Sender<Command>,
+    gate: Gate,
     fenced: mpsc::UnboundedReceiver<(u32, i64)>,
     listen: mpsc::Receiver<ListenEvent>,
     pending: Pending,
@@ -86,6 +91,7 @@ impl Coordinator {
             settings,
             partitions,
             dispatcher: wiring.dispatcher,
+            gate: wiring.gate,
             fenced: wiring.fenced,
             listen: wiring.listen,
             pending: wiring.pending,
@@ -214,6 +220,8 @@ impl Coordinator {
         self.dirty.remove(&partition);
         self.loaded.remove(&partition);
         metrics::counter!("sentryk8s_lease_lost_total").increment(1);
+        // Stops the dispatcher now, not when it reads the command below.
+        self.gate.revoke(&[(partition, epoch)]).await;
         let _ = self.dispatcher.send(Command::Lost { partition, epoch }).await;
         self.report_owned();
     }
@@ -344,15 +352,23 @@ impl Coordinator {
 
     /// Stops dispatching `partitions`, waits for their final watermarks and
     /// releases the leases with them.
+    ///
+    /// The leases are revoked in the dispatcher first, through the gate:
+    /// when the release reaches PostgreSQL (and another member may claim),
+    /// nothing of them is being published here nor will be, even if the
+    /// dispatcher has not read its `Release` yet (a long round) and the
+    /// wait for its watermarks timed out.
     async fn release(&mut self, partitions: &[u32]) {
+        let leases: Vec<(u32, i64)> =
+            partitions.iter().filter_map(|p| self.held.get(p).map(|epoch| (*p, *epoch))).collect();
+        self.gate.revoke(&leases).await;
         let mut replies = Vec::new();
-        for partition in partitions {
-            let Some(epoch) = self.held.get(partition).copied() else { continue };
+        for (partition, epoch) in leases {
             let (tx, rx) = oneshot::channel();
             // A dispatcher that is gone cannot answer: release with the
             // watermark last written rather than keep the lease.
-            let _ = self.dispatcher.send(Command::Release { partition: *partition, epoch, reply: tx }).await;
-            replies.push((*partition, epoch, rx));
+            let _ = self.dispatcher.send(Command::Release { partition, epoch, reply: tx }).await;
+            replies.push((partition, epoch, rx));
         }
         let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
         let mut marks: Vec<(u32, i64, Option<i64>)> = Vec::new();

@@ -11,6 +11,11 @@
 //! feeds it what happens and carries out what it says. Watermark of a
 //! partition = the oldest slot not yet confirmed, or, with nothing in
 //! flight, the time up to which slots have been handed out.
+//!
+//! Revocations do not wait for a command: every publish passes the shared
+//! [`Gate`], which the coordinator closes on a lease before it releases it
+//! or gives it up, so nothing is published for a lease that PostgreSQL may
+//! already have handed to another member.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -22,6 +27,7 @@ use super::leases::Lease;
 use super::ledger::{Confirm, Ledger, Miss, MissReason};
 use super::publisher::{ConfirmEvent, Endpoint, Publisher};
 use super::schedule::{CheckRow, DueSlot, MissedRange, PartitionSchedule};
+use super::trust::Gate;
 use super::writer::Pending;
 use crate::model::job::{message_id_at, parse_message_id};
 use crate::queue::{AmqpLink, QueueError};
@@ -81,6 +87,8 @@ pub struct Dispatcher {
     events: mpsc::UnboundedReceiver<ConfirmEvent>,
     commands: mpsc::Receiver<Command>,
     pending: Pending,
+    /// Leases the coordinator revoked; entered around every publish.
+    gate: Gate,
     link: AmqpLink,
     /// Cancelled when the dispatcher stops: ends a pending reconnect.
     stop: CancellationToken,
@@ -101,6 +109,7 @@ impl Dispatcher {
         settings: Settings,
         commands: mpsc::Receiver<Command>,
         pending: Pending,
+        gate: Gate,
         link: AmqpLink,
     ) -> Dispatcher {
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -116,6 +125,7 @@ impl Dispatcher {
             events,
             commands,
             pending,
+            gate,
             link,
             stop: CancellationToken::new(),
             needs_republish: false,
@@ -183,7 +193,7 @@ impl Dispatcher {
         if self.publisher.is_some() {
             let trusted_now = Instant::now();
             for (partition, owned) in &self.owned {
-                if self.ledger.releasing(*partition) || owned.trusted_until <= trusted_now {
+                if self.stopped(*partition) || owned.trusted_until <= trusted_now {
                     continue;
                 }
                 if let Some(next) = owned.schedule.next_due() {
@@ -259,6 +269,14 @@ impl Dispatcher {
         }
     }
 
+    /// Whether `partition` publishes nothing more: being handed back, or
+    /// its lease revoked by the coordinator (the command may still be on
+    /// its way).
+    fn stopped(&self, partition: u32) -> bool {
+        self.ledger.releasing(partition)
+            || self.ledger.epoch(partition).is_none_or(|epoch| !self.gate.allows(partition, epoch))
+    }
+
     /// Releases whose in-flight publishes are confirmed (or waited long enough).
     fn finish_releases(&mut self) {
         for (partition, watermark) in self.ledger.finish_releases(Instant::now()) {
@@ -278,8 +296,11 @@ impl Dispatcher {
             if self.ledger.awaiting_confirm() >= MAX_IN_FLIGHT {
                 return;
             }
+            if self.stopped(partition) {
+                continue;
+            }
             let Some(owned) = self.owned.get_mut(&partition) else { continue };
-            if self.ledger.releasing(partition) || owned.trusted_until <= trusted_now {
+            if owned.trusted_until <= trusted_now {
                 continue;
             }
             self.due.clear();
@@ -313,9 +334,9 @@ impl Dispatcher {
         let mut todo = Vec::new();
         self.needs_republish = false;
         for (partition, owned) in &self.owned {
-            if owned.trusted_until <= trusted_now || self.ledger.releasing(*partition) {
-                // Picked up once the lease is proven again; a releasing
-                // partition's new owner resumes from its watermark.
+            if owned.trusted_until <= trusted_now || self.stopped(*partition) {
+                // Picked up once the lease is proven again; a released or
+                // lost partition's new owner resumes from its watermark.
                 self.needs_republish |= self.ledger.has_unsent(*partition);
                 continue;
             }
@@ -340,9 +361,16 @@ impl Dispatcher {
     /// Trust is judged here, per publish, not once per round: a round can
     /// take long (a slow broker), and a lease must not be acted on a moment
     /// past its trust deadline. What is not published stays unsent.
+    ///
+    /// The publish happens inside the [`Gate`]: a revocation either comes
+    /// first and stops it, or waits until the broker has the message.
     async fn publish(&mut self, partition: u32, check_id: i64, slot: i64) -> bool {
+        let Some(epoch) = self.ledger.epoch(partition) else { return true };
+        let gate = self.gate.clone();
+        let entered = gate.enter(partition, epoch).await;
         let Some(owned) = self.owned.get(&partition) else { return true };
-        if owned.trusted_until <= Instant::now()
+        if entered.is_none()
+            || owned.trusted_until <= Instant::now()
             || self.ledger.releasing(partition)
             || self.ledger.awaiting_confirm() >= MAX_IN_FLIGHT
         {
@@ -356,7 +384,9 @@ impl Dispatcher {
         };
         let Some(publisher) = self.publisher.as_mut() else { return false };
         let message_id = message_id_at(check_id, slot);
-        match publisher.publish(&message_id, body, PUBLISH_LIMIT).await {
+        let published = publisher.publish(&message_id, body, PUBLISH_LIMIT).await;
+        drop(entered);
+        match published {
             Ok(tag) => {
                 self.ledger.sent(partition, slot, check_id, tag, Instant::now());
                 let lateness = (now_ms() - slot).max(0) as f64 / 1000.0;

@@ -4,7 +4,8 @@
 //! conditioned on `owner = me AND epoch = e`: the epoch is a fencing token,
 //! bumped by each claim, so a paused or partitioned ex-owner can no longer
 //! move the watermark. The coordinator trusts a lease until `renew start +
-//! TTL − margin` on its monotonic clock.
+//! TTL − margin` on its monotonic clock, and revokes it in the dispatcher
+//! ([`super::trust::Gate`]) before releasing it or once it is lost.
 
 /// A lease this member holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -128,6 +128,11 @@ impl Ledger {
         self.partitions.get(&partition).is_some_and(|b| b.epoch == epoch)
     }
 
+    /// The epoch `partition` is held at, if held.
+    pub fn epoch(&self, partition: u32) -> Option<i64> {
+        self.partitions.get(&partition).map(|b| b.epoch)
+    }
+
     /// Forgets a partition whose lease is gone: nothing more is written for
     /// it, and confirms still to come for it settle nothing.
     pub fn drop_partition(&mut self, partition: u32) {

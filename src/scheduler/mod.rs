@@ -5,7 +5,9 @@
 //! - `coordinator`: membership, leases, rebalancing, check reloads (all
 //!   PostgreSQL work of leases);
 //! - `dispatch`: the schedules, publishing with confirms, watermarks (never
-//!   waits on PostgreSQL); its bookkeeping is the pure `ledger`;
+//!   waits on PostgreSQL); its bookkeeping is the pure `ledger`; it checks
+//!   the `trust` gate, through which the coordinator revokes a lease at
+//!   once, before every publish;
 //! - `writer`: persists watermarks (fenced) and missed slots;
 //! - the LISTEN connection (`db::listen`): wake-ups on check and lease changes.
 //!
@@ -25,6 +27,7 @@ pub mod publisher;
 pub mod schedule;
 pub mod slots;
 pub mod store;
+pub mod trust;
 pub mod writer;
 
 use std::time::Duration;
@@ -85,6 +88,7 @@ pub async fn run(
     ));
 
     let (command_tx, command_rx) = mpsc::channel(4096);
+    let gate = trust::Gate::default();
     let dispatcher = dispatch::Dispatcher::new(
         dispatch::Settings {
             endpoint: publisher::Endpoint {
@@ -99,6 +103,7 @@ pub async fn run(
         },
         command_rx,
         pending.clone(),
+        gate.clone(),
         link,
     );
     let mut dispatch = tokio::spawn(dispatcher.run());
@@ -110,7 +115,7 @@ pub async fn run(
         retention_days: config.results.retention_days,
     };
     let wiring =
-        coordinator::Wiring { dispatcher: command_tx, fenced: fenced_rx, listen: listen_rx, pending };
+        coordinator::Wiring { dispatcher: command_tx, gate, fenced: fenced_rx, listen: listen_rx, pending };
     let coordinator = coordinator::Coordinator::new(pool, me, settings, partitions, wiring);
     let coordinating = coordinator.run(shutdown);
     tokio::pin!(coordinating);

@@ -12,6 +12,7 @@ mod dns_tarpit;
 mod email_deadline;
 mod fuzz_regressions;
 mod http_check;
+mod lease_release;
 mod logs;
 mod migrate;
 mod ops;
