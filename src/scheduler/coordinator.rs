@@ -39,7 +39,8 @@ pub struct SchedulerSettings {
     pub lease_ttl: Duration,
     pub renew_interval: Duration,
     pub reload_interval: Duration,
-    pub retention_days: u32,
+    /// How long results, missed slots and notifications are kept.
+    pub retention: housekeeping::Retention,
 }
 
 /// What connects the coordinator to the scheduler's other tasks.
@@ -457,8 +458,7 @@ impl Coordinator {
 
     async fn housekeeping(&self, epoch: i64) {
         let Some(client) = self.client().await else { return };
-        if let Err(e) =
-            housekeeping::run_once(&**client, &self.me.member_id, epoch, self.settings.retention_days).await
+        if let Err(e) = housekeeping::run(&**client, &self.me.member_id, epoch, self.settings.retention).await
         {
             tracing::warn!(error = %error_chain(&e), "housekeeping failed");
         }

@@ -15,10 +15,6 @@ use tokio_postgres::GenericClient;
 use super::store::{self, OldPartition};
 use crate::alerting::store as alerting_store;
 
-/// `alerts.retention_days` of src/config/default.toml: used by
-/// [`run_once`], whose callers pass only the results' retention.
-pub const DEFAULT_NOTIFICATION_RETENTION_DAYS: u32 = 90;
-
 /// Longest wait of one detach for the transactions still using the
 /// partition (a long report query): well under the lease TTL, so the
 /// coordinator renews on time. An interrupted detach is finalized later.
@@ -52,19 +48,6 @@ pub struct Done {
     pub notifications: u64,
     pub deliveries: u64,
     pub members: u64,
-}
-
-/// Runs the chores if this member still holds partition 0 at `epoch`,
-/// keeping notifications for [`DEFAULT_NOTIFICATION_RETENTION_DAYS`].
-pub async fn run_once(
-    client: &impl GenericClient,
-    me: &str,
-    epoch: i64,
-    retention_days: u32,
-) -> Result<(), tokio_postgres::Error> {
-    let retention =
-        Retention { results_days: retention_days, notifications_days: DEFAULT_NOTIFICATION_RETENTION_DAYS };
-    run(client, me, epoch, retention).await.map(|_| ())
 }
 
 /// Runs the chores if this member still holds partition 0 at `epoch`.

@@ -13,6 +13,9 @@ use tokio_postgres::Client;
 use crate::support::db::{connect, TestDb};
 
 const ME: &str = "housekeeper";
+/// 30 days of results, and the default 90 of notifications.
+const RETENTION: housekeeping::Retention =
+    housekeeping::Retention { results_days: 30, notifications_days: 90 };
 
 /// A migrated database in which `ME` holds partition 0 at epoch 1, as the
 /// scheduler that runs housekeeping does.
@@ -66,7 +69,7 @@ async fn old_notifications_and_deliveries_are_pruned_and_needed_ones_kept() {
         .await
         .expect("seed the outbox");
 
-    housekeeping::run_once(&client, ME, 1, 30).await.expect("housekeeping");
+    housekeeping::run(&client, ME, 1, RETENTION).await.expect("housekeeping");
 
     let kept = ids(&client, "SELECT incident_id FROM notifications").await;
     assert_eq!(kept, BTreeSet::from([101, 102, 103, 200]), "notifications kept (by incident)");
@@ -106,7 +109,7 @@ async fn dropping_an_old_result_partition_never_blocks_inserts() {
 
     // Retention starts while the report is open.
     let housekeeper = db.client().await;
-    let run = tokio::spawn(async move { housekeeping::run_once(&housekeeper, ME, 1, 30).await });
+    let run = tokio::spawn(async move { housekeeping::run(&housekeeper, ME, 1, RETENTION).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // A worker's result insert into today's partition must not queue
@@ -133,7 +136,7 @@ async fn dropping_an_old_result_partition_never_blocks_inserts() {
         .expect("housekeeping task")
         .expect("housekeeping");
     // A detach that timed out behind the report is finished by the next run.
-    housekeeping::run_once(&client, ME, 1, 30).await.expect("second housekeeping");
+    housekeeping::run(&client, ME, 1, RETENTION).await.expect("second housekeeping");
     let after: i64 = client.query_one(old, &[]).await.expect("count").get(0);
     assert_eq!(after, 0, "old result partitions are dropped");
     let pending: i64 = client
@@ -171,7 +174,7 @@ async fn creating_a_result_partition_never_blocks_inserts() {
     let report = reader.transaction().await.expect("begin");
     report.query_one("SELECT count(*) FROM check_results", &[]).await.expect("read");
     let housekeeper = db.client().await;
-    let run = tokio::spawn(async move { housekeeping::run_once(&housekeeper, ME, 1, 30).await });
+    let run = tokio::spawn(async move { housekeeping::run(&housekeeper, ME, 1, RETENTION).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // `CREATE TABLE … PARTITION OF` takes ACCESS EXCLUSIVE on
@@ -259,7 +262,7 @@ async fn a_detach_interrupted_by_a_crash_is_finalized() {
         .get(0);
     assert_eq!(pending, 1, "the interrupted detach is pending");
 
-    housekeeping::run_once(&client, ME, 1, 30).await.expect("housekeeping");
+    housekeeping::run(&client, ME, 1, RETENTION).await.expect("housekeeping");
     let left: i64 = client
         .query_one("SELECT count(*) FROM pg_class WHERE relname = $1", &[&name])
         .await
@@ -302,7 +305,7 @@ async fn missed_slots_prune_uses_an_index() {
         "the prune must read by index:\n{plan}"
     );
 
-    housekeeping::run_once(&client, ME, 1, 30).await.expect("housekeeping");
+    housekeeping::run(&client, ME, 1, RETENTION).await.expect("housekeeping");
     let left: i64 = client.query_one("SELECT count(*) FROM missed_slots", &[]).await.expect("count").get(0);
     assert_eq!(left, 200_000, "only the records past retention are pruned");
 }

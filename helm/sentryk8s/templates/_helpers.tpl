@@ -197,6 +197,7 @@ max_attempts = {{ $c.alerts.maxAttempts | int64 }}
 retry_initial = {{ $c.alerts.retryInitial | toJson }}
 retry_max = {{ $c.alerts.retryMax | toJson }}
 reminder_scan_interval = {{ $c.alerts.reminderScanInterval | toJson }}
+retention_days = {{ $c.alerts.retentionDays | int64 }}
 
 [checks]
 allow_env = {{ $c.checks.allowEnv | toJson }}
