@@ -140,12 +140,16 @@ impl PartitionSchedule {
     }
 
     /// Replaces the partition's checks with `rows` (a reload). New checks
-    /// start at their first slot after `now`; changed ones keep their place
-    /// in time: a new interval's grid starts right after the last handled
-    /// slot, so a check never runs twice in a row, and slots that fell due
-    /// before the reload was applied (a tick, or a broker outage) are still
-    /// handed out by the bounded catch-up — published, or recorded missed;
-    /// removed ones are dropped.
+    /// start at their first slot after `now`; removed ones are dropped;
+    /// changed ones keep their place in time. A changed interval starts
+    /// its new grid at [`slots::regrid`]: the first new slot at or after
+    /// the change (so shortening 1 h to 1 min neither publishes late nor
+    /// records missed the new slots of the hour before the change, and
+    /// lengthening skips no new slot), never at or before the last handled
+    /// slot (a check never runs twice in a row), and from the first
+    /// unhandled slot when dispatch was behind (a broker outage): that gap
+    /// is still handed out by the bounded catch-up, published or recorded
+    /// missed.
     pub fn reload(&mut self, rows: Vec<CheckRow>, now: i64) -> ReloadSummary {
         let mut summary = ReloadSummary::default();
         let mut seen = std::collections::HashSet::with_capacity(rows.len());
@@ -158,8 +162,7 @@ impl PartitionSchedule {
                     let next = if interval == row.interval_ms {
                         next
                     } else {
-                        let last_handled = next - interval;
-                        slots::slot_at_or_after(last_handled + 1, row.interval_ms, phase)
+                        slots::regrid(next, interval, now, row.interval_ms, phase)
                     };
                     self.insert(row, next);
                     summary.changed += 1;
@@ -335,6 +338,58 @@ mod tests {
         s.take_due(next1 + 59_999, 0, &mut due, &mut missed);
         assert!(due.iter().all(|d| d.check_id != 1 || d.slot > next1));
         assert!(s.message(2, next1).is_none());
+    }
+
+    proptest::proptest! {
+        /// Changing a check's interval while dispatch is in step: the new
+        /// grid's slots before the change are neither published nor
+        /// recorded missed, and its first slot after the change is not
+        /// skipped.
+        #[test]
+        fn an_interval_change_hands_out_nothing_from_before_it(
+            id in 1i64..1_000_000,
+            old in 1i64..7_200_000,
+            new in 1i64..7_200_000,
+            start in 1_700_000_000_000i64..1_800_000_000_000,
+            before in 0i64..20_000_000,
+            catch_up in 0i64..60_000,
+        ) {
+            proptest::prop_assume!(old != new);
+            let mut s = PartitionSchedule::load(vec![row(id, old, 1)], start);
+            let now = start + before;
+            let (mut due, mut missed) = (Vec::new(), Vec::new());
+            s.take_due(now, catch_up, &mut due, &mut missed);
+            let bound = due.iter().map(|d| d.slot + 1).max().unwrap_or(now).max(now);
+            s.reload(vec![row(id, new, 2)], now);
+            due.clear();
+            missed.clear();
+            s.take_due(now, catch_up, &mut due, &mut missed);
+            proptest::prop_assert!(missed.is_empty(), "missed {:?}", missed);
+            proptest::prop_assert!(due.iter().all(|d| d.slot >= now), "published from before the change: {:?}", due);
+            let next = due.first().map(|d| d.slot).or(s.next_slot(id)).unwrap_or(i64::MAX);
+            proptest::prop_assert_eq!((next - slots::phase(id, new)).rem_euclid(new), 0);
+            proptest::prop_assert!(next - new < bound, "the first slot after the change was skipped");
+        }
+    }
+
+    #[test]
+    fn an_interval_change_while_behind_still_accounts_for_the_gap() {
+        let start = 1_700_000_000_000;
+        let mut s = PartitionSchedule::load(vec![row(1, 60_000, 1)], start);
+        let unhandled = s.next_slot(1).unwrap();
+        // A broker outage: nothing handed out for 5 min, then a change to 10 s.
+        let now = unhandled + 300_000;
+        s.reload(vec![row(1, 10_000, 2)], now);
+        let (mut due, mut missed) = (Vec::new(), Vec::new());
+        s.take_due(now, 30_000, &mut due, &mut missed);
+        let first = missed.first().map(|m| m.first).or(due.first().map(|d| d.slot)).unwrap();
+        assert!(
+            first >= unhandled && first - 10_000 < unhandled,
+            "the gap since {unhandled} starts at {first}"
+        );
+        let handled: i64 = missed.iter().map(|m| m.count).sum::<i64>() + due.len() as i64;
+        let in_gap = (now - first) / 10_000 + 1;
+        assert_eq!(handled, in_gap, "every 10 s slot of the 5 min gap is published or recorded missed");
     }
 
     #[test]

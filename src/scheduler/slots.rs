@@ -26,6 +26,22 @@ pub fn slot_at_or_after(t: i64, interval_ms: i64, phase: i64) -> i64 {
     k * interval_ms + phase
 }
 
+/// The first slot of a new grid (`interval_ms`, `phase`) when a check's
+/// interval changes at `now`, its next unhandled slot on the old grid
+/// being `next` (`old_interval_ms` after the last handled one).
+///
+/// - In step (`next > now`): the first new slot at or after `now`. New
+///   slots before the change were never due (the old interval ruled), so
+///   none is published late or counted missed, and none after it is
+///   skipped.
+/// - Behind (`next <= now`, dispatch was held up): from `next`, so the time
+///   nobody was served is still caught up or recorded missed.
+/// - Never at or before the last handled slot: no slot runs twice.
+pub fn regrid(next: i64, old_interval_ms: i64, now: i64, interval_ms: i64, phase: i64) -> i64 {
+    let last_handled = next - old_interval_ms;
+    slot_at_or_after(next.min(now).max(last_handled + 1), interval_ms, phase)
+}
+
 /// What to do with a check whose next unhandled slot is `next` at time `now`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Due {
@@ -91,7 +107,43 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_interval_change_starts_the_new_grid_at_the_change() {
+        let hour = 3_600_000;
+        // Last handled 10:00 (phase 0), next 11:00; changed to 1 min at 10:40:30.
+        let now = 40 * 60_000 + 30_000;
+        assert_eq!(regrid(hour, hour, now, 60_000, 5), 41 * 60_000 + 5, "shortened: from the change");
+        // Lengthened from 1 min to 1 h at 10:40:30: the 10:50 slot is kept.
+        assert_eq!(regrid(41 * 60_000, 60_000, now, hour, 50 * 60_000), 50 * 60_000);
+        // Behind (next 10:35 unhandled at 10:40:30): from the first unhandled slot.
+        assert_eq!(regrid(35 * 60_000, 60_000, now, 10_000, 0), 35 * 60_000);
+        // Never again the last handled slot, even on both grids.
+        assert_eq!(regrid(2000, 1000, 1000, 500, 0), 1500);
+    }
+
     proptest! {
+        /// The new grid's first slot: on the grid, not before the change
+        /// when in step (never before the first unhandled slot when behind),
+        /// no new slot skipped between, never at or before the last handled.
+        #[test]
+        fn regrid_starts_at_the_first_due_slot_of_the_new_grid(
+            last in 1_700_000_000_000i64..1_800_000_000_000,
+            old in 1i64..86_400_000,
+            new in 1i64..86_400_000,
+            after in 0i64..100_000_000,
+            id in any::<i64>(),
+        ) {
+            let next = last + old;
+            let now = last + after;
+            let p = phase(id, new);
+            let first = regrid(next, old, now, new, p);
+            prop_assert_eq!((first - p).rem_euclid(new), 0);
+            prop_assert!(first > last);
+            let from = if next > now { now } else { next };
+            prop_assert!(first >= from);
+            prop_assert!(first - new < from.max(last + 1), "a new slot after the change skipped");
+        }
+
         #[test]
         fn phase_is_inside_the_interval(id in any::<i64>(), interval in 1i64..86_400_000) {
             let p = phase(id, interval);

@@ -460,6 +460,65 @@ async fn check_changes_take_effect_within_two_seconds() {
     fleet.stop_all().await;
 }
 
+/// Shortening an interval (1 h to 2 s) starts the new grid at the change:
+/// the new grid's slots of the hour before it are neither recorded missed
+/// nor published late, and the slots after it run on time on the new grid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shortening_an_interval_starts_the_new_grid_at_the_change() {
+    let (mut fleet, collector, _) = setup(0, 1, 15_000, 5_000).await;
+    let checks = fleet
+        .insert_checks(
+            "SELECT 'hourly', 3600000, '{\"url\":\"http://127.0.0.1:9/\",\"timeout_ms\":500}'::jsonb",
+        )
+        .await;
+    let id = checks[0].id;
+    fleet.start_scheduler(0);
+    fleet.wait_owned_by(&[0], Duration::from_secs(20)).await.expect("all partitions owned");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let client = fleet.db.client().await;
+    let changed_at = now_ms();
+    client.execute("UPDATE checks SET interval_ms = 2000 WHERE id = $1", &[&id]).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let end = now_ms();
+    fleet.stop_all().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let missed: i64 = client
+        .query_one("SELECT count(*) FROM missed_slots WHERE check_id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(missed, 0, "slots of the new grid before the change were recorded missed");
+    let after: Vec<Received> =
+        collector.snapshot().into_iter().filter(|r| r.check_id == id && r.at_ms >= changed_at).collect();
+    let early: Vec<String> = after
+        .iter()
+        .filter(|r| r.slot < changed_at)
+        .map(|r| format!("slot {} ms before the change", changed_at - r.slot))
+        .collect();
+    assert!(
+        early.is_empty(),
+        "{} slots from before the change published late, e.g. {:?}",
+        early.len(),
+        &early[..early.len().min(3)]
+    );
+    let phase = slots::phase(id, 2000);
+    for r in &after {
+        assert_eq!((r.slot - phase).rem_euclid(2000), 0, "slot {} is off the new grid", r.slot);
+        assert!(r.at_ms - r.slot < 1000, "slot published {} ms late", r.at_ms - r.slot);
+    }
+    let seen: HashSet<i64> = after.iter().map(|r| r.slot).collect();
+    let new_grid = Check { id, interval: 2000, partition: checks[0].partition };
+    let expected = expected_slots(&[new_grid], changed_at + 2500, end - 1500);
+    assert!(expected.len() >= 3, "{} slots expected", expected.len());
+    let lost: Vec<i64> = expected.iter().map(|(_, s)| *s).filter(|s| !seen.contains(s)).collect();
+    let got: Vec<(i64, i64)> = after.iter().map(|r| (r.slot - changed_at, r.at_ms - changed_at)).collect();
+    assert!(
+        lost.is_empty(),
+        "new-grid slots never published: {lost:?}; got (slot, received) ms after the change: {got:?}"
+    );
+}
+
 #[test]
 fn a_host_name_without_ordinal_is_a_clear_startup_error() {
     let (status, out) = Binary::run(
