@@ -10,9 +10,11 @@
 //! - `resolve.rs` — name resolution with a deadline;
 //! - `budget.rs` — the byte budget that kept response bodies share;
 //! - `connect.rs` — TCP to the first address that accepts, in time;
+//! - `auth.rs` — basic auth from the credentials in a URL;
 //! - `http.rs` — the one-shot HTTP exchange (connect, TLS, send, read with a
 //!   cap), phase by phase.
 
+pub mod auth;
 pub mod budget;
 pub mod connect;
 pub mod deny;
