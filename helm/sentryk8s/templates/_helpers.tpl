@@ -180,6 +180,9 @@ tick = {{ $c.scheduler.tick | toJson }}
 batch_size = {{ $c.worker.batchSize | int64 }}
 batch_max_delay = {{ $c.worker.batchMaxDelay | toJson }}
 body_limit = {{ $c.worker.bodyLimit | int64 }}
+body_limit_max = {{ $c.worker.bodyLimitMax | int64 }}
+body_budget = {{ $c.worker.bodyBudget | int64 }}
+json_max_bytes = {{ $c.worker.jsonMaxBytes | int64 }}
 user_agent = {{ $c.worker.userAgent | toJson }}
 deny_targets = {{ $c.worker.denyTargets | toJson }}
 
