@@ -15,6 +15,14 @@ cd "$(dirname "$0")/.."
 
 ./scripts/services.sh
 
+# The clock-jump test (tests/integration/clock_jumps.rs) steps the real
+# binary's wall clock with libfaketime (a Debian package).
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ]; then
+  sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfaketime >/dev/null
+fi
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 

@@ -11,6 +11,7 @@ use super::EXIT_INVALID;
 use crate::config::Config;
 use crate::health::ReadinessProbe;
 use crate::queue::{AmqpLink, AmqpProbe};
+use crate::scheduler::clock::{ClockProbe, DbClock};
 use crate::scheduler::{self, identity};
 use crate::{db, shutdown};
 
@@ -27,13 +28,16 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let link = AmqpLink::default();
     // Readiness has its own connection: a /readyz flood cannot queue for
     // the role's pool (ops_server.rs).
+    // Dispatch reads PostgreSQL's clock; too far off, it halts and /readyz says so.
+    let clock = DbClock::new(config.scheduler.max_clock_skew);
     let probes: Vec<Arc<dyn ReadinessProbe>> = vec![
         Arc::new(db::PostgresProbe::dedicated(&config, "scheduler")?),
         Arc::new(AmqpProbe(link.clone())),
+        Arc::new(ClockProbe(clock.clone())),
     ];
 
     let role = async {
-        scheduler::run(config.clone(), me, pool, link, token.clone()).await?;
+        scheduler::run(config.clone(), me, pool, link, clock, token.clone()).await?;
         Ok(())
     };
     serve_role("scheduler", &config, probes, &token, role).await

@@ -22,6 +22,7 @@ use crate::cli::{StandaloneArgs, StatusFormat};
 use crate::config::Config;
 use crate::health::ReadinessProbe;
 use crate::queue::{AmqpLink, AmqpProbe};
+use crate::scheduler::clock::{ClockProbe, DbClock};
 use crate::scheduler::identity;
 use crate::{db, migrate, scheduler, shutdown, worker};
 
@@ -56,10 +57,13 @@ pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCod
     let deny = delivery::deny_list(&config)?;
     let worker_link = AmqpLink::default();
     let scheduler_link = AmqpLink::default();
+    // Dispatch reads PostgreSQL's clock; too far off, it halts and /readyz says so.
+    let clock = DbClock::new(config.scheduler.max_clock_skew);
     let probes: Vec<Arc<dyn ReadinessProbe>> = vec![
         Arc::new(db::PostgresProbe::dedicated(&config, "standalone")?),
         Arc::new(AmqpProbe(worker_link.clone())),
         Arc::new(AmqpProbe(scheduler_link.clone())),
+        Arc::new(ClockProbe(clock.clone())),
     ];
 
     let me = identity::generated(&identity::hostname().unwrap_or_else(|_| "standalone".into()));
@@ -71,7 +75,8 @@ pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCod
             // looks alive is worse than a clear exit.
             let scheduler = async {
                 let r =
-                    scheduler::run(config.clone(), me, scheduler_pool, scheduler_link, token.clone()).await;
+                    scheduler::run(config.clone(), me, scheduler_pool, scheduler_link, clock, token.clone())
+                        .await;
                 token.cancel();
                 r.context("scheduler")
             };

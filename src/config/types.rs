@@ -101,6 +101,10 @@ pub struct SchedulerConfig {
     /// Longest sleep of the dispatch loop.
     #[serde(with = "duration")]
     pub tick: Duration,
+    /// Largest difference between this host's clock and PostgreSQL's
+    /// before dispatch halts (and `/readyz` fails).
+    #[serde(with = "duration")]
+    pub max_clock_skew: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -94,6 +94,8 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     range(&mut check, "scheduler.reload_interval", s.reload_interval, secs(1), secs(86400));
     range(&mut check, "scheduler.tick", s.tick, ms(1), secs(1));
     range(&mut check, "scheduler.catch_up", s.catch_up, secs(0), secs(86400));
+    // Under a few seconds, ordinary NTP error and a slow heartbeat would halt dispatch.
+    range(&mut check, "scheduler.max_clock_skew", s.max_clock_skew, secs(5), secs(86400));
 
     let w = &config.worker;
     check(

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::assignment::{cluster_shards, desired_owner};
+use super::clock::DbClock;
 use super::dispatch::Command;
 use super::housekeeping;
 use super::identity::Identity;
@@ -76,6 +77,10 @@ pub struct Coordinator {
     loaded: HashMap<u32, String>,
     /// When our membership heartbeat last succeeded.
     last_heartbeat: Option<Instant>,
+    clock: DbClock,
+    /// Whether dispatch was halted for clock skew at the last heartbeat
+    /// (to log its resumption).
+    halted: bool,
 }
 
 impl Coordinator {
@@ -86,6 +91,7 @@ impl Coordinator {
         partitions: u32,
         wiring: Wiring,
     ) -> Coordinator {
+        let clock = wiring.gate.clock().clone();
         Coordinator {
             pool,
             me,
@@ -100,6 +106,8 @@ impl Coordinator {
             dirty: HashSet::new(),
             loaded: HashMap::new(),
             last_heartbeat: None,
+            clock,
+            halted: false,
         }
     }
 
@@ -186,11 +194,15 @@ impl Coordinator {
     async fn renew(&mut self) {
         let Some(client) = self.client().await else { return };
         let started = Instant::now();
-        let before = super::dispatch::now_ms();
+        let before = wall_ms();
         match store::heartbeat(&**client, &self.me, self.settings.lease_ttl).await {
             Ok(db_now) => {
                 self.last_heartbeat = Some(started);
-                self.watch_clock(db_now - (before + super::dispatch::now_ms()) / 2);
+                // PostgreSQL's now() is taken somewhere in the round trip:
+                // its middle is the best guess, on both clocks.
+                let mid = started + started.elapsed() / 2;
+                let skew = self.clock.anchor(db_now, mid, (before + wall_ms()) / 2);
+                self.watch_clock(-skew);
             }
             Err(e) => tracing::warn!(error = %error_chain(&e), "membership heartbeat failed"),
         }
@@ -231,14 +243,33 @@ impl Coordinator {
     /// every slot that much early or late (and workers judge staleness by
     /// their own clocks). PostgreSQL's clock is the reference every member
     /// shares; the offset is a metric, and a warning past a second.
-    fn watch_clock(&self, offset_ms: i64) {
+    ///
+    /// Dispatch itself reads PostgreSQL's time ([`DbClock`]), so a step of
+    /// the local clock does not move slots; past `scheduler.max_clock_skew`
+    /// the host is too broken to trust (workers, logs) and dispatch halts.
+    fn watch_clock(&mut self, offset_ms: i64) {
         metrics::gauge!("sentryk8s_clock_offset_seconds").set(offset_ms as f64 / 1000.0);
-        if offset_ms.abs() > 1000 {
+        let halted = self.clock.too_skewed(offset_ms);
+        metrics::gauge!("sentryk8s_dispatch_halted").set(if halted { 1.0 } else { 0.0 });
+        if halted {
+            tracing::error!(
+                offset_ms,
+                max_clock_skew = %humantime::format_duration(self.clock.max_skew()),
+                "{}",
+                super::clock::describe_skew(-offset_ms, self.clock.max_skew())
+            );
+        } else if self.halted {
             tracing::warn!(
                 offset_ms,
-                "this host's clock differs from PostgreSQL's by more than a second: slots are published early or late; fix NTP"
+                "this host's clock is back within scheduler.max_clock_skew: dispatch resumes"
+            );
+        } else if offset_ms.abs() > 1000 {
+            tracing::warn!(
+                offset_ms,
+                "this host's clock differs from PostgreSQL's by more than a second: dispatch follows PostgreSQL's clock, but workers judge staleness by theirs; fix NTP"
             );
         }
+        self.halted = halted;
     }
 
     fn is_member(&self) -> bool {
@@ -497,6 +528,12 @@ fn compact(partitions: impl Iterator<Item = u32>) -> String {
         i += 1;
     }
     out.join(",")
+}
+
+/// The local wall clock in unix ms: only compared with PostgreSQL's, never
+/// used to place slots.
+fn wall_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::clock::DbClock;
 use super::leases::Lease;
 use super::ledger::{Confirm, Ledger, Miss, MissReason};
 use super::publisher::{ConfirmEvent, Endpoint, Publisher};
@@ -96,12 +97,10 @@ pub struct Dispatcher {
     needs_republish: bool,
     due: Vec<DueSlot>,
     missed: Vec<MissedRange>,
-}
-
-/// Wall-clock unix milliseconds: slots are wall-clock times shared by every
-/// member; only lease trust uses the monotonic clock.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    /// PostgreSQL's time (slots are shared wall-clock times, read on one
+    /// clock); `None` from it halts dispatch (no heartbeat yet, or this
+    /// host's clock is too far off).
+    clock: DbClock,
 }
 
 impl Dispatcher {
@@ -113,6 +112,7 @@ impl Dispatcher {
         link: AmqpLink,
     ) -> Dispatcher {
         let (events_tx, events) = mpsc::unbounded_channel();
+        let clock = gate.clock().clone();
         Dispatcher {
             settings,
             owned: HashMap::new(),
@@ -131,6 +131,7 @@ impl Dispatcher {
             needs_republish: false,
             due: Vec::new(),
             missed: Vec::new(),
+            clock,
         }
     }
 
@@ -140,7 +141,11 @@ impl Dispatcher {
         self.start_reconnect();
         let mut last_marks = Instant::now();
         loop {
-            let now = now_ms();
+            // Halted: nothing is taken from the schedules, so the slots
+            // due meanwhile stay due and are caught up (or recorded
+            // missed) once the clock is trusted again.
+            let dispatching = self.clock.dispatch_now();
+            let now = dispatching.unwrap_or_else(|| self.clock.now_ms());
             if self.publisher.as_ref().is_some_and(|p| !p.connection().is_open()) {
                 tracing::warn!("RabbitMQ connection closed; reconnecting");
                 self.on_disconnect();
@@ -153,10 +158,10 @@ impl Dispatcher {
                     self.on_disconnect();
                 }
             }
-            if self.publisher.is_some() && self.needs_republish {
-                self.republish(now).await;
-            }
-            if self.publisher.is_some() {
+            if let Some(now) = dispatching.filter(|_| self.publisher.is_some()) {
+                if self.needs_republish {
+                    self.republish(now).await;
+                }
                 self.dispatch_due(now).await;
             }
             self.finish_releases();
@@ -190,7 +195,7 @@ impl Dispatcher {
 
     fn next_wake(&self, now: i64) -> Duration {
         let mut wake = self.settings.tick;
-        if self.publisher.is_some() {
+        if self.publisher.is_some() && self.clock.dispatch_now().is_some() {
             let trusted_now = Instant::now();
             for (partition, owned) in &self.owned {
                 if self.stopped(*partition) || owned.trusted_until <= trusted_now {
@@ -209,7 +214,7 @@ impl Dispatcher {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Acquire { lease, rows, trusted_until } => {
-                let now = now_ms();
+                let now = self.clock.now_ms();
                 let from = lease.watermark.unwrap_or(now);
                 let schedule = PartitionSchedule::load(rows, from);
                 tracing::debug!(
@@ -250,7 +255,7 @@ impl Dispatcher {
             Command::Reload { partition, epoch, rows } => {
                 if let Some(owned) = self.owned.get_mut(&partition) {
                     if self.ledger.holds(partition, epoch) {
-                        let summary = owned.schedule.reload(rows, now_ms());
+                        let summary = owned.schedule.reload(rows, self.clock.now_ms());
                         if summary != Default::default() {
                             tracing::debug!(partition, ?summary, "checks reloaded");
                         }
@@ -389,7 +394,7 @@ impl Dispatcher {
         match published {
             Ok(tag) => {
                 self.ledger.sent(partition, slot, check_id, tag, Instant::now());
-                let lateness = (now_ms() - slot).max(0) as f64 / 1000.0;
+                let lateness = (self.clock.now_ms() - slot).max(0) as f64 / 1000.0;
                 metrics::histogram!("sentryk8s_dispatch_lateness_seconds").record(lateness);
                 metrics::counter!("sentryk8s_slots_published_total").increment(1);
                 true

@@ -8,6 +8,8 @@
 //!   waits on PostgreSQL); its bookkeeping is the pure `ledger`; it checks
 //!   the `trust` gate, through which the coordinator revokes a lease at
 //!   once, before every publish;
+//! - `clock`: PostgreSQL's time on the monotonic clock, which dispatch
+//!   reads (anchored by the coordinator's heartbeats);
 //! - `writer`: persists watermarks (fenced) and missed slots;
 //! - the LISTEN connection (`db::listen`): wake-ups on check and lease changes.
 //!
@@ -17,6 +19,7 @@
 //! `assignment` (who should own a partition).
 
 pub mod assignment;
+pub mod clock;
 pub mod coordinator;
 pub mod dispatch;
 pub mod housekeeping;
@@ -61,6 +64,7 @@ pub async fn run(
     me: Identity,
     pool: Pool,
     link: AmqpLink,
+    clock: clock::DbClock,
     shutdown: CancellationToken,
 ) -> Result<(), SchedulerError> {
     let partitions = wait_for_cluster(&pool, &config, &shutdown).await?;
@@ -88,7 +92,7 @@ pub async fn run(
     ));
 
     let (command_tx, command_rx) = mpsc::channel(4096);
-    let gate = trust::Gate::default();
+    let gate = trust::Gate::with_clock(clock);
     let dispatcher = dispatch::Dispatcher::new(
         dispatch::Settings {
             endpoint: publisher::Endpoint {

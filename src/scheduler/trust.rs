@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
+use super::clock::DbClock;
+
 /// The newest revoked epoch of each partition. Epochs grow with every
 /// claim, so revoking epoch `e` revokes every older claim too, and a later
 /// claim (a higher epoch) of the same partition is trusted again.
@@ -47,14 +49,28 @@ pub struct Entered {
 
 /// [`Revocations`] shared between the coordinator (which revokes) and the
 /// dispatcher (which checks before every publish). Cloning shares it.
+///
+/// It also carries the dispatch clock ([`DbClock`]): the coordinator
+/// anchors it on every heartbeat and the dispatcher reads it, the other
+/// thing the coordinator tells the dispatcher without a message.
 #[derive(Clone, Default)]
 pub struct Gate {
+    clock: DbClock,
     revoked: Arc<Mutex<Revocations>>,
     /// Read-held by the publish in progress; the write side waits for it.
     publishing: Arc<RwLock<()>>,
 }
 
 impl Gate {
+    /// A gate sharing `clock` (also read by the readiness probe).
+    pub fn with_clock(clock: DbClock) -> Gate {
+        Gate { clock, ..Gate::default() }
+    }
+
+    pub fn clock(&self) -> &DbClock {
+        &self.clock
+    }
+
     fn revocations(&self) -> MutexGuard<'_, Revocations> {
         // A panic elsewhere while holding this lock left a map that is
         // still whole (each update is one insert): keep using it.

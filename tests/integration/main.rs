@@ -6,6 +6,7 @@ mod support;
 mod alerting;
 mod checks_cli;
 mod checks_limits;
+mod clock_jumps;
 mod config_cli;
 mod deny_list;
 mod dns_tarpit;
