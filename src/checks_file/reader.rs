@@ -129,11 +129,11 @@ impl Ctx<'_> {
 
 /// Formats milliseconds the way a person writes a duration in the file.
 pub fn format_ms(ms: u64) -> String {
-    if ms == 0 || ms % 1000 != 0 {
+    if ms == 0 || !ms.is_multiple_of(1000) {
         format!("{ms}ms")
-    } else if ms % 3_600_000 == 0 {
+    } else if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
     } else {
         format!("{}s", ms / 1000)

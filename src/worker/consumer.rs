@@ -212,7 +212,7 @@ impl Consumer {
                 // values) is logged: a job's headers may hold secrets. And
                 // a flood of bad messages logs a sample, not a flood.
                 let seen = DEAD_LETTERS_LOGGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if seen < 10 || seen % 1000 == 0 {
+                if seen < 10 || seen.is_multiple_of(1000) {
                     let what = match &e {
                         DecodeError::Json(j) => {
                             format!("{:?} error at line {} column {}", j.classify(), j.line(), j.column())

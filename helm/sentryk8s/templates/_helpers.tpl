@@ -175,6 +175,7 @@ renew_interval = {{ $c.scheduler.renewInterval | toJson }}
 reload_interval = {{ $c.scheduler.reloadInterval | toJson }}
 catch_up = {{ $c.scheduler.catchUp | toJson }}
 tick = {{ $c.scheduler.tick | toJson }}
+max_clock_skew = {{ $c.scheduler.maxClockSkew | toJson }}
 
 [worker]
 batch_size = {{ $c.worker.batchSize | int64 }}
