@@ -85,6 +85,37 @@ async fn old_notifications_and_deliveries_are_pruned_and_needed_ones_kept() {
     assert_eq!(kept, expected, "deliveries kept");
 }
 
+/// What a worker's result insert into today's partition meets while a long
+/// report (a transaction that has read `check_results`, still open) and a
+/// housekeeping run beside it: the insert's outcome within 1 s and how long
+/// it waited. The report then ends and the run must finish.
+async fn insert_while_housekeeping_runs_beside_a_report(
+    db: &TestDb,
+) -> (Result<Result<u64, tokio_postgres::Error>, tokio::time::error::Elapsed>, Duration) {
+    let mut reader = db.client().await;
+    let report = reader.transaction().await.expect("begin");
+    report.query_one("SELECT count(*) FROM check_results", &[]).await.expect("read");
+    let housekeeper = db.client().await;
+    let run = tokio::spawn(async move { housekeeping::run(&housekeeper, ME, 1, RETENTION).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let writer = connect(&db.url).await;
+    let started = Instant::now();
+    let insert = writer.execute(
+        "INSERT INTO check_results (check_id, slot, started_at, success, total_ms) VALUES (1, now(), now(), true, 1)",
+        &[],
+    );
+    let inserted = tokio::time::timeout(Duration::from_secs(1), insert).await;
+    let waited = started.elapsed();
+    report.commit().await.expect("end the report");
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("housekeeping ends once the report is over")
+        .expect("housekeeping task")
+        .expect("housekeeping");
+    (inserted, waited)
+}
+
 #[tokio::test]
 async fn dropping_an_old_result_partition_never_blocks_inserts() {
     let (db, client) = setup().await;
@@ -102,39 +133,15 @@ async fn dropping_an_old_result_partition_never_blocks_inserts() {
     let before: i64 = client.query_one(old, &[]).await.expect("count").get(0);
     assert_eq!(before, 2);
 
-    // A long report: a transaction that has read check_results, still open.
-    let mut reader = db.client().await;
-    let report = reader.transaction().await.expect("begin");
-    report.query_one("SELECT count(*) FROM check_results", &[]).await.expect("read");
-
-    // Retention starts while the report is open.
-    let housekeeper = db.client().await;
-    let run = tokio::spawn(async move { housekeeping::run(&housekeeper, ME, 1, RETENTION).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
     // A worker's result insert into today's partition must not queue
     // behind retention (a plain DROP of a partition takes ACCESS EXCLUSIVE
-    // on check_results, and waits for the report with everyone behind it).
-    let writer = connect(&db.url).await;
-    let started = Instant::now();
-    let insert = writer.execute(
-        "INSERT INTO check_results (check_id, slot, started_at, success, total_ms) VALUES (1, now(), now(), true, 1)",
-        &[],
-    );
-    let inserted = tokio::time::timeout(Duration::from_secs(1), insert).await;
-    let waited = started.elapsed();
-    report.commit().await.expect("end the report");
+    // on check_results, and waits for a report with everyone behind it).
+    let (inserted, waited) = insert_while_housekeeping_runs_beside_a_report(&db).await;
     assert!(
         matches!(inserted, Ok(Ok(1))),
         "the insert waited {waited:?} behind retention ({inserted:?}); it must not wait for an exclusive lock"
     );
     eprintln!("insert committed in {waited:?} while retention ran");
-
-    tokio::time::timeout(Duration::from_secs(30), run)
-        .await
-        .expect("housekeeping ends once the report is over")
-        .expect("housekeeping task")
-        .expect("housekeeping");
     // A detach that timed out behind the report is finished by the next run.
     housekeeping::run(&client, ME, 1, RETENTION).await.expect("second housekeeping");
     let after: i64 = client.query_one(old, &[]).await.expect("count").get(0);
@@ -170,33 +177,13 @@ async fn creating_a_result_partition_never_blocks_inserts() {
         .get(0);
     client.batch_execute(&format!("DROP TABLE \"{name}\"")).await.expect("drop the last partition");
 
-    let mut reader = db.client().await;
-    let report = reader.transaction().await.expect("begin");
-    report.query_one("SELECT count(*) FROM check_results", &[]).await.expect("read");
-    let housekeeper = db.client().await;
-    let run = tokio::spawn(async move { housekeeping::run(&housekeeper, ME, 1, RETENTION).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
     // `CREATE TABLE … PARTITION OF` takes ACCESS EXCLUSIVE on
     // check_results: it would wait for the report, and the insert behind it.
-    let writer = connect(&db.url).await;
-    let started = Instant::now();
-    let insert = writer.execute(
-        "INSERT INTO check_results (check_id, slot, started_at, success, total_ms) VALUES (1, now(), now(), true, 1)",
-        &[],
-    );
-    let inserted = tokio::time::timeout(Duration::from_secs(1), insert).await;
-    let waited = started.elapsed();
-    report.commit().await.expect("end the report");
+    let (inserted, waited) = insert_while_housekeeping_runs_beside_a_report(&db).await;
     assert!(
         matches!(inserted, Ok(Ok(1))),
         "the insert waited {waited:?} behind partition creation ({inserted:?})"
     );
-    tokio::time::timeout(Duration::from_secs(30), run)
-        .await
-        .expect("housekeeping ends")
-        .expect("housekeeping task")
-        .expect("housekeeping");
     let attached: i64 = client
         .query_one(
             "SELECT count(*) FROM pg_inherits WHERE inhrelid = to_regclass($1) AND inhparent = 'check_results'::regclass",
