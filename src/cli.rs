@@ -18,7 +18,7 @@ use crate::config::{FlagValues, LogFormat};
     long_about = "Distributed, self-healing uptime monitor for web services.\n\n\
         One binary, several roles: `migrate` prepares PostgreSQL, `scheduler` \
         publishes every due check slot to RabbitMQ, `worker` runs the checks and \
-        records results, `checks` and `status` are for people. Configuration: \
+        records results, `checks`, `status`, `report` and `incidents` are for people. Configuration: \
         built-in defaults < --config FILE < SENTRYK8S_* environment < flags; \
         `sentryk8s config` prints the effective configuration."
 )]
@@ -63,6 +63,12 @@ pub enum Command {
     Checks(ChecksArgs),
     /// Show what is up or down now.
     Status(StatusArgs),
+    /// Uptime, time by state, incidents and response times per check over a window.
+    Report(ReportArgs),
+    /// List incidents: when each opened, was confirmed and resolved, and why.
+    Incidents(IncidentsArgs),
+    /// Maintain the hourly and daily rollups history is read from.
+    Rollups(RollupsArgs),
     /// Print the effective configuration (secrets redacted).
     Config,
     /// Migrate, apply a checks file and run a scheduler and a worker in one process.
@@ -167,6 +173,76 @@ pub enum StatusFormat {
 }
 
 #[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Window ending now, e.g. "30d", "24h", "90m" (default 30d).
+    #[arg(long, value_name = "DURATION", conflicts_with_all = ["from", "to"])]
+    pub since: Option<String>,
+    /// Window start, RFC 3339 (e.g. 2026-11-01T00:00:00Z); with --to.
+    #[arg(long, value_name = "TIME", requires = "to")]
+    pub from: Option<String>,
+    /// Window end, RFC 3339; with --from.
+    #[arg(long, value_name = "TIME", requires = "from")]
+    pub to: Option<String>,
+    /// Only this check (repeatable).
+    #[arg(long = "check", value_name = "NAME")]
+    pub checks: Vec<String>,
+    /// Only checks carrying this label, key=value (repeatable: all must match).
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ReportFormat::Table)]
+    pub output: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentsArgs {
+    /// Only incidents of this check.
+    #[arg(long = "check", value_name = "NAME")]
+    pub check: Option<String>,
+    /// Only incidents not resolved yet.
+    #[arg(long)]
+    pub open: bool,
+    /// Only incidents open at some time in this window ending now, e.g. "7d" (default: all).
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = StatusFormat::Table)]
+    pub output: StatusFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RollupsArgs {
+    #[command(subcommand)]
+    pub command: RollupsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RollupsCommand {
+    /// Recount the rollups from the raw results and missed slots; writes only what differs.
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// First UTC day to recount, RFC 3339 time or date (default: the oldest day whose raw data is complete).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// End of the recount, exclusive (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Only this check (repeatable).
+    #[arg(long = "check", value_name = "NAME")]
+    pub checks: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct StandaloneArgs {
     /// Checks file or directory to apply (with --prune) before starting.
     #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
@@ -224,7 +300,12 @@ impl Cli {
             Command::Checks(ChecksArgs { command: ChecksCommand::Apply(a) }) => {
                 flags.set("checks.allow_env", "--allow-env", allow_env(&a.allow_env));
             }
-            Command::Checks(_) | Command::Status(_) | Command::Config => {}
+            Command::Checks(_)
+            | Command::Status(_)
+            | Command::Report(_)
+            | Command::Incidents(_)
+            | Command::Rollups(_)
+            | Command::Config => {}
         }
         flags
     }

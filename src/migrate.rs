@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0003_check_state_streak.sql"),
     },
     Migration { name: "0004_retention.sql", sql: include_str!("../migrations/0004_retention.sql") },
+    Migration { name: "0005_history.sql", sql: include_str!("../migrations/0005_history.sql") },
 ];
 
 /// Advisory lock key: "sentryk8s" in ASCII, so it is recognisable in pg_locks.

@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::channel::ChannelSpec;
-use super::maintenance::{self, WindowSpec};
 use super::render::{self, Event};
+use crate::model::maintenance::{self, WindowSpec};
 
 /// One outbox row, as read for fan-out.
 #[derive(Debug, Clone)]
@@ -141,7 +141,7 @@ pub fn plan(
 mod tests {
     use super::*;
     use crate::alerting::channel::ChannelKind;
-    use crate::alerting::maintenance::Schedule;
+    use crate::model::maintenance::Schedule;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -1,9 +1,9 @@
-//! Alerting: notification channels, maintenance windows and the delivery
-//! of the `notifications` outbox.
+//! Alerting: notification channels and the delivery of the `notifications`
+//! outbox. Maintenance windows (which mute alerts, and which history counts
+//! as maintenance time) are pure domain facts in `model/maintenance.rs`.
 //!
 //! - `channel.rs` — a channel as stored (webhook, Slack, Discord, Teams,
 //!   PagerDuty, email);
-//! - `maintenance.rs` — when alerts are suppressed (pure);
 //! - `backoff.rs` — retry delays with jitter (pure);
 //! - `signature.rs` — the webhook HMAC signature (pure);
 //! - `render.rs` — what each kind of channel receives (pure);
@@ -22,7 +22,6 @@ pub mod backoff;
 pub mod channel;
 pub mod deliver;
 pub mod fanout;
-pub mod maintenance;
 pub mod metrics;
 pub mod reminders;
 pub mod render;

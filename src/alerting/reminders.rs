@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use super::channel::ChannelSpec;
 use super::fanout::NewDelivery;
-use super::maintenance::{self, WindowSpec};
 use super::render::{self, Event};
+use crate::model::maintenance::{self, WindowSpec};
 
 /// A check that is down now, with what its alerts need.
 #[derive(Debug, Clone)]
@@ -96,7 +96,7 @@ pub fn plan(
 mod tests {
     use super::*;
     use crate::alerting::channel::ChannelKind;
-    use crate::alerting::maintenance::Schedule;
+    use crate::model::maintenance::Schedule;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -17,9 +17,9 @@ use serde_json::Value;
 
 use super::channel::ChannelSpec;
 use super::fanout::{self, NewDelivery, Outbox, Trigger};
-use super::maintenance::WindowSpec;
 use super::reminders::{self, DownCheck, History};
 use super::render::Event;
+use crate::model::maintenance::WindowSpec;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -307,11 +307,15 @@ pub async fn claim(pool: &Pool, limit: i64, me: &str, lease: Duration) -> Result
 /// Records a successful attempt.
 pub async fn settle_sent(pool: &Pool, id: i64) -> Result<(), StoreError> {
     let client = pool.get().await?;
+    // The incident row counts the alerts sent for it, once per delivery.
     client
         .execute(
-            "UPDATE notification_deliveries
-                SET status = 'sent', sent_at = now(), last_error = NULL, updated_at = now()
-              WHERE id = $1 AND status <> 'sent'",
+            "WITH sent AS (
+                 UPDATE notification_deliveries
+                    SET status = 'sent', sent_at = now(), last_error = NULL, updated_at = now()
+                  WHERE id = $1 AND status <> 'sent'
+                 RETURNING incident_id)
+             UPDATE incidents i SET alerts_sent = i.alerts_sent + 1 FROM sent WHERE i.id = sent.incident_id",
             &[&id],
         )
         .await?;
@@ -512,6 +516,15 @@ pub async fn resolve_withdrawn(
             &[&check_ids, &reason],
         )
         .await?;
+    // The incident row ends here too (history keeps why).
+    tx.execute(
+        "UPDATE incidents i SET resolved_at = now(), resolution = $2
+           FROM check_state s
+          WHERE s.check_id = ANY($1::int8[]) AND s.status = 'down' AND i.id = s.incident_id
+            AND i.resolved_at IS NULL",
+        &[&check_ids, &reason],
+    )
+    .await?;
     tx.execute(
         "UPDATE check_state SET status = 'unknown', since = now(), incident_id = NULL,
                 consecutive_failures = 0, consecutive_successes = 0, streak_start = NULL,

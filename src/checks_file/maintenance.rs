@@ -13,7 +13,7 @@ use super::names::Ref;
 use super::reader::{format_ms, item_path, quoted, Ctx, Slot};
 use super::schema;
 use super::yaml::{Kind, Node};
-use crate::alerting::maintenance::{parse_tz, resolve_local, Schedule, WindowSpec, DAYS};
+use crate::model::maintenance::{parse_tz, resolve_local, Schedule, WindowSpec, DAYS};
 
 /// Longest recurring window (a week: longer would overlap itself).
 pub const MAX_RECURRING_MS: u64 = 7 * 86_400_000;

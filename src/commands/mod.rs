@@ -5,7 +5,10 @@
 mod checks;
 mod config;
 mod delivery;
+mod incidents;
 mod migrate;
+mod report;
+mod rollups;
 mod scheduler;
 mod serve;
 mod standalone;
@@ -37,6 +40,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Worker(_) => worker::run(config).await,
         Command::Checks(args) => checks::run(args, config).await,
         Command::Status(args) => status::run(args, config).await,
+        Command::Report(args) => report::run(args, config).await,
+        Command::Incidents(args) => incidents::run(args, config).await,
+        Command::Rollups(args) => rollups::run(args, config).await,
         Command::Standalone(args) => standalone::run(args, config).await,
     }
 }

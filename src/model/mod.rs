@@ -1,11 +1,12 @@
 //! The one home of domain facts, shared by every role: the declared check
 //! and its bounds, the job message that carries it from scheduler to worker
-//! (encode and decode), results, and what counts as a secret. Pure data: no
+//! (encode and decode), results, maintenance windows, and what counts as a secret. Pure data: no
 //! I/O, and nothing else of this crate is imported.
 
 pub mod bounds;
 pub mod check;
 pub mod job;
+pub mod maintenance;
 pub mod redact;
 pub mod result;
 

@@ -12,9 +12,10 @@
 //! epoch = e`. The epoch is a fencing token, bumped by each claim, so a
 //! paused or partitioned ex-owner can no longer move the watermark.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
 
 use super::assignment::Member;
@@ -22,6 +23,7 @@ use super::identity::Identity;
 use super::leases::{Lease, LeaseView};
 use super::ledger::MissReason;
 use super::schedule::{CheckRow, MissedRange};
+use crate::history::rollup::MissedFact;
 
 /// NOTIFY channel of check changes (sent by the triggers of `checks`); the
 /// payload is the partition number.
@@ -301,24 +303,58 @@ pub async fn holds_lease(client: &impl GenericClient, me: &str, partition: u32, 
 
 // ---- missed_slots ---------------------------------------------------------
 
-/// Records missed slots (idempotent: a range already recorded is skipped).
-pub async fn insert_missed(client: &impl GenericClient, missed: &[(MissedRange, MissReason)]) -> Result<()> {
+/// A missed range as recorded, with what history needs to count it: the
+/// check's name and labels (maintenance windows select by them).
+#[derive(Debug, Clone)]
+pub struct RecordedMiss {
+    pub fact: MissedFact,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Records missed slots (idempotent: a range already recorded is skipped),
+/// with the check's interval at the time. Returns the ranges actually
+/// recorded, of checks that still exist: only those count in history.
+pub async fn insert_missed(
+    client: &impl GenericClient,
+    missed: &[(MissedRange, MissReason)],
+) -> Result<Vec<RecordedMiss>> {
     let ids: Vec<i64> = missed.iter().map(|(m, _)| m.check_id).collect();
     let firsts: Vec<i64> = missed.iter().map(|(m, _)| m.first).collect();
     let lasts: Vec<i64> = missed.iter().map(|(m, _)| m.last).collect();
     let counts: Vec<i32> = missed.iter().map(|(m, _)| m.count.min(i32::MAX as i64) as i32).collect();
     let reasons: Vec<&str> = missed.iter().map(|(_, r)| r.as_str()).collect();
-    client
-        .execute(
-            "INSERT INTO missed_slots (check_id, first_slot, last_slot, slots, reason)
-             SELECT c, 'epoch'::timestamptz + f * interval '1 millisecond',
-                       'epoch'::timestamptz + l * interval '1 millisecond', n, r
-               FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[], $5::text[]) AS m(c, f, l, n, r)
-             ON CONFLICT DO NOTHING",
+    let rows = client
+        .query(
+            "WITH ins AS (
+                 INSERT INTO missed_slots (check_id, first_slot, last_slot, slots, reason, interval_ms)
+                 SELECT c, 'epoch'::timestamptz + f * interval '1 millisecond',
+                           'epoch'::timestamptz + l * interval '1 millisecond', n, r,
+                        (SELECT interval_ms FROM checks WHERE id = c)
+                   FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[], $5::text[]) AS m(c, f, l, n, r)
+                 ON CONFLICT DO NOTHING
+                 RETURNING check_id, first_slot, last_slot, slots, interval_ms)
+             SELECT ins.check_id, ins.first_slot, ins.last_slot, ins.slots, ins.interval_ms, c.name,
+                    coalesce(c.spec->'labels', '{}')
+               FROM ins JOIN checks c ON c.id = ins.check_id
+              WHERE ins.interval_ms IS NOT NULL",
             &[&ids, &firsts, &lasts, &counts, &reasons],
         )
         .await?;
-    Ok(())
+    Ok(rows
+        .iter()
+        .map(|r| RecordedMiss {
+            fact: MissedFact {
+                check_id: r.get(0),
+                first_ms: r.get::<_, DateTime<Utc>>(1).timestamp_millis(),
+                last_ms: r.get::<_, DateTime<Utc>>(2).timestamp_millis(),
+                slots: i64::from(r.get::<_, i32>(3)),
+                interval_ms: i64::from(r.get::<_, i32>(4)),
+            },
+            name: r.get(5),
+            labels: serde_json::from_value(r.get(6)).unwrap_or_default(),
+        })
+        .collect())
 }
 
 /// The prune of [`delete_missed_before`]: `last_slot` is indexed

@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 use super::ledger::MissReason;
 use super::schedule::MissedRange;
 use super::store;
+use crate::history;
+use crate::history::buckets::from_ms;
+use crate::history::rollup::{self, Rollups};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
@@ -141,11 +144,36 @@ pub async fn flush_now(pool: &Pool, me: &str, pending: &Pending) -> Result<Vec<(
     result
 }
 
+/// Adds the recorded misses to the rollups (no data, or maintenance for
+/// the slots inside a window covering the check), in the same transaction.
+async fn count_in_history(
+    tx: &deadpool_postgres::Transaction<'_>,
+    recorded: &[store::RecordedMiss],
+) -> Result<(), tokio_postgres::Error> {
+    if recorded.is_empty() {
+        return Ok(());
+    }
+    let windows = history::store::load_windows(tx).await?;
+    let mut rollups = Rollups::new();
+    for miss in recorded {
+        let covered = |slot: i64| windows.covers(&miss.name, &miss.labels, from_ms(slot));
+        let covers_check = !windows.for_check(&miss.name, &miss.labels).is_empty();
+        rollup::add_missed(
+            &mut rollups,
+            &miss.fact,
+            covers_check.then_some(&covered as &dyn Fn(i64) -> bool),
+        );
+    }
+    history::store::upsert_rollups(tx, &rollups).await
+}
+
 async fn flush(pool: &Pool, me: &str, batch: &PendingInner) -> Result<Vec<(u32, i64)>, String> {
     let mut client = pool.get().await.map_err(|e| crate::db::error_chain(&e))?;
     let tx = client.transaction().await.map_err(|e| crate::db::error_chain(&e))?;
     if !batch.missed.is_empty() {
-        store::insert_missed(&*tx, &batch.missed).await.map_err(|e| crate::db::error_chain(&e))?;
+        let recorded =
+            store::insert_missed(&*tx, &batch.missed).await.map_err(|e| crate::db::error_chain(&e))?;
+        count_in_history(&tx, &recorded).await.map_err(|e| crate::db::error_chain(&e))?;
     }
     let mut lost = Vec::new();
     if !batch.marks.is_empty() {

@@ -49,7 +49,8 @@ pub async fn run(
 ) {
     let size = config.size.max(1);
     let mut batch: Vec<Item> = Vec::with_capacity(size);
-    let mut writer = Writer { pool, config, healthy, metrics, failing_since: None };
+    let mut writer =
+        Writer { pool, config, healthy, metrics, failing_since: None, windows: Default::default() };
     loop {
         if rx.recv_many(&mut batch, size).await == 0 {
             return;
@@ -86,6 +87,8 @@ struct Writer {
     healthy: watch::Sender<bool>,
     metrics: Arc<WorkerMetrics>,
     failing_since: Option<Instant>,
+    /// Maintenance windows, as history counts them (refreshed every few seconds).
+    windows: crate::history::windows::Cache,
 }
 
 impl Writer {
@@ -118,7 +121,7 @@ impl Writer {
         let mut backoff = Duration::from_millis(100);
         loop {
             let started = Instant::now();
-            match store::write(&self.pool, items, &self.config.worker_name).await {
+            match store::write(&self.pool, items, &self.config.worker_name, &self.windows).await {
                 Ok(()) => {
                     self.metrics.batch_commit.record(started.elapsed().as_secs_f64());
                     if let Some(since) = self.failing_since.take() {

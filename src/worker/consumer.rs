@@ -251,7 +251,7 @@ impl Consumer {
         if is_stale(&job, Utc::now()) {
             drop(permit);
             self.metrics.stale.increment(1);
-            let _ = self.results.send(Item::Stale { check_id: job.check_id, slot: job.slot, delivery }).await;
+            let _ = self.results.send(Item::Stale { job: Box::new(job), delivery }).await;
             return;
         }
         let prober = self.prober.clone();

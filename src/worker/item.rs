@@ -3,8 +3,6 @@
 //! arrived too late to run. Each carries the delivery acknowledged after
 //! the commit.
 
-use chrono::{DateTime, Utc};
-
 use super::acks::Delivery;
 use crate::model::{CheckJob, CheckOutcome};
 
@@ -19,8 +17,9 @@ pub struct ResultRow {
 pub enum Item {
     /// A check ran.
     Finished { row: Box<ResultRow>, delivery: Delivery },
-    /// A job arrived after slot + interval: recorded as missed, not run.
-    Stale { check_id: i64, slot: DateTime<Utc>, delivery: Delivery },
+    /// A job arrived after slot + interval: recorded as missed, not run
+    /// (its name, labels and interval say what history counts it as).
+    Stale { job: Box<CheckJob>, delivery: Delivery },
 }
 
 impl Item {

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::item::ResultRow;
 use super::state::{self, CheckState, Observation, Status, Thresholds, Transition};
+use crate::history::incidents::IncidentOp;
 use crate::model::redact::{scrub, secrets};
 
 /// PostgreSQL text cannot hold NUL; a hostile job or response must not
@@ -31,6 +32,20 @@ pub struct Planned<'a> {
     /// when only late results cut the streak (the `last_*` details stay).
     pub latest: Option<&'a ResultRow>,
     pub notices: Vec<Notice<'a>>,
+    /// The status after each result that moved something, by slot (what
+    /// history counts its time as). A result not listed left the status
+    /// as it was.
+    pub after: Vec<(DateTime<Utc>, Status)>,
+    /// What the results did to the check's incident rows, in order.
+    /// `in_maintenance` of an opening is left false for the caller, which
+    /// holds the maintenance windows.
+    pub incidents: Vec<IncidentOp>,
+}
+
+/// A result's error as history and alerts may show it: no NUL, and no
+/// secret of the check's spec (a target may echo a request header).
+pub fn safe_error(row: &ResultRow) -> Option<String> {
+    row.outcome.error_message.as_deref().map(|e| clean(&scrub(e, &secrets(&row.job.spec))))
 }
 
 /// One outbox row.
@@ -60,7 +75,9 @@ pub fn plan<'a>(
         let mut latest = None;
         let mut cut = false;
         let mut notices = Vec::new();
-        for row in sorted {
+        let mut after = Vec::new();
+        let mut incidents = Vec::new();
+        for (i, row) in sorted.iter().copied().enumerate() {
             let thresholds = Thresholds {
                 failure: row.job.spec.failure_threshold,
                 success: row.job.spec.success_threshold,
@@ -79,8 +96,35 @@ pub fn plan<'a>(
                 _ => {}
             }
             latest = Some(row);
+            after.push((row.job.slot, state.status));
             if transition == Transition::WentDown {
                 state.incident_id = incident_ids.next();
+            }
+            let slot = row.job.slot;
+            match (transition, state.incident_id) {
+                (Transition::WentDown, Some(id)) => {
+                    let opened_at = state.streak_start.unwrap_or(slot).min(slot);
+                    // The first failing result, when this batch holds it.
+                    let first = sorted[..=i].iter().find(|r| r.job.slot == opened_at).copied();
+                    incidents.push(IncidentOp::Open {
+                        id,
+                        check_id: *check_id,
+                        check_name: clean(&row.job.name),
+                        opened_at,
+                        confirmed_at: slot,
+                        first_error: first.and_then(safe_error),
+                        error: safe_error(row),
+                        in_maintenance: false,
+                    });
+                }
+                (Transition::Recovered, Some(id)) => incidents.push(IncidentOp::Resolve {
+                    id,
+                    resolved_at: state.streak_start.unwrap_or(slot).min(slot),
+                }),
+                (Transition::Unchanged, Some(id)) if state.status == Status::Down && !row.outcome.success => {
+                    incidents.push(IncidentOp::Failing { id, error: safe_error(row) })
+                }
+                _ => {}
             }
             if transition.notifies() {
                 notices.push(Notice {
@@ -93,7 +137,7 @@ pub fn plan<'a>(
             }
         }
         if latest.is_some() || cut {
-            planned.push(Planned { check_id: *check_id, state, latest, notices });
+            planned.push(Planned { check_id: *check_id, state, latest, notices, after, incidents });
         }
     }
     planned
@@ -120,7 +164,7 @@ pub fn payload(notice: &Notice<'_>) -> serde_json::Value {
         "error_class": o.error_class.map(|c| c.as_str()),
         // A target may echo a request header into what the error quotes;
         // the receiver (a chat room, a mailbox) must not see it.
-        "last_error": o.error_message.as_deref().map(|e| clean(&scrub(e, &secrets(&job.spec)))),
+        "last_error": safe_error(notice.row),
         "labels": job.spec.labels.iter().map(|(k, v)| (clean(k), serde_json::Value::from(clean(v)))).collect::<serde_json::Map<_, _>>(),
         "alerts": job.spec.alerts.iter().map(|a| clean(a)).collect::<Vec<_>>(),
     });

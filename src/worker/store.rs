@@ -3,40 +3,51 @@
 //!
 //! The transaction:
 //!
-//! 1. inserts the results (`INSERT … SELECT FROM unnest(…) ON CONFLICT
-//!    (check_id, slot) DO NOTHING RETURNING …`): a redelivered job writes
-//!    nothing, and only the rows actually inserted go on to step 2;
-//! 2. locks the `check_state` rows of those checks (creating missing ones
-//!    for checks that still exist — a check deleted meanwhile keeps its
-//!    result and is skipped here, instead of failing the batch on the
+//! 1. locks the `check_state` rows of the batch's checks (creating missing
+//!    ones for checks that still exist — a check deleted meanwhile keeps
+//!    its result and is skipped here, instead of failing the batch on the
 //!    foreign key) and then leaves out checks that are paused or deleted:
 //!    checked after the locks, because `checks apply` resolves their
 //!    incident holding the same locks, so a job still in flight never
 //!    reopens an incident nor pages (its result is stored all the same: it
 //!    happened, and history counts it). It applies the results in slot
 //!    order through the pure planning of `outbox.rs` (the state machine of
-//!    `state.rs`) and writes the new states. Streaks follow slot order: a
-//!    late result never advances a streak nor flips a state, it can only
-//!    cut a streak it proves broken, and the UPDATE never moves
-//!    `last_slot` backwards;
-//! 3. writes a `notifications` outbox row per down/up flip (an incident id
-//!    from `incident_id_seq` when going down, the same id on recovery);
+//!    `state.rs`). Streaks follow slot order: a late result never advances
+//!    a streak nor flips a state, it can only cut a streak it proves
+//!    broken, and the UPDATE never moves `last_slot` backwards. A result
+//!    already stored (a redelivery) is late by then, so planning it again
+//!    changes nothing;
+//! 2. inserts the results with the state each left the check in (`INSERT …
+//!    SELECT FROM unnest(…) ON CONFLICT (check_id, slot) DO NOTHING
+//!    RETURNING …`): a redelivered job writes nothing, and only the rows
+//!    actually inserted count in history (step 5);
+//! 3. writes the new states, a `notifications` outbox row per down/up flip
+//!    (an incident id from `incident_id_seq` when going down, the same id
+//!    on recovery) and the `incidents` rows;
 //! 4. records stale jobs in `missed_slots` (reason `stale`) unless the slot
-//!    has a result after all.
+//!    has a result after all;
+//! 5. adds what the inserted results and recorded stale slots account for
+//!    to the hourly and daily rollups (`history/`), one upsert.
 //!
 //! A missing daily partition is created on the spot and the batch retried;
 //! errors are classed ([`WriteError`]) so the batcher knows an outage from
 //! data PostgreSQL refuses.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::Pool;
 use tokio_postgres::error::SqlState;
 
 use super::item::{Item, ResultRow};
-use super::outbox::{clean, payload, plan};
+use super::outbox::{clean, payload, plan, Planned};
 use super::state::{CheckState, Status, Transition};
+use crate::history::buckets::to_ms;
+use crate::history::incidents::IncidentOp;
+use crate::history::rollup::{self, MissedFact, ResultFact, Rollups};
+use crate::history::store as history;
+use crate::history::uptime;
+use crate::history::windows::{Cache, Windows};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -89,13 +100,14 @@ impl From<deadpool_postgres::PoolError> for WriteError {
 const WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One transaction; creates missing daily partitions and tries again.
-pub async fn write(pool: &Pool, items: &[Item], worker: &str) -> Result<(), WriteError> {
+/// `windows` caches the maintenance windows history counts with.
+pub async fn write(pool: &Pool, items: &[Item], worker: &str, windows: &Cache) -> Result<(), WriteError> {
     let mut partitions_created = false;
     let mut conflicts = 0;
     loop {
         // A statement that never returns (a server gone silent mid-query)
         // must become an outage like any other: stop taking work, retry.
-        let attempt = tokio::time::timeout(WRITE_LIMIT, write_once(pool, items, worker)).await;
+        let attempt = tokio::time::timeout(WRITE_LIMIT, write_once(pool, items, worker, windows)).await;
         let attempt = attempt.unwrap_or_else(|_| {
             Err(WriteError::Unavailable(format!(
                 "no answer within {}",
@@ -139,16 +151,16 @@ async fn ensure_partitions(pool: &Pool, items: &[Item]) -> Result<(), WriteError
 const INSERT_RESULTS: &str = "
 INSERT INTO check_results (check_id, slot, started_at, success, error_class, error_message, status_code,
                            dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms, bytes_read, cert_expires_at,
-                           failed_assertions, worker)
+                           failed_assertions, worker, state, interval_ms)
 SELECT u.check_id, u.slot, u.started_at, u.success, u.error_class, u.error_message, u.status_code,
        u.dns_ms, u.connect_ms, u.tls_ms, u.first_byte_ms, u.total_ms, u.bytes_read, u.cert_expires_at,
        CASE WHEN u.failed IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(u.failed)) END,
-       $16
+       $16, u.state, u.interval_ms
   FROM unnest($1::int8[], $2::timestamptz[], $3::timestamptz[], $4::bool[], $5::text[], $6::text[],
               $7::int2[], $8::float4[], $9::float4[], $10::float4[], $11::float4[], $12::float4[],
-              $13::int8[], $14::timestamptz[], $15::jsonb[])
+              $13::int8[], $14::timestamptz[], $15::jsonb[], $17::text[], $18::int4[])
        AS u(check_id, slot, started_at, success, error_class, error_message, status_code, dns_ms, connect_ms,
-            tls_ms, first_byte_ms, total_ms, bytes_read, cert_expires_at, failed)
+            tls_ms, first_byte_ms, total_ms, bytes_read, cert_expires_at, failed, state, interval_ms)
 ON CONFLICT (check_id, slot) DO NOTHING
 RETURNING check_id, slot";
 
@@ -197,17 +209,22 @@ SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[], $5::timesta
 ON CONFLICT (check_id, slot, event) DO NOTHING";
 
 const INSERT_STALE: &str = "
-INSERT INTO missed_slots (check_id, first_slot, last_slot, slots, reason)
-SELECT u.check_id, u.slot, u.slot, 1, 'stale'
-  FROM unnest($1::int8[], $2::timestamptz[]) AS u(check_id, slot)
+INSERT INTO missed_slots (check_id, first_slot, last_slot, slots, reason, interval_ms)
+SELECT u.check_id, u.slot, u.slot, 1, 'stale', u.interval_ms
+  FROM unnest($1::int8[], $2::timestamptz[], $3::int4[]) AS u(check_id, slot, interval_ms)
  WHERE NOT EXISTS (SELECT 1 FROM check_results r WHERE r.check_id = u.check_id AND r.slot = u.slot)
-ON CONFLICT (check_id, first_slot, reason) DO NOTHING";
+ON CONFLICT (check_id, first_slot, reason) DO NOTHING
+RETURNING check_id, first_slot";
 
-async fn write_once(pool: &Pool, items: &[Item], worker: &str) -> Result<(), WriteError> {
+/// A job's interval as stored (`integer`): bounds keep it far below.
+fn interval_i32(ms: u64) -> i32 {
+    ms.min(i32::MAX as u64) as i32
+}
+
+async fn write_once(pool: &Pool, items: &[Item], worker: &str, cache: &Cache) -> Result<(), WriteError> {
     let mut rows: Vec<&ResultRow> = Vec::with_capacity(items.len());
     let mut seen = HashSet::with_capacity(items.len());
-    let mut stale_ids = Vec::new();
-    let mut stale_slots = Vec::new();
+    let mut stale = Vec::new();
     for item in items {
         match item {
             Item::Finished { row, .. } => {
@@ -215,39 +232,114 @@ async fn write_once(pool: &Pool, items: &[Item], worker: &str) -> Result<(), Wri
                     rows.push(row);
                 }
             }
-            Item::Stale { check_id, slot, .. } => {
-                stale_ids.push(*check_id);
-                stale_slots.push(*slot);
-            }
+            Item::Stale { job, .. } => stale.push(&**job),
         }
     }
 
     let mut client = pool.get().await?;
+    let windows = history::cached_windows(&client, cache).await?;
     let tx = client.transaction().await?;
+    let mut rollups = Rollups::new();
     if !rows.is_empty() {
-        let inserted = insert_results(&tx, &rows, worker).await?;
-        let mut new_by_check: BTreeMap<i64, Vec<&ResultRow>> = BTreeMap::new();
+        let mut by_check: BTreeMap<i64, Vec<&ResultRow>> = BTreeMap::new();
+        for row in &rows {
+            by_check.entry(row.job.check_id).or_default().push(row);
+        }
+        let (states, mut planned) = plan_states(&tx, &by_check).await?;
+        // The state each result left its check in; none for a check that
+        // is paused, deleted or has no state row.
+        let mut after: HashMap<(i64, DateTime<Utc>), Status> = HashMap::with_capacity(rows.len());
+        for p in &planned {
+            after.extend(p.after.iter().map(|(slot, status)| ((p.check_id, *slot), *status)));
+        }
+        let state_of = |row: &ResultRow| -> Option<Status> {
+            let key = (row.job.check_id, row.job.slot);
+            after.get(&key).copied().or_else(|| states.get(&row.job.check_id).map(|s| s.status))
+        };
+        let inserted = insert_results(&tx, &rows, worker, &state_of).await?;
         for row in rows.iter().filter(|r| inserted.contains(&(r.job.check_id, r.job.slot))) {
-            new_by_check.entry(row.job.check_id).or_default().push(row);
+            let in_maintenance =
+                !windows.is_empty() && windows.covers(&row.job.name, &row.job.spec.labels, row.job.slot);
+            let state = state_of(row);
+            rollup::add_result(
+                &mut rollups,
+                &ResultFact {
+                    check_id: row.job.check_id,
+                    slot_ms: to_ms(row.job.slot),
+                    interval_ms: i64::from(interval_i32(row.job.interval_ms)),
+                    category: uptime::of_result(
+                        state.map(Status::as_str),
+                        row.outcome.success,
+                        in_maintenance,
+                    ),
+                    success: row.outcome.success,
+                    total_ms: row.outcome.timings.total_ms as f32,
+                },
+            );
         }
-        if !new_by_check.is_empty() {
-            advance_states(&tx, &new_by_check).await?;
-        }
+        mark_maintenance(&mut planned, &by_check, &windows);
+        write_states(&tx, &planned).await?;
     }
-    if !stale_ids.is_empty() {
+    if !stale.is_empty() {
+        let ids: Vec<i64> = stale.iter().map(|j| j.check_id).collect();
+        let slots: Vec<DateTime<Utc>> = stale.iter().map(|j| j.slot).collect();
+        let intervals: Vec<i32> = stale.iter().map(|j| interval_i32(j.interval_ms)).collect();
         let statement = tx.prepare_cached(INSERT_STALE).await?;
-        tx.execute(&statement, &[&stale_ids, &stale_slots]).await?;
+        let recorded: HashSet<(i64, DateTime<Utc>)> = tx
+            .query(&statement, &[&ids, &slots, &intervals])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        for job in stale.iter().filter(|j| recorded.contains(&(j.check_id, j.slot))) {
+            let fact = MissedFact {
+                check_id: job.check_id,
+                first_ms: to_ms(job.slot),
+                last_ms: to_ms(job.slot),
+                slots: 1,
+                interval_ms: i64::from(interval_i32(job.interval_ms)),
+            };
+            let covered = |slot: i64| {
+                windows.covers(&job.name, &job.spec.labels, crate::history::buckets::from_ms(slot))
+            };
+            let covers_check = !windows.for_check(&job.name, &job.spec.labels).is_empty();
+            rollup::add_missed(&mut rollups, &fact, covers_check.then_some(&covered as &dyn Fn(i64) -> bool));
+        }
     }
+    history::upsert_rollups(&tx, &rollups).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Whether each incident opened by this batch began inside a maintenance
+/// window covering its check.
+fn mark_maintenance(
+    planned: &mut [Planned<'_>],
+    by_check: &BTreeMap<i64, Vec<&ResultRow>>,
+    windows: &Windows,
+) {
+    if windows.is_empty() {
+        return;
+    }
+    for p in planned.iter_mut() {
+        let Some(row) = by_check.get(&p.check_id).and_then(|rows| rows.first()) else { continue };
+        for op in &mut p.incidents {
+            if let IncidentOp::Open { opened_at, in_maintenance, .. } = op {
+                *in_maintenance = windows.covers(&row.job.name, &row.job.spec.labels, *opened_at);
+            }
+        }
+    }
 }
 
 async fn insert_results(
     tx: &deadpool_postgres::Transaction<'_>,
     rows: &[&ResultRow],
     worker: &str,
+    state_of: &(dyn Fn(&ResultRow) -> Option<Status> + Sync),
 ) -> Result<HashSet<(i64, DateTime<Utc>)>, WriteError> {
     let n = rows.len();
+    let mut states: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut intervals: Vec<i32> = Vec::with_capacity(n);
     let mut check_ids = Vec::with_capacity(n);
     let mut slots = Vec::with_capacity(n);
     let mut started = Vec::with_capacity(n);
@@ -265,6 +357,8 @@ async fn insert_results(
     let mut failed: Vec<Option<serde_json::Value>> = Vec::with_capacity(n);
     for row in rows {
         let o = &row.outcome;
+        states.push(state_of(row).map(Status::as_str));
+        intervals.push(interval_i32(row.job.interval_ms));
         check_ids.push(row.job.check_id);
         slots.push(row.job.slot);
         started.push(o.started_at);
@@ -306,17 +400,21 @@ async fn insert_results(
                 &certs,
                 &failed,
                 &worker,
+                &states,
+                &intervals,
             ],
         )
         .await?;
     Ok(inserted.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, DateTime<Utc>>(1))).collect())
 }
 
-async fn advance_states(
+/// Locks the states of the batch's live checks and plans what the results
+/// do to them: (the states as locked, the plan).
+async fn plan_states<'a>(
     tx: &deadpool_postgres::Transaction<'_>,
-    new_by_check: &BTreeMap<i64, Vec<&ResultRow>>,
-) -> Result<(), WriteError> {
-    let ids: Vec<i64> = new_by_check.keys().copied().collect();
+    by_check: &BTreeMap<i64, Vec<&'a ResultRow>>,
+) -> Result<(BTreeMap<i64, CheckState>, Vec<Planned<'a>>), WriteError> {
+    let ids: Vec<i64> = by_check.keys().copied().collect();
     let ensure = tx.prepare_cached(ENSURE_STATE).await?;
     tx.execute(&ensure, &[&ids]).await?;
     let lock = tx.prepare_cached(LOCK_STATE).await?;
@@ -342,11 +440,11 @@ async fn advance_states(
         states.retain(|id, _| live.contains(id));
     }
     if states.is_empty() {
-        return Ok(());
+        return Ok((states, Vec::new()));
     }
     // Dry run to learn how many incidents open, then draw exactly that
     // many ids (no gaps in the sequence from failures that did not flip).
-    let downs: usize = plan(&states, new_by_check, &mut std::iter::repeat(0))
+    let downs: usize = plan(&states, by_check, &mut std::iter::repeat(0))
         .iter()
         .flat_map(|p| &p.notices)
         .filter(|n| n.event == Transition::WentDown)
@@ -358,8 +456,18 @@ async fn advance_states(
             .await?;
         incident_ids = rows.iter().map(|r| r.get(0)).collect();
     }
-    let planned = plan(&states, new_by_check, &mut incident_ids.into_iter());
+    let planned = plan(&states, by_check, &mut incident_ids.into_iter());
+    Ok((states, planned))
+}
 
+/// Writes the planned states, outbox rows and incident rows.
+async fn write_states(
+    tx: &deadpool_postgres::Transaction<'_>,
+    planned: &[Planned<'_>],
+) -> Result<(), WriteError> {
+    if planned.is_empty() {
+        return Ok(());
+    }
     let n = planned.len();
     let mut ids = Vec::with_capacity(n);
     let mut statuses = Vec::with_capacity(n);
@@ -376,7 +484,9 @@ async fn advance_states(
     let mut streak_start = Vec::with_capacity(n);
     let mut fresh = Vec::with_capacity(n);
     let mut notice_rows = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for p in &planned {
+    let mut incident_ops = Vec::new();
+    for p in planned {
+        incident_ops.extend(p.incidents.iter().cloned());
         ids.push(p.check_id);
         statuses.push(p.state.status.as_str());
         since.push(p.state.since);
@@ -432,5 +542,6 @@ async fn advance_states(
         )
         .await?;
     }
+    history::apply_incidents(tx, incident_ops).await?;
     Ok(())
 }

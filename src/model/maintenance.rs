@@ -1,4 +1,5 @@
-//! Maintenance windows: when alerts are suppressed, and for which checks.
+//! Maintenance windows: when alerts are suppressed (and history counts
+//! maintenance time), and for which checks.
 //! Pure, so windows are unit-tested across daylight-saving changes.
 //!
 //! A window is either one-off (a start and an end, resolved to UTC instants

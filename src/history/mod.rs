@@ -1,0 +1,26 @@
+//! History: uptime and SLA over any window, incidents, and the rollups
+//! they are read from (docs/history.md is the definition, with a worked
+//! example).
+//!
+//! - `uptime.rs` — what a slot's time counts as (up, down, no data,
+//!   maintenance) and where uptime is computed (pure);
+//! - `buckets.rs` — hours and days, and a slot's time split across them (pure);
+//! - `histogram.rs` — the fixed log-spaced latency histogram and its
+//!   percentiles (pure);
+//! - `rollup.rs` — what results and missed slots add to the hourly and
+//!   daily rollup rows (pure);
+//! - `incidents.rs` — incident rows and what a batch does to them (pure);
+//! - `windows.rs` — the maintenance windows as the writers see them;
+//! - `store.rs` — every SQL statement of history.
+//!
+//! The writers (the worker storing results, the scheduler recording missed
+//! slots) call [`store::upsert_rollups`] inside their own transactions, so a
+//! rollup moves exactly when the rows it counts are committed.
+
+pub mod buckets;
+pub mod histogram;
+pub mod incidents;
+pub mod rollup;
+pub mod store;
+pub mod uptime;
+pub mod windows;
