@@ -4,8 +4,8 @@
 # test against the real PostgreSQL and RabbitMQ, the chaos run (its
 # accounting table printed), the Kubernetes delivery checks, and a bounded
 # fuzzing run. Tools it needs and lacks are installed
-# (cargo-deny, cargo-fuzz from crates.io; helm and Python tools by
-# helm/tests/run.sh).
+# (cargo-deny, cargo-fuzz from crates.io; helm, Python tools, prometheus
+# and shellcheck by helm/tests/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -16,10 +16,12 @@ VALUES_DIR = ROOT / "helm" / "tests" / "values"
 HELM = os.environ.get("HELM", "helm")
 
 # The value sets every structural test runs over: None is the chart's
-# defaults, then the test sets, the production example and the Argo CD
-# environments (paths relative to the repository unless in VALUES_DIR).
+# defaults, then the test sets, the production and Minikube examples and the
+# Argo CD environments (paths relative to the repository unless in VALUES_DIR).
+MINIKUBE_VALUES = "helm/sentryk8s/examples/values-minikube.yaml"
 VALUE_SETS = ([None] + sorted(p.name for p in VALUES_DIR.glob("*.yaml"))
               + ["helm/sentryk8s/examples/values-production.yaml",
+                 MINIKUBE_VALUES,
                  "argocd/environments/staging/values.yaml",
                  "argocd/environments/production/values.yaml"])
 

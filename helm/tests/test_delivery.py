@@ -1,6 +1,7 @@
 """The rest of the delivery: Dockerfile, workflows, Argo CD, and that they agree with the chart."""
 
 import re
+import shutil
 import subprocess
 import unittest
 
@@ -21,6 +22,8 @@ class ImageAndWorkflows(unittest.TestCase):
     def test_workflows_pass_actionlint(self):
         workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
         self.assertEqual([w.name for w in workflows], ["ci.yml", "release.yml"])
+        # Without ShellCheck on PATH actionlint silently skips the run: scripts (run.sh provides it).
+        self.assertIsNotNone(shutil.which("shellcheck"))
         result = subprocess.run(["actionlint", *map(str, workflows)], capture_output=True, text=True, cwd=ROOT)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
 
@@ -37,14 +40,13 @@ class ImageAndWorkflows(unittest.TestCase):
         # The release publishes ghcr.io/<owner>/sentryk8s:<version>; the chart's default is that image
         # for the repository's owner (the one Argo CD pulls from), tagged with appVersion.
         release = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
-        steps = release["jobs"]["image"]["steps"]
-        script = "\n".join(s.get("run", "") for s in steps)
-        image_expr = re.search(r'IMAGE=(\S+)"', script).group(1)
-        owner = re.match(r"https://github\.com/([^/]+)/", self.appset()["spec"]["template"]["spec"]["source"]["repoURL"]).group(1)
-        self.assertEqual(image_expr.replace("${GITHUB_REPOSITORY_OWNER,,}", owner.lower()), values["image"]["repository"])
+        self.assertEqual(release_output(release, "image").replace("${GITHUB_REPOSITORY_OWNER,,}", self.owner().lower()),
+                         values["image"]["repository"])
         self.assertIn(on_tags(release), (["v*.*.*"],))
-        push = next(s for s in steps if s.get("uses", "").startswith("docker/build-push-action"))
-        self.assertIs(push["with"]["push"], True)
+        # Every platform's build pushes (by digest) to that repository (test_release.py checks the rest).
+        image_job = release["jobs"]["image"]
+        push = next(s for s in image_job["steps"] if s.get("uses", "").startswith("docker/build-push-action"))
+        self.assertIn("push=true", push["with"]["outputs"])
         chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
         deployment = one(render(), "Deployment", "worker")
         self.assertEqual(pod_spec(deployment)["containers"][0]["image"],
@@ -62,6 +64,9 @@ class ImageAndWorkflows(unittest.TestCase):
 
     def appset(self):
         return one(load("argocd/apps/applicationset.yaml"), "ApplicationSet")
+
+    def owner(self):
+        return repository_owner(self.appset())
 
 
 class ArgoCD(unittest.TestCase):
@@ -123,6 +128,73 @@ class ArgoCD(unittest.TestCase):
         self.assertIn(".chartRevision = strenv(TAG)", script)
         self.assertIn(".imageTag = strenv(VERSION)", script)
         self.assertIn("staging", {e["env"] for e in self.elements})
+
+
+class ArgoCDFromOCI(unittest.TestCase):
+    """argocd/oci/: the released chart from the registry instead of the Git path."""
+
+    def setUp(self):
+        self.app = one(load("argocd/oci/application.yaml"), "Application")
+        self.repository = one(load("argocd/oci/repository.yaml"), "Secret")
+        self.appset = one(load("argocd/apps/applicationset.yaml"), "ApplicationSet")
+        self.git_url = self.appset["spec"]["template"]["spec"]["source"]["repoURL"]
+        self.chart_source, self.values_source = self.app["spec"]["sources"]
+
+    def test_the_chart_comes_from_where_the_release_pushes_it(self):
+        release = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+        charts = release_output(release, "charts").replace("${GITHUB_REPOSITORY_OWNER,,}",
+                                                           repository_owner(self.appset).lower())
+        chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+        self.assertEqual(self.chart_source["repoURL"], charts)
+        self.assertEqual(self.chart_source["chart"], chart["name"])
+        # Pinned to the chart this repository releases now; its image is appVersion's.
+        self.assertEqual(self.chart_source["targetRevision"], chart["version"])
+        self.assertNotIn("parameters", self.chart_source["helm"])
+        # Argo CD fetches OCI charts only from a repository registered with enableOCI.
+        self.assertEqual(self.repository["metadata"]["labels"]["argocd.argoproj.io/secret-type"], "repository")
+        self.assertEqual(self.repository["stringData"]["url"], self.chart_source["repoURL"])
+        self.assertEqual(self.repository["stringData"]["type"], "helm")
+        self.assertEqual(self.repository["stringData"]["enableOCI"], "true")
+        self.assertFalse(self.chart_source["repoURL"].startswith("oci://"))
+        project = one(load("argocd/apps/appproject.yaml"), "AppProject")
+        self.assertEqual(self.app["spec"]["project"], project["metadata"]["name"])
+        self.assertLessEqual({self.git_url, charts}, set(project["spec"]["sourceRepos"]))
+        self.assertIn(self.app["spec"]["destination"]["namespace"],
+                      [d["namespace"] for d in project["spec"]["destinations"]])
+
+    def test_values_come_from_git_at_the_same_release_and_render(self):
+        chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+        self.assertEqual(self.values_source, {"repoURL": self.git_url, "targetRevision": f"v{chart['version']}",
+                                              "ref": "values"})
+        [value_file] = self.chart_source["helm"]["valueFiles"]
+        self.assertTrue(value_file.startswith("$values/"), value_file)
+        path = ROOT / value_file.removeprefix("$values/")
+        self.assertTrue(path.is_file(), path)
+        release = self.chart_source["helm"]["releaseName"]
+        lint = helm("lint", "--strict", str(CHART), "-f", str(path), check=False)
+        self.assertEqual(lint.returncode, 0, lint.stdout + lint.stderr)
+        text = helm("template", release, str(CHART), "-n", self.app["spec"]["destination"]["namespace"],
+                    "-f", str(path)).stdout
+        worker = one([o for o in yaml.safe_load_all(text) if o], "Deployment", "worker")
+        self.assertTrue(pod_spec(worker)["containers"][0]["image"].endswith(":" + chart["appVersion"]))
+        self.assertNotIn("replicas", worker["spec"])
+
+    def test_same_sync_policy_and_ignored_replicas_as_the_git_path(self):
+        template = self.appset["spec"]["template"]["spec"]
+        for key in ("ignoreDifferences", "syncPolicy"):
+            self.assertEqual(self.app["spec"][key], template[key], key)
+        self.assertEqual(self.chart_source["helm"]["releaseName"], template["source"]["helm"]["releaseName"])
+
+
+def release_output(release, name):
+    """The expression the release's version step writes as output `name` (e.g. image=ghcr.io/…)."""
+    script = "\n".join(s.get("run", "") for s in release["jobs"]["versions"]["steps"])
+    return re.search(rf'echo "{name}=(\S+)"', script).group(1)
+
+
+def repository_owner(appset):
+    """The GitHub owner of the repository Argo CD syncs from (and the release publishes under)."""
+    return re.match(r"https://github\.com/([^/]+)/", appset["spec"]["template"]["spec"]["source"]["repoURL"]).group(1)
 
 
 def on_tags(workflow):
