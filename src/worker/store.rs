@@ -225,6 +225,7 @@ async fn write_once(pool: &Pool, items: &[Item], worker: &str, cache: &Cache) ->
     let mut rows: Vec<&ResultRow> = Vec::with_capacity(items.len());
     let mut seen = HashSet::with_capacity(items.len());
     let mut stale = Vec::new();
+    let mut seen_stale = HashSet::new();
     for item in items {
         match item {
             Item::Finished { row, .. } => {
@@ -232,7 +233,12 @@ async fn write_once(pool: &Pool, items: &[Item], worker: &str, cache: &Cache) ->
                     rows.push(row);
                 }
             }
-            Item::Stale { job, .. } => stale.push(&**job),
+            // A slot delivered twice in one batch is recorded (and counted) once.
+            Item::Stale { job, .. } => {
+                if seen_stale.insert((job.check_id, job.slot)) {
+                    stale.push(&**job);
+                }
+            }
         }
     }
 

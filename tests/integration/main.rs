@@ -11,6 +11,7 @@ mod config_cli;
 mod deny_list;
 mod dns_tarpit;
 mod email_deadline;
+mod history_live;
 mod fuzz_regressions;
 mod http_check;
 mod lease_release;
