@@ -324,3 +324,74 @@ async fn redelivered_and_duplicate_results_never_change_a_rollup() {
     let no_data: i64 = client.query_one("SELECT sum(no_data_ms)::int8 FROM rollup_days", &[]).await.unwrap().get(0);
     assert_eq!(no_data, 60_000, "a stale slot recorded twice counts once");
 }
+
+/// The first migrate after an upgrade turns the incidents the outbox and
+/// `check_state` already know into rows, with the ids alerts carried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrading_keeps_the_incidents_already_alerted() {
+    let db = crate::support::TestDb::empty().await;
+    let client = db.client().await;
+    // The schema as the previous release left it: migrations 0001–0004.
+    client
+        .batch_execute(
+            "CREATE TABLE schema_migrations (name text PRIMARY KEY, checksum text NOT NULL,
+                                             applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .unwrap();
+    for m in sentryk8s::migrate::MIGRATIONS.iter().filter(|m| m.name < "0005") {
+        client.batch_execute(m.sql).await.unwrap();
+        client
+            .execute("INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", &[&m.name, &m.checksum()])
+            .await
+            .unwrap();
+    }
+    client
+        .batch_execute(
+            "INSERT INTO cluster (partitions) VALUES (4);
+             INSERT INTO checks (id, name, interval_ms, spec) VALUES
+                 (1, 'api', 1000, '{\"url\":\"http://127.0.0.1:9/\"}'), (2, 'web', 1000, '{\"url\":\"http://127.0.0.1:9/\"}');
+             -- Incident 5 of `api`: went down, came back; one alert sent each way.
+             INSERT INTO notifications (id, check_id, check_name, incident_id, event, slot, payload) OVERRIDING SYSTEM VALUE VALUES
+                 (1, 1, 'api', 5, 'down', '2026-11-01T10:00:00Z', '{\"last_error\": \"HTTP 503\"}'),
+                 (2, 1, 'api', 5, 'up', '2026-11-01T10:05:00Z', '{}');
+             INSERT INTO notification_deliveries (notification_id, check_id, check_name, channel, incident_id, event,
+                                                  idempotency_key, payload, status, max_attempts) VALUES
+                 (1, 1, 'api', 'hook', 5, 'down', 'k1', '{}', 'sent', 3),
+                 (2, 1, 'api', 'hook', 5, 'up', 'k2', '{}', 'sent', 3);
+             -- Incident 7 of `web`: down now, its trigger already pruned.
+             INSERT INTO check_state (check_id, status, since, last_slot, consecutive_failures, incident_id,
+                                      streak_start, last_error)
+                 VALUES (2, 'down', '2026-11-02T08:00:03Z', '2026-11-02T09:00:00Z', 3600, 7,
+                         '2026-11-02T08:00:01Z', 'connection refused');",
+        )
+        .await
+        .unwrap();
+    let (status, output) =
+        Binary::run(&["migrate"], &[("SENTRYK8S_DATABASE_URL".into(), db.url.clone())]);
+    assert!(status.success(), "{output}");
+    let rows = client
+        .query(
+            "SELECT id, check_id, check_name, opened_at, confirmed_at, resolved_at, resolution, first_error,
+                    last_error, alerts_sent
+               FROM incidents ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let api = &rows[0];
+    assert_eq!((api.get::<_, i64>(0), api.get::<_, &str>(2)), (5, "api"));
+    assert_eq!(api.get::<_, DateTime<Utc>>(3), t("2026-11-01T10:00:00Z"));
+    assert_eq!(api.get::<_, Option<DateTime<Utc>>>(5), Some(t("2026-11-01T10:05:00Z")));
+    assert_eq!(api.get::<_, Option<&str>>(6), Some("recovered"));
+    assert_eq!(api.get::<_, Option<&str>>(7), Some("HTTP 503"));
+    assert_eq!(api.get::<_, i32>(9), 2);
+    let web = &rows[1];
+    assert_eq!((web.get::<_, i64>(0), web.get::<_, &str>(2)), (7, "web"));
+    assert_eq!(web.get::<_, DateTime<Utc>>(3), t("2026-11-02T08:00:01Z"), "opened at the first failing slot");
+    assert_eq!(web.get::<_, DateTime<Utc>>(4), t("2026-11-02T08:00:03Z"), "confirmed when it went down");
+    assert_eq!(web.get::<_, Option<DateTime<Utc>>>(5), None, "still open");
+    assert_eq!(web.get::<_, Option<&str>>(8), Some("connection refused"));
+}
