@@ -13,6 +13,7 @@ mod dns_tarpit;
 mod email_deadline;
 mod history_live;
 mod fuzz_regressions;
+mod history_cli;
 mod http_check;
 mod lease_release;
 mod logs;
