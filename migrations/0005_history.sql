@@ -32,10 +32,10 @@ ALTER TABLE missed_slots ADD COLUMN interval_ms integer;
 -- both); `runs`, `failures`, the histogram and `total_us_sum` go to the
 -- bucket holding the slot's start.
 --
--- `latency_histogram[i]` counts successful runs by total_ms in fixed
--- log-spaced buckets (src/history/histogram.rs: 1-based element 1 is under
--- 1 ms, element i covers [2^((i-2)/4), 2^((i-1)/4)) ms, the last is
--- everything above): p50/p95/p99 come from it. `total_us_sum` is the sum of
+-- `latency_histogram` (40 elements) counts successful runs by total_ms in
+-- fixed half-octave buckets (src/history/histogram.rs: 1-based element 1
+-- is under 1 ms, element i covers [2^((i-2)/2), 2^((i-1)/2)) ms, the last
+-- is everything from 2^19 ms): p50/p95/p99 come from it. `total_us_sum` is the sum of
 -- total_ms of successful runs, in integer microseconds so that sums are
 -- exact in any order (a rebuild matches live upkeep to the microsecond).
 CREATE TABLE rollup_hours (
