@@ -11,6 +11,8 @@
 //!   daily rollup rows (pure);
 //! - `incidents.rs` — incident rows and what a batch does to them (pure);
 //! - `windows.rs` — the maintenance windows as the writers see them;
+//! - `rebuild.rs` — `rollups rebuild` and the first migrate's backfill:
+//!   recount from raw rows, write only the differences;
 //! - `store.rs` — every SQL statement of history.
 //!
 //! The writers (the worker storing results, the scheduler recording missed
@@ -20,6 +22,7 @@
 pub mod buckets;
 pub mod histogram;
 pub mod incidents;
+pub mod rebuild;
 pub mod rollup;
 pub mod store;
 pub mod uptime;
