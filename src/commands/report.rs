@@ -32,10 +32,12 @@ pub async fn run(args: ReportArgs, config: Config) -> anyhow::Result<ExitCode> {
     let token = shutdown::on_signals().context("installing signal handlers")?;
     let client = db::connect_with_wait(&config, "report", Duration::ZERO, &token).await?;
     ensure_migrated(&client).await?;
-    // `history.hourly_retention_days` is not a configuration key yet: its
-    // default until it is.
-    let retention =
-        Retention { raw_days: config.results.retention_days, hourly_days: Retention::DEFAULT_HOURLY_DAYS };
+    // 0 keeps hourly rows for ever.
+    let hourly_days = match config.history.hourly_retention_days {
+        0 => u32::MAX,
+        days => days,
+    };
+    let retention = Retention { raw_days: config.results.retention_days, hourly_days };
     let (from, to, selection) = request;
     let report = match report::report(&client, from, to, now, retention, &selection).await {
         Ok(r) => r,

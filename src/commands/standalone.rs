@@ -38,6 +38,9 @@ pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCod
         eprintln!("applied migration {name}");
     }
     drop(client);
+    if let Some(line) = super::migrate::backfill_history(&report, &config).await? {
+        eprintln!("{line}");
+    }
     let applied = checks::apply_files(
         &args.files,
         Options { prune: true, dry_run: false },

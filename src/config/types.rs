@@ -35,6 +35,7 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub worker: WorkerConfig,
     pub results: ResultsConfig,
+    pub history: HistoryConfig,
     pub alerts: AlertsConfig,
     pub checks: ChecksConfig,
 }
@@ -137,6 +138,19 @@ pub struct WorkerConfig {
 pub struct ResultsConfig {
     /// Days of results kept.
     pub retention_days: u32,
+}
+
+/// How long history's own rows are kept (raw results: [`ResultsConfig`]).
+/// 0 means forever.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Days of hourly rollup rows kept.
+    pub hourly_retention_days: u32,
+    /// Days of daily rollup rows kept.
+    pub daily_retention_days: u32,
+    /// Days a resolved incident is kept (open ones always are).
+    pub incident_retention_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

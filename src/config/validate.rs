@@ -145,6 +145,26 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
         "results.retention_days",
         format!("{} is out of range 1..=36500", config.results.retention_days),
     );
+    let h = &config.history;
+    for (key, days) in [
+        ("history.hourly_retention_days", h.hourly_retention_days),
+        ("history.daily_retention_days", h.daily_retention_days),
+        ("history.incident_retention_days", h.incident_retention_days),
+    ] {
+        check(days <= 36_500, key, format!("{days} is out of range 0..=36500 (0 keeps forever)"));
+    }
+    // Reports past the hourly rows read the daily ones: daily rows going
+    // before hourly ones would leave a hole. (Hourly rows shorter-lived
+    // than raw results are allowed: raw results answer those windows.)
+    check(
+        h.daily_retention_days == 0
+            || (h.hourly_retention_days != 0 && h.daily_retention_days >= h.hourly_retention_days),
+        "history.daily_retention_days",
+        format!(
+            "{} must be 0 (forever) or at least history.hourly_retention_days ({}, which must not be 0 then)",
+            h.daily_retention_days, h.hourly_retention_days
+        ),
+    );
     let a = &config.alerts;
     range(&mut check, "alerts.poll_interval", a.poll_interval, ms(10), secs(60));
     check(
@@ -258,5 +278,21 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].0, "scheduler.tick");
         assert_eq!(problems[0].1, "2s is out of range 1ms..=1s");
+    }
+
+    #[test]
+    fn daily_rollups_may_not_go_before_hourly_ones() {
+        let mut config = Config::defaults().expect("defaults load");
+        config.history.daily_retention_days = 365;
+        assert!(validate(&config).is_empty());
+        config.history.daily_retention_days = 30;
+        config.history.incident_retention_days = 40_000;
+        let keys: Vec<String> = validate(&config).into_iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["history.incident_retention_days", "history.daily_retention_days"]);
+        config.history.incident_retention_days = 0;
+        config.history.hourly_retention_days = 0;
+        config.history.daily_retention_days = 365;
+        let keys: Vec<String> = validate(&config).into_iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["history.daily_retention_days"], "hourly forever, daily not");
     }
 }

@@ -14,6 +14,8 @@
 //! - `report.rs` — reports over any window (raw results, hourly or daily
 //!   rollups), status-page bars and the incident list: what readers call;
 //! - `render.rs` — reports and incidents as tables, JSON and CSV (pure);
+//! - `rebuild.rs` — `rollups rebuild` and the first migrate's backfill:
+//!   recount from raw rows, write only the differences;
 //! - `store.rs` — every SQL statement of history.
 //!
 //! The writers (the worker storing results, the scheduler recording missed
@@ -23,6 +25,7 @@
 pub mod buckets;
 pub mod histogram;
 pub mod incidents;
+pub mod rebuild;
 pub mod render;
 pub mod report;
 pub mod rollup;

@@ -4,7 +4,8 @@
 //! Retention never makes a writer wait: old result partitions are detached
 //! `CONCURRENTLY` (no exclusive lock on `check_results`, so result inserts
 //! go on) and dropped only once detached, and the deletes of missed slots,
-//! notifications and deliveries go by index, in bounded batches. Every
+//! notifications, deliveries, rollup rows and resolved incidents go by
+//! index, in bounded batches. Every
 //! step is bounded in time too, because the coordinator runs this inline
 //! between lease renewals; what one run leaves, the next one finishes.
 
@@ -14,6 +15,8 @@ use tokio_postgres::GenericClient;
 
 use super::store::{self, OldPartition};
 use crate::alerting::store as alerting_store;
+use crate::history::buckets::Granularity;
+use crate::history::store as history_store;
 
 /// Longest wait of one detach for the transactions still using the
 /// partition (a long report query): well under the lease TTL, so the
@@ -34,6 +37,25 @@ pub struct Retention {
     pub results_days: u32,
     /// Days of settled notifications and deliveries (`alerts.retention_days`).
     pub notifications_days: u32,
+    /// Days of hourly rollup rows (`history.hourly_retention_days`); 0: forever.
+    pub hourly_days: u32,
+    /// Days of daily rollup rows (`history.daily_retention_days`); 0: forever.
+    pub daily_days: u32,
+    /// Days of resolved incidents (`history.incident_retention_days`); 0: forever.
+    pub incidents_days: u32,
+}
+
+impl Retention {
+    /// The retention of `config`.
+    pub fn of(config: &crate::config::Config) -> Retention {
+        Retention {
+            results_days: config.results.retention_days,
+            notifications_days: config.alerts.retention_days,
+            hourly_days: config.history.hourly_retention_days,
+            daily_days: config.history.daily_retention_days,
+            incidents_days: config.history.incident_retention_days,
+        }
+    }
 }
 
 /// What one run did, for the log and for tests.
@@ -47,6 +69,11 @@ pub struct Done {
     pub missed: u64,
     pub notifications: u64,
     pub deliveries: u64,
+    /// Hourly and daily rollup rows deleted.
+    pub hourly: u64,
+    pub daily: u64,
+    /// Resolved incidents deleted.
+    pub incidents: u64,
     pub members: u64,
 }
 
@@ -72,6 +99,18 @@ pub async fn run(
     done.notifications =
         prune(|| alerting_store::prune_notifications(client, retention.notifications_days, PRUNE_BATCH))
             .await?;
+    for (granularity, days, deleted) in [
+        (Granularity::Hour, retention.hourly_days, &mut done.hourly),
+        (Granularity::Day, retention.daily_days, &mut done.daily),
+    ] {
+        if days > 0 {
+            *deleted = prune(|| history_store::prune_rollups(client, granularity, days, PRUNE_BATCH)).await?;
+        }
+    }
+    if retention.incidents_days > 0 {
+        done.incidents =
+            prune(|| history_store::prune_incidents(client, retention.incidents_days, PRUNE_BATCH)).await?;
+    }
     done.members = store::forget_dead_members(client).await?;
     tracing::info!(
         created = done.created,
@@ -80,6 +119,9 @@ pub async fn run(
         missed = done.missed,
         notifications = done.notifications,
         deliveries = done.deliveries,
+        hourly_rollups = done.hourly,
+        daily_rollups = done.daily,
+        incidents = done.incidents,
         members = done.members,
         "housekeeping done"
     );

@@ -116,10 +116,7 @@ pub async fn run(
         lease_ttl: config.scheduler.lease_ttl,
         renew_interval: config.scheduler.renew_interval,
         reload_interval: config.scheduler.reload_interval,
-        retention: housekeeping::Retention {
-            results_days: config.results.retention_days,
-            notifications_days: config.alerts.retention_days,
-        },
+        retention: housekeeping::Retention::of(&config),
     };
     let wiring =
         coordinator::Wiring { dispatcher: command_tx, gate, fenced: fenced_rx, listen: listen_rx, pending };

@@ -54,9 +54,16 @@ async fn a_controlled_timeline_comes_back_as_time_and_one_incident() {
     fleet.start_scheduler(0);
     let client = fleet.db.client().await;
     let first_slot = || async {
-        client.query_one("SELECT min(slot) FROM check_results", &[]).await.unwrap().get::<_, Option<DateTime<Utc>>>(0)
+        client
+            .query_one("SELECT min(slot) FROM check_results", &[])
+            .await
+            .unwrap()
+            .get::<_, Option<DateTime<Utc>>>(0)
     };
-    assert!(eventually(Duration::from_secs(30), || async { first_slot().await.is_some() }).await, "no result");
+    assert!(
+        eventually(Duration::from_secs(30), || async { first_slot().await.is_some() }).await,
+        "no result"
+    );
     let start = first_slot().await.unwrap();
 
     tokio::time::sleep(Duration::from_secs(8)).await;
@@ -194,7 +201,8 @@ checks:
     );
     let start = Utc::now();
     // Down inside the window only.
-    tokio::time::sleep((window_start - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(1)).await;
+    tokio::time::sleep((window_start - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(1))
+        .await;
     target.set_status(503);
     tokio::time::sleep((window_end - Utc::now()).to_std().unwrap_or_default() - Duration::from_secs(1)).await;
     target.set_status(200);
@@ -209,7 +217,13 @@ checks:
         &fleet.db.url,
     );
     let by_name = |name: &str| {
-        report.as_array().unwrap().iter().find(|r| r["name"] == name).cloned().unwrap_or_else(|| panic!("{report}"))
+        report
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{report}"))
     };
     let api = by_name("api");
     let other = by_name("other");
@@ -245,7 +259,11 @@ async fn redelivered_and_duplicate_results_never_change_a_rollup() {
     let stored = || async {
         client.query_one("SELECT count(*) FROM check_results", &[]).await.unwrap().get::<_, i64>(0)
     };
-    assert!(eventually(Duration::from_secs(20), || async { stored().await == 1 }).await, "{}", worker.output());
+    assert!(
+        eventually(Duration::from_secs(20), || async { stored().await == 1 }).await,
+        "{}",
+        worker.output()
+    );
     let snapshot = || async {
         let rows = client
             .query(
@@ -295,7 +313,11 @@ async fn redelivered_and_duplicate_results_never_change_a_rollup() {
     let next = WorkerBed::job(id, "api", &spec, slot + chrono::Duration::minutes(1));
     bed.publish(&job).await;
     bed.publish(&next).await;
-    assert!(eventually(Duration::from_secs(20), || async { stored().await == 2 }).await, "{}", worker.output());
+    assert!(
+        eventually(Duration::from_secs(20), || async { stored().await == 2 }).await,
+        "{}",
+        worker.output()
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let queue = bed.broker.topology().queue;
     assert!(eventually(Duration::from_secs(10), || async { bed.depth(&queue).await == 0 }).await);
@@ -321,7 +343,8 @@ async fn redelivered_and_duplicate_results_never_change_a_rollup() {
         worker.output()
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let no_data: i64 = client.query_one("SELECT sum(no_data_ms)::int8 FROM rollup_days", &[]).await.unwrap().get(0);
+    let no_data: i64 =
+        client.query_one("SELECT sum(no_data_ms)::int8 FROM rollup_days", &[]).await.unwrap().get(0);
     assert_eq!(no_data, 60_000, "a stale slot recorded twice counts once");
 }
 
@@ -342,7 +365,10 @@ async fn upgrading_keeps_the_incidents_already_alerted() {
     for m in sentryk8s::migrate::MIGRATIONS.iter().filter(|m| m.name < "0005") {
         client.batch_execute(m.sql).await.unwrap();
         client
-            .execute("INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", &[&m.name, &m.checksum()])
+            .execute(
+                "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)",
+                &[&m.name, &m.checksum()],
+            )
             .await
             .unwrap();
     }
@@ -367,8 +393,7 @@ async fn upgrading_keeps_the_incidents_already_alerted() {
         )
         .await
         .unwrap();
-    let (status, output) =
-        Binary::run(&["migrate"], &[("SENTRYK8S_DATABASE_URL".into(), db.url.clone())]);
+    let (status, output) = Binary::run(&["migrate"], &[("SENTRYK8S_DATABASE_URL".into(), db.url.clone())]);
     assert!(status.success(), "{output}");
     let rows = client
         .query(

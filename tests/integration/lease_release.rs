@@ -106,10 +106,7 @@ async fn a_lease_released_on_sigterm_is_never_dispatched_by_its_old_owner_afterw
         lease_ttl: Duration::from_secs(15),
         renew_interval: Duration::from_secs(5),
         reload_interval: config.scheduler.reload_interval,
-        retention: sentryk8s::scheduler::housekeeping::Retention {
-            results_days: config.results.retention_days,
-            notifications_days: config.alerts.retention_days,
-        },
+        retention: sentryk8s::scheduler::housekeeping::Retention::of(&config),
     };
     let wiring =
         coordinator::Wiring { dispatcher: command_tx, gate, fenced: fenced_rx, listen: listen_rx, pending };

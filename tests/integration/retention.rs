@@ -13,9 +13,14 @@ use tokio_postgres::Client;
 use crate::support::db::{connect, TestDb};
 
 const ME: &str = "housekeeper";
-/// 30 days of results, and the default 90 of notifications.
-const RETENTION: housekeeping::Retention =
-    housekeeping::Retention { results_days: 30, notifications_days: 90 };
+/// 30 days of results, and the defaults of notifications and history.
+const RETENTION: housekeeping::Retention = housekeeping::Retention {
+    results_days: 30,
+    notifications_days: 90,
+    hourly_days: 90,
+    daily_days: 0,
+    incidents_days: 0,
+};
 
 /// A migrated database in which `ME` holds partition 0 at epoch 1, as the
 /// scheduler that runs housekeeping does.

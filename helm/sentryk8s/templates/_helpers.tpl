@@ -190,6 +190,11 @@ deny_targets = {{ $c.worker.denyTargets | toJson }}
 [results]
 retention_days = {{ $c.results.retentionDays | int64 }}
 
+[history]
+hourly_retention_days = {{ $c.history.hourlyRetentionDays | int64 }}
+daily_retention_days = {{ $c.history.dailyRetentionDays | int64 }}
+incident_retention_days = {{ $c.history.incidentRetentionDays | int64 }}
+
 [alerts]
 deliver = {{ $c.alerts.deliver }}
 poll_interval = {{ $c.alerts.pollInterval | toJson }}
