@@ -2,8 +2,8 @@
 //! way to try SentryK8s on a laptop and to run small installs.
 //!
 //! Migrates, applies the checks file (with `--prune`: the file is the truth),
-//! then runs one scheduler and one worker side by side on the shared
-//! modules, with notification delivery beside them and the live status table
+//! then runs one scheduler, one worker and the web role (the REST API on
+//! `--web-listen`) side by side on the shared modules, with notification delivery beside them and the live status table
 //! on the terminal (a summary log line every ten seconds otherwise). Served,
 //! drained and mapped to an exit status by [`serve_role`], like every role.
 
@@ -69,6 +69,13 @@ pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCod
         Arc::new(ClockProbe(clock.clone())),
     ];
 
+    // Bound before the roles start: a busy port is a startup error.
+    let web_listener = crate::web::bind(config.web.listen)
+        .await
+        .with_context(|| format!("binding the web listener {} (--web-listen)", config.web.listen))?;
+    eprintln!("REST API on http://{}/api/v1 (tokens: `sentryk8s tokens create`)", config.web.listen);
+    let web_pool = db::pool(&config, "standalone-web")?;
+
     let me = identity::generated(&identity::hostname().unwrap_or_else(|_| "standalone".into()));
     let roles = {
         let config = config.clone();
@@ -89,9 +96,15 @@ pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCod
                 token.cancel();
                 r.context("worker")
             };
-            let (scheduler, worker, delivered) = tokio::join!(scheduler, worker, delivery);
+            let web = async {
+                crate::web::run(&config, web_pool, web_listener, token.clone()).await;
+                token.cancel();
+                anyhow::Ok(())
+            };
+            let (scheduler, worker, delivered, web) = tokio::join!(scheduler, worker, delivery, web);
             scheduler?;
             worker?;
+            web?;
             delivered
         }
     };
