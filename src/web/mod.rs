@@ -20,6 +20,7 @@ pub mod access;
 pub mod api;
 pub mod auth;
 pub mod problem;
+pub mod results_store;
 pub mod server;
 pub mod state;
 pub mod store;
