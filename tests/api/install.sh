@@ -4,7 +4,7 @@
 # and prints the validator's path. Idempotent and quick: the venv is
 # rebuilt only when the requirements change. The integration test
 # web_openapi finds the validator there (or through
-# SENTRYK8S_OPENAPI_VALIDATOR) and fails, naming this script, without it.
+# OPENAPI_SPEC_VALIDATOR) and fails, naming this script, without it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 tools="${SENTRYK8S_TOOLS:-$PWD/.tools}"
