@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::history::report::{self as history, HistoryError, IncidentFilter};
 use crate::web::access::CanRead;
+use crate::web::api::results::bad_query;
 use crate::web::problem::Problem;
 use crate::web::state::AppState;
 
@@ -76,7 +77,7 @@ pub async fn list(
     CanRead(_caller): CanRead,
     query: Result<Query<IncidentsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Incident>>, Problem> {
-    let Query(query) = query?;
+    let Query(query) = query.map_err(bad_query)?;
     let now = Utc::now();
     let since = match &query.since {
         Some(text) => {

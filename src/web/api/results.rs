@@ -38,18 +38,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// A query string that does not parse (a number that is not one, a
-/// repeated field) is a 400 problem naming what is wrong.
-impl From<QueryRejection> for Problem {
-    fn from(rejection: QueryRejection) -> Problem {
-        Problem::bad_request(rejection.body_text())
-    }
+/// repeated field) as a 400 problem naming what is wrong (axum's own
+/// rejection is plain text). A function, not a `From` impl, so that no
+/// other file's impl can conflict with it.
+pub(crate) fn bad_query(rejection: QueryRejection) -> Problem {
+    Problem::bad_request(rejection.body_text())
 }
 
-/// A path segment that does not decode (invalid UTF-8) is a 400 problem.
-impl From<PathRejection> for Problem {
-    fn from(rejection: PathRejection) -> Problem {
-        Problem::bad_request(rejection.body_text())
-    }
+/// A path segment that does not decode (invalid UTF-8) as a 400 problem.
+pub(crate) fn bad_path(rejection: PathRejection) -> Problem {
+    Problem::bad_request(rejection.body_text())
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -213,8 +211,8 @@ pub async fn list(
     name: Result<Path<String>, PathRejection>,
     query: Result<Query<ResultsQuery>, QueryRejection>,
 ) -> Result<Json<ResultsPage>, Problem> {
-    let Path(name) = name?;
-    let Query(query) = query?;
+    let Path(name) = name.map_err(bad_path)?;
+    let Query(query) = query.map_err(bad_query)?;
     let mut page = page_query(&query)?;
     let client = state.pool.get().await.map_err(|e| Problem::unavailable(&e))?;
     let Some(check) = store::check(&**client, &name).await.map_err(|e| Problem::unavailable(&e))? else {

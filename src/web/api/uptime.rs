@@ -24,6 +24,7 @@ use crate::history::report::{self as history, HistoryError, Selection};
 use crate::history::rollup::Tally;
 use crate::history::uptime::Durations;
 use crate::web::access::CanRead;
+use crate::web::api::results::{bad_path, bad_query};
 use crate::web::problem::Problem;
 use crate::web::state::AppState;
 
@@ -310,8 +311,8 @@ pub async fn get(
     name: Result<Path<String>, PathRejection>,
     query: Result<Query<UptimeQuery>, QueryRejection>,
 ) -> Result<Json<UptimeReport>, Problem> {
-    let Path(name) = name?;
-    let Query(query) = query?;
+    let Path(name) = name.map_err(bad_path)?;
+    let Query(query) = query.map_err(bad_query)?;
     let now = Utc::now();
     let asked = asked(&query, now)?;
     let span = match asked.by {
