@@ -25,6 +25,7 @@ pub mod auth;
 pub mod etag;
 pub mod metrics;
 pub mod problem;
+pub mod results_store;
 pub mod server;
 pub mod state;
 pub mod store;
