@@ -26,6 +26,7 @@ mod scheduler;
 mod secrets;
 mod standalone;
 mod status_cli;
+mod web_checks;
 mod worker_checks;
 mod worker_delivery;
 mod worker_memory;
