@@ -11,6 +11,9 @@
 //!   daily rollup rows (pure);
 //! - `incidents.rs` — incident rows and what a batch does to them (pure);
 //! - `windows.rs` — the maintenance windows as the writers see them;
+//! - `report.rs` — reports over any window (raw results, hourly or daily
+//!   rollups), status-page bars and the incident list: what readers call;
+//! - `render.rs` — reports and incidents as tables, JSON and CSV (pure);
 //! - `store.rs` — every SQL statement of history.
 //!
 //! The writers (the worker storing results, the scheduler recording missed
@@ -20,6 +23,8 @@
 pub mod buckets;
 pub mod histogram;
 pub mod incidents;
+pub mod render;
+pub mod report;
 pub mod rollup;
 pub mod store;
 pub mod uptime;

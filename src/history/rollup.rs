@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use super::buckets::{split, Granularity};
+use super::buckets::{overlap, split, Granularity};
 use super::histogram::{self, BUCKETS};
 use super::uptime::{Category, Durations};
 
@@ -154,20 +154,53 @@ pub fn add_result(rollups: &mut Rollups, fact: &ResultFact) {
 /// Adds a missed range: no data, or maintenance for the slots `covered`
 /// says are inside a window (`None`: no window covers the check).
 pub fn add_missed(rollups: &mut Rollups, fact: &MissedFact, covered: Option<&dyn Fn(i64) -> bool>) {
+    missed_spans(fact, covered, &mut |start, len, category| {
+        add_span(rollups, fact.check_id, start, len, category)
+    });
+}
+
+/// The spans `(start, len, category)` a missed range accounts for: one
+/// span of no data when no window covers the check (the common case, and a
+/// long outage: split once), else slot by slot.
+fn missed_spans(
+    fact: &MissedFact,
+    covered: Option<&dyn Fn(i64) -> bool>,
+    out: &mut dyn FnMut(i64, i64, Category),
+) {
     let step = fact.step_ms();
     match covered {
-        // The common case, and a long outage: one span, split once.
-        None => {
-            let len = (fact.slots.max(0) - 1).max(0) * step + step;
-            add_span(rollups, fact.check_id, fact.first_ms, len, Category::NoData);
-        }
+        None => out(fact.first_ms, (fact.slots.max(0) - 1).max(0) * step + step, Category::NoData),
         Some(covered) => {
             for slot in fact.slots() {
-                let category = super::uptime::of_missed(covered(slot));
-                add_span(rollups, fact.check_id, slot, step, category);
+                out(slot, step, super::uptime::of_missed(covered(slot)));
             }
         }
     }
+}
+
+/// Adds to `tally` what a result accounts for inside `[from, to)`: its
+/// slot's time clipped to the window, and its run when the slot starts in
+/// it (as [`add_result`] gives a run to the bucket holding the slot). Over
+/// a window of whole buckets this is exactly the sum of those buckets' rows.
+pub fn add_result_in(tally: &mut Tally, fact: &ResultFact, from: i64, to: i64) {
+    tally.durations.add(fact.category, overlap(fact.slot_ms, fact.interval_ms, from, to));
+    if (from..to).contains(&fact.slot_ms) {
+        tally.run(fact.success, fact.total_ms);
+    }
+}
+
+/// Adds to `tally` what a missed range accounts for inside `[from, to)`
+/// (see [`add_missed`] and [`add_result_in`]).
+pub fn add_missed_in(
+    tally: &mut Tally,
+    fact: &MissedFact,
+    covered: Option<&dyn Fn(i64) -> bool>,
+    from: i64,
+    to: i64,
+) {
+    missed_spans(fact, covered, &mut |start, len, category| {
+        tally.durations.add(category, overlap(start, len, from, to))
+    });
 }
 
 fn add_span(rollups: &mut Rollups, check_id: i64, start: i64, len: i64, category: Category) {
@@ -312,6 +345,38 @@ mod tests {
             for (day, t) in by_day {
                 prop_assert_eq!(&r[&(7, Granularity::Day, day)], &t);
             }
+        }
+
+        /// The raw-window report counts like the rollups: over a window of
+        /// whole hours, the clipped tally is the sum of those hours' rows.
+        #[test]
+        fn a_clipped_window_of_whole_hours_equals_the_sum_of_its_rows(
+            slots in proptest::collection::vec((0i64..DAY_MS, 1_000i64..3 * HOUR_MS, 0u8..4, any::<bool>()), 1..40),
+            missed in proptest::collection::vec((0i64..DAY_MS, 1i64..50, 1_000i64..600_000, any::<bool>()), 0..5),
+            first_hour in 0i64..24, hours in 1i64..6,
+        ) {
+            let (from, to) = (first_hour * HOUR_MS, (first_hour + hours) * HOUR_MS);
+            let mut r = Rollups::new();
+            let mut clipped = Tally::default();
+            for (slot, interval, c, ok) in &slots {
+                let fact = ResultFact { check_id: 7, slot_ms: *slot, interval_ms: *interval, category: category(*c), success: *ok, total_ms: 42.0 };
+                add_result(&mut r, &fact);
+                add_result_in(&mut clipped, &fact, from, to);
+            }
+            let half = |s: i64| (s / 1000) % 2 == 0;
+            for (first, n, step, windowed) in &missed {
+                let fact = MissedFact { check_id: 7, first_ms: *first, last_ms: first + (n - 1) * step, slots: *n, interval_ms: *step };
+                let covered = windowed.then_some(&half as &dyn Fn(i64) -> bool);
+                add_missed(&mut r, &fact, covered);
+                add_missed_in(&mut clipped, &fact, covered, from, to);
+            }
+            let mut sum = Tally::default();
+            for ((_, g, bucket), t) in &r {
+                if *g == Granularity::Hour && (from..to).contains(bucket) {
+                    sum.merge(t);
+                }
+            }
+            prop_assert_eq!(clipped, sum);
         }
     }
 }

@@ -12,6 +12,7 @@ mod deny_list;
 mod dns_tarpit;
 mod email_deadline;
 mod fuzz_regressions;
+mod history_cli;
 mod http_check;
 mod lease_release;
 mod logs;
