@@ -60,7 +60,9 @@ use std::time::{Duration, Instant};
 use amqprs::channel::{BasicPublishArguments, QueueDeclareArguments};
 use amqprs::BasicProperties;
 use chrono::Utc;
-use common::{cpu_delta, cpu_seconds, cpu_seconds_with_children, env_or, free_port, http_get, wait_port, which, Killer};
+use common::{
+    cpu_delta, cpu_seconds, cpu_seconds_with_children, env_or, free_port, http_get, wait_port, which, Killer,
+};
 use sentryk8s::model::{job::slot_from_millis, CheckJob, CheckSpec, JOB_SCHEMA_VERSION};
 use sentryk8s::queue::{self, AmqpTarget, Topology};
 use tokio::net::TcpStream;
