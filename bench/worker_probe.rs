@@ -4,7 +4,10 @@
 //!
 //! 1. one `sentryk8s worker` (release build) consuming pre-published jobs,
 //!    results persisted to PostgreSQL; CPU from /proc/<pid>/stat over the
-//!    steady part (5 % → 95 % of the jobs);
+//!    steady part (5 % → 95 % of the jobs), and the CPU of the PostgreSQL
+//!    backends serving it over the same part; the rows it made PostgreSQL
+//!    write per check (inserted + updated tuples of every table of the
+//!    bench database, from `pg_stat_user_tables`, over the whole run);
 //! 2. Prometheus' blackbox_exporter (`http_2xx` module) driven through
 //!    `/probe` by concurrent keep-alive clients; the exporter's CPU;
 //! 3. the Nagios / monitoring-plugins `check_http`, many processes at once
@@ -20,11 +23,26 @@
 //! built-in hyper server is the target, without the exporter or
 //! check_http their part is skipped (said loudly).
 //!
+//! The jobs are those of BENCH_CHECKS distinct checks (default 1000, each
+//! a row of `checks`, as the worker's state and history need), interval
+//! 60 s, published round by round: consecutive jobs are of different
+//! checks, so a batch of 1000 results touches 1000 state rows and 1000
+//! hourly + 1000 daily rollup rows, as a real batch does (one check's
+//! results would make the upserts artificially cheap, or contended). The
+//! worker takes slots from one interval back to five minutes ahead only,
+//! so a check's rounds are 1 ms apart (not 60 s: 200 rounds would span
+//! 200 minutes), its phase i × 60 ms spreads the checks over the interval
+//! as the scheduler does, and the slots start 75 s ahead (none goes stale
+//! while the queue fills) and never let a slot's 60 s straddle an hour
+//! boundary (a real 60 s check's does 1 time in 60, adding 0.017 hourly
+//! rows per check that this figure leaves out).
+//!
 //! Knobs (environment): BENCH_JOBS (default 200000), BENCH_CONCURRENCY
 //! (worker --concurrency, default 512), BENCH_BATCH (worker.batch_size,
 //! default 1000), BENCH_PROBES (blackbox probes, default 30000),
 //! BENCH_PROBE_CONCURRENCY (default 64), BENCH_CHECK_HTTP (check_http runs,
-//! default 6000), BENCH_CHECK_HTTP_CONCURRENCY (processes at once, default 32).
+//! default 6000), BENCH_CHECK_HTTP_CONCURRENCY (processes at once, default 32),
+//! BENCH_WORKER_ONLY=1 (measure the worker alone, for before/after runs).
 //!
 //! Writes bench/results/worker_probe.md, worker_probe.csv and
 //! worker_probe.svg.
@@ -32,6 +50,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -41,7 +60,9 @@ use std::time::{Duration, Instant};
 use amqprs::channel::{BasicPublishArguments, QueueDeclareArguments};
 use amqprs::BasicProperties;
 use chrono::Utc;
-use common::{cpu_seconds, cpu_seconds_with_children, env_or, free_port, http_get, wait_port, which, Killer};
+use common::{
+    cpu_delta, cpu_seconds, cpu_seconds_with_children, env_or, free_port, http_get, wait_port, which, Killer,
+};
 use sentryk8s::model::{job::slot_from_millis, CheckJob, CheckSpec, JOB_SCHEMA_VERSION};
 use sentryk8s::queue::{self, AmqpTarget, Topology};
 use tokio::net::TcpStream;
@@ -124,6 +145,73 @@ async fn check_http_runs(
     }
 }
 
+/// Tuples written to one table (a partitioned table's partitions summed
+/// under its name), from `pg_stat_user_tables`.
+#[derive(Debug, Clone, Default)]
+struct TableWrites {
+    inserted: i64,
+    updated: i64,
+    deleted: i64,
+}
+
+/// Tuples inserted, updated and deleted so far in the bench database, by
+/// table. Stats reach `pg_stat_user_tables` when a backend flushes them: at
+/// exit (the worker's, stopped before the last reading) or, for this
+/// connection, when forced.
+async fn table_writes(client: &tokio_postgres::Client) -> BTreeMap<String, TableWrites> {
+    let _ = client.execute("SELECT pg_stat_force_next_flush()", &[]).await;
+    let rows = client
+        .query(
+            "SELECT coalesce(p.relname, s.relname)::text, sum(s.n_tup_ins)::int8, sum(s.n_tup_upd)::int8,
+                    sum(s.n_tup_del)::int8
+               FROM pg_stat_user_tables s
+               LEFT JOIN pg_inherits i ON i.inhrelid = s.relid
+               LEFT JOIN pg_class p ON p.oid = i.inhparent
+              GROUP BY 1",
+            &[],
+        )
+        .await
+        .expect("read pg_stat_user_tables");
+    rows.iter()
+        .map(|r| (r.get(0), TableWrites { inserted: r.get(1), updated: r.get(2), deleted: r.get(3) }))
+        .collect()
+}
+
+/// What the worker made PostgreSQL write: by table, over `checks` stored.
+struct RowsWritten {
+    tables: Vec<(String, TableWrites)>,
+    checks: i64,
+}
+
+impl RowsWritten {
+    fn between(
+        before: &BTreeMap<String, TableWrites>,
+        after: &BTreeMap<String, TableWrites>,
+        checks: i64,
+    ) -> RowsWritten {
+        let tables = after
+            .iter()
+            .map(|(name, a)| {
+                let b = before.get(name).cloned().unwrap_or_default();
+                let d = TableWrites {
+                    inserted: a.inserted - b.inserted,
+                    updated: a.updated - b.updated,
+                    deleted: a.deleted - b.deleted,
+                };
+                (name.clone(), d)
+            })
+            .filter(|(_, d)| d.inserted + d.updated + d.deleted != 0)
+            .collect();
+        RowsWritten { tables, checks }
+    }
+
+    /// Inserted + updated rows per stored check.
+    fn per_check(&self) -> f64 {
+        let rows: i64 = self.tables.iter().map(|(_, d)| d.inserted + d.updated).sum();
+        rows as f64 / self.checks.max(1) as f64
+    }
+}
+
 /// Sum of `sentryk8s_checks_total` over outcomes, from /metrics.
 async fn checks_done(addr: SocketAddr) -> Option<(f64, f64)> {
     let text = http_get(addr, "/metrics").await?;
@@ -148,6 +236,9 @@ async fn main() {
     let probe_concurrency = env_or("BENCH_PROBE_CONCURRENCY", 64);
     let check_http_total = env_or("BENCH_CHECK_HTTP", 6_000);
     let check_http_concurrency = env_or("BENCH_CHECK_HTTP_CONCURRENCY", 32);
+    let checks = env_or("BENCH_CHECKS", 1000).clamp(1, jobs.max(1));
+    let interval_ms: u64 = 60_000;
+    let worker_only = env_or("BENCH_WORKER_ONLY", 0) == 1;
     let header = common::report_header(
         "Probe cost: sentryk8s worker vs blackbox_exporter vs check_http",
         "bench/run.sh probe",
@@ -173,7 +264,6 @@ async fn main() {
 
     // Database and broker.
     let db = common::BenchDb::create("skbench_probe", 16).await;
-    let checks = 1000.min(jobs.max(1));
     let url = format!("http://127.0.0.1:{target_port}/");
     let spec: CheckSpec =
         serde_json::from_value(serde_json::json!({"url": url, "timeout_ms": 5000})).expect("spec");
@@ -182,8 +272,8 @@ async fn main() {
         .client
         .query(
             "INSERT INTO checks (name, interval_ms, spec)
-             SELECT 'bench-' || i, 86400000, $2 FROM generate_series(1, $1::int) i RETURNING id",
-            &[&(checks as i32), &spec_json],
+             SELECT 'bench-' || i, $3, $2 FROM generate_series(1, $1::int) i ORDER BY i RETURNING id",
+            &[&(checks as i32), &spec_json, &(interval_ms as i32)],
         )
         .await
         .expect("insert checks")
@@ -201,16 +291,25 @@ async fn main() {
 
     print!("publishing {jobs} jobs for {checks} checks … ");
     let _ = std::io::stdout().flush();
-    let base = Utc::now().timestamp_millis() - 60_000;
+    // Round r of check i: base + r ms + i × interval / checks. `base` is
+    // 75 s ahead, moved to the next hour when the slots' time would
+    // straddle one: the last slot is then at most 4.3 minutes ahead,
+    // inside the worker's 5, and the first goes stale 135 s after now.
+    let (every, n_checks, rounds) = (interval_ms as i64, checks as i64, (jobs / checks) as i64 + 1);
+    let mut base = Utc::now().timestamp_millis() + 75_000;
+    let next_hour = (base / 3_600_000 + 1) * 3_600_000;
+    if base + 2 * every + rounds >= next_hour {
+        base = next_hour;
+    }
     let published = Instant::now();
     for k in 0..jobs {
         let i = (k % checks) as usize;
         let job = CheckJob {
             v: JOB_SCHEMA_VERSION,
             check_id: ids[i],
-            name: format!("bench-{i}"),
-            slot: slot_from_millis(base + (k / checks) as i64),
-            interval_ms: 86_400_000,
+            name: format!("bench-{}", i + 1),
+            slot: slot_from_millis(base + (k / checks) as i64 + i as i64 * every / n_checks),
+            interval_ms,
             version: 1,
             spec: spec.clone(),
         };
@@ -233,6 +332,9 @@ async fn main() {
     let _ = connection.close().await;
 
     // The worker.
+    let writes_before = table_writes(&db.client).await;
+    let own_pid: i32 = db.client.query_one("SELECT pg_backend_pid()", &[]).await.expect("backend pid").get(0);
+    let own_pid = own_pid as u32;
     let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let env = bench_queue.role_env(&db, &dir);
     let worker = common::spawn_sentryk8s(
@@ -250,6 +352,13 @@ async fn main() {
     let (lo, hi) = (jobs as f64 * 0.05, jobs as f64 * 0.95);
     let mut start: Option<(Instant, f64, f64, f64)> = None;
     let mut end: Option<(Instant, f64, f64, f64)> = None;
+    // CPU of the PostgreSQL backends serving the worker (not this harness).
+    let db_ref = &db;
+    let backends = move || async move {
+        let pids = db_ref.backend_pids().await;
+        pids.into_iter().filter(|p| *p != own_pid).map(|p| (p, cpu_seconds(p))).collect::<HashMap<_, _>>()
+    };
+    let (mut pg_start, mut pg_end) = (HashMap::new(), HashMap::new());
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut last = (0.0, 0.0);
     while Instant::now() < deadline {
@@ -260,9 +369,11 @@ async fn main() {
             (Instant::now(), done, cpu_seconds(pid), nginx_pid.map(cpu_seconds_with_children).unwrap_or(0.0));
         if start.is_none() && done >= lo {
             start = Some(sample);
+            pg_start = backends().await;
         }
         if end.is_none() && done >= hi {
             end = Some(sample);
+            pg_end = backends().await;
         }
         if done >= jobs as f64 {
             break;
@@ -283,23 +394,37 @@ async fn main() {
     let n = e.1 - s.1;
     let secs = e.0.duration_since(s.0).as_secs_f64();
     drop(worker);
+    // The worker's backends flush their statistics as they exit.
+    for _ in 0..100 {
+        if db.backend_pids().await.iter().all(|p| *p == own_pid) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let written = RowsWritten::between(&writes_before, &table_writes(&db.client).await, rows);
+    let pg_ms = cpu_delta(&pg_start, &pg_end) * 1000.0 / n;
     let mut measured = vec![Measured {
         name: format!("sentryk8s worker --concurrency {concurrency}"),
         per_second: n / secs,
         cpu_ms: (e.2 - s.2) * 1000.0 / n,
         target_cpu_ms: (e.3 - s.3) * 1000.0 / n,
         detail: format!(
-            "measured over {n:.0} checks in {secs:.2} s (5 % → 95 % of {jobs} jobs, batch_size {batch}); {} of {jobs} succeeded; {rows} rows in check_results",
-            last.1
+            "measured over {n:.0} checks in {secs:.2} s (5 % → 95 % of {jobs} jobs for {checks} checks, interval {interval_ms} ms, batch_size {batch}); {} of {jobs} succeeded; {rows} rows in check_results; the PostgreSQL backends serving it spent {pg_ms:.3} ms CPU per check; PostgreSQL wrote {:.2} rows per check",
+            last.1,
+            written.per_check()
         ),
     }];
     println!(
-        "{}: {:.0} checks/s, {:.3} ms CPU per check",
-        measured[0].name, measured[0].per_second, measured[0].cpu_ms
+        "{}: {:.0} checks/s, {:.3} ms CPU per check (PostgreSQL backends {pg_ms:.3} ms), {:.2} rows written per check",
+        measured[0].name,
+        measured[0].per_second,
+        measured[0].cpu_ms,
+        written.per_check()
     );
 
     // blackbox_exporter against the same target.
     match which("prometheus-blackbox-exporter") {
+        _ if worker_only => println!("BENCH_WORKER_ONLY=1: blackbox_exporter skipped"),
         None => println!("!! prometheus-blackbox-exporter not found (apt-get install prometheus-blackbox-exporter): skipped"),
         Some(exporter) => {
             let conf = dir.join("blackbox.yml");
@@ -349,6 +474,7 @@ async fn main() {
 
     // check_http against the same target.
     match which("check_http") {
+        _ if worker_only => println!("BENCH_WORKER_ONLY=1: check_http skipped"),
         None => println!("!! check_http not found (apt-get install monitoring-plugins-basic): skipped"),
         Some(program) => {
             let m =
@@ -362,10 +488,10 @@ async fn main() {
     bench_queue.delete().await;
     db.drop_db().await;
     drop(nginx);
-    report(&header, target_name, &url, &measured);
+    report(&header, target_name, &url, &measured, &written, pg_ms);
 }
 
-fn report(header: &str, target: &str, url: &str, measured: &[Measured]) {
+fn report(header: &str, target: &str, url: &str, measured: &[Measured], written: &RowsWritten, pg_ms: f64) {
     let mut md = String::from(header);
     let _ = writeln!(md, "- target: {target} at {url}, the same for every prober, in one run\n");
     let worker = &measured[0];
@@ -394,6 +520,30 @@ fn report(header: &str, target: &str, url: &str, measured: &[Measured]) {
          CPU per request is given for scale. Throughput depends on the free CPU of the shared 2-core machine; \
          the CPU per check is the steadier figure.\n\nPlot: [worker_probe.svg](worker_probe.svg).\n",
     );
+    let _ = writeln!(
+        md,
+        "\n## What the worker made PostgreSQL do\n\n\
+         - CPU of the PostgreSQL backends serving the worker, over the measured part: {pg_ms:.3} ms per check\n\
+         - rows written (inserted + updated) per stored check: **{:.2}**, over the whole run ({} checks stored)\n\n\
+         | table | inserted | updated | deleted | rows written per check |\n|---|---|---|---|---|",
+        written.per_check(),
+        written.checks
+    );
+    for (table, d) in &written.tables {
+        let _ = writeln!(
+            md,
+            "| {table} | {} | {} | {} | {:.3} |",
+            d.inserted,
+            d.updated,
+            d.deleted,
+            (d.inserted + d.updated) as f64 / written.checks.max(1) as f64
+        );
+    }
+    md.push_str(
+        "\nTuples from `pg_stat_user_tables` of the bench database (a partitioned table's partitions summed \
+         under its name), read before the worker starts and after it has stopped (its backends flush their \
+         statistics as they exit); an upsert that updates counts as updated.\n",
+    );
     common::write_result("worker_probe.md", &md);
     println!("\n{md}");
     let rows: Vec<Vec<String>> = measured
@@ -411,6 +561,31 @@ fn report(header: &str, target: &str, url: &str, measured: &[Measured]) {
         "worker_probe.csv",
         &["prober", "checks_per_s", "cpu_ms_per_check", "target_cpu_ms_per_request"],
         &rows,
+    );
+    let mut table_rows: Vec<Vec<String>> = written
+        .tables
+        .iter()
+        .map(|(table, d)| {
+            vec![
+                table.clone(),
+                d.inserted.to_string(),
+                d.updated.to_string(),
+                d.deleted.to_string(),
+                format!("{:.4}", (d.inserted + d.updated) as f64 / written.checks.max(1) as f64),
+            ]
+        })
+        .collect();
+    table_rows.push(vec![
+        "all".into(),
+        String::new(),
+        String::new(),
+        String::new(),
+        format!("{:.4}", written.per_check()),
+    ]);
+    common::write_csv(
+        "worker_probe_rows.csv",
+        &["table", "inserted", "updated", "deleted", "rows_written_per_check"],
+        &table_rows,
     );
     let bars: Vec<(String, f64)> = measured.iter().map(|m| (m.name.clone(), m.cpu_ms)).collect();
     common::write_result(

@@ -15,7 +15,7 @@
 //! stays here: children that log to files and drain on SIGTERM (`Killer`,
 //! where tests keep output in memory), the bench's handles on the database
 //! (an admin connection for backend PIDs) and queue, and the measuring.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod svg;
 

@@ -17,12 +17,21 @@ use crate::model::maintenance::WindowSpec;
 /// Adds rows element by element: `runs = runs + excluded.runs`, the
 /// histogram bucket by bucket. Rows are sent in key order, so two
 /// transactions touching the same rows lock them in the same order.
+///
+/// Two ways to add a histogram, because a worker's row almost always
+/// carries its check's one run of the batch: `g` 0 and 1 (hours, days) are
+/// rows whose histogram is that of their successful runs in at most one
+/// bucket (see [`Class`]); its count is `runs - failures`, so the bucket
+/// is where that count sits, and it is added in place. `g` 2 and 3 add
+/// whole arrays (a rebuild's corrections, several runs of one check in one
+/// bucket). In place costs PostgreSQL about half as much per row (20,000
+/// upserts: 0.30–0.35 s against 0.59–0.76 s on the 2-core machine).
 const UPSERT_ROLLUPS: &str = "
 WITH u AS (
     SELECT * FROM unnest($1::int2[], $2::int8[], $3::timestamptz[], $4::int8[], $5::int8[], $6::int8[],
                          $7::int8[], $8::int4[], $9::int4[], $10::int8[])
            WITH ORDINALITY AS u(g, check_id, bucket, up, down, no_data, maint, runs, failures, us, ord)
-), hours AS (
+), hours_one AS (
     INSERT INTO rollup_hours AS r (check_id, bucket, up_ms, down_ms, no_data_ms, maintenance_ms, runs, failures,
                                    total_us_sum, latency_histogram)
     SELECT check_id, bucket, up, down, no_data, maint, runs, failures, us,
@@ -33,15 +42,45 @@ WITH u AS (
         no_data_ms = r.no_data_ms + excluded.no_data_ms, maintenance_ms = r.maintenance_ms + excluded.maintenance_ms,
         runs = r.runs + excluded.runs, failures = r.failures + excluded.failures,
         total_us_sum = r.total_us_sum + excluded.total_us_sum,
+        latency_histogram[array_position(excluded.latency_histogram, excluded.runs - excluded.failures)]
+            = r.latency_histogram[array_position(excluded.latency_histogram, excluded.runs - excluded.failures)]
+              + (excluded.runs - excluded.failures)
+    RETURNING 1
+), days_one AS (
+    INSERT INTO rollup_days AS r (check_id, bucket, up_ms, down_ms, no_data_ms, maintenance_ms, runs, failures,
+                                   total_us_sum, latency_histogram)
+    SELECT check_id, bucket, up, down, no_data, maint, runs, failures, us,
+           ($11::int4[])[(ord - 1) * $12::int4 + 1 : ord * $12::int4]
+      FROM u WHERE g = 1 ORDER BY ord
+    ON CONFLICT (check_id, bucket) DO UPDATE SET
+        up_ms = r.up_ms + excluded.up_ms, down_ms = r.down_ms + excluded.down_ms,
+        no_data_ms = r.no_data_ms + excluded.no_data_ms, maintenance_ms = r.maintenance_ms + excluded.maintenance_ms,
+        runs = r.runs + excluded.runs, failures = r.failures + excluded.failures,
+        total_us_sum = r.total_us_sum + excluded.total_us_sum,
+        latency_histogram[array_position(excluded.latency_histogram, excluded.runs - excluded.failures)]
+            = r.latency_histogram[array_position(excluded.latency_histogram, excluded.runs - excluded.failures)]
+              + (excluded.runs - excluded.failures)
+    RETURNING 1
+), hours_any AS (
+    INSERT INTO rollup_hours AS r (check_id, bucket, up_ms, down_ms, no_data_ms, maintenance_ms, runs, failures,
+                                   total_us_sum, latency_histogram)
+    SELECT check_id, bucket, up, down, no_data, maint, runs, failures, us,
+           ($11::int4[])[(ord - 1) * $12::int4 + 1 : ord * $12::int4]
+      FROM u WHERE g = 2 ORDER BY ord
+    ON CONFLICT (check_id, bucket) DO UPDATE SET
+        up_ms = r.up_ms + excluded.up_ms, down_ms = r.down_ms + excluded.down_ms,
+        no_data_ms = r.no_data_ms + excluded.no_data_ms, maintenance_ms = r.maintenance_ms + excluded.maintenance_ms,
+        runs = r.runs + excluded.runs, failures = r.failures + excluded.failures,
+        total_us_sum = r.total_us_sum + excluded.total_us_sum,
         latency_histogram = ARRAY(SELECT a + b FROM unnest(r.latency_histogram, excluded.latency_histogram)
                                       WITH ORDINALITY AS t(a, b, i) ORDER BY i)
     RETURNING 1
 )
 INSERT INTO rollup_days AS r (check_id, bucket, up_ms, down_ms, no_data_ms, maintenance_ms, runs, failures,
-                              total_us_sum, latency_histogram)
+                               total_us_sum, latency_histogram)
 SELECT check_id, bucket, up, down, no_data, maint, runs, failures, us,
        ($11::int4[])[(ord - 1) * $12::int4 + 1 : ord * $12::int4]
-  FROM u WHERE g = 1 ORDER BY ord
+  FROM u WHERE g = 3 ORDER BY ord
 ON CONFLICT (check_id, bucket) DO UPDATE SET
     up_ms = r.up_ms + excluded.up_ms, down_ms = r.down_ms + excluded.down_ms,
     no_data_ms = r.no_data_ms + excluded.no_data_ms, maintenance_ms = r.maintenance_ms + excluded.maintenance_ms,
@@ -49,6 +88,31 @@ ON CONFLICT (check_id, bucket) DO UPDATE SET
     total_us_sum = r.total_us_sum + excluded.total_us_sum,
     latency_histogram = ARRAY(SELECT a + b FROM unnest(r.latency_histogram, excluded.latency_histogram)
                                   WITH ORDINALITY AS t(a, b, i) ORDER BY i)";
+
+/// How a row's histogram is added ([`UPSERT_ROLLUPS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Its histogram counts its successful runs (`runs - failures`, at
+    /// least 0) in at most one bucket, and nothing is negative.
+    OneBucket,
+    /// Anything else.
+    Any,
+}
+
+fn class(t: &Tally) -> Class {
+    let successes = t.runs - t.failures;
+    let mut nonzero = t.histogram.iter().copied().filter(|c| *c != 0);
+    let one = match (nonzero.next(), nonzero.next()) {
+        (None, _) => successes == 0,
+        (Some(count), None) => count == successes && count > 0,
+        (Some(_), Some(_)) => false,
+    };
+    if one && t.runs >= 0 && t.failures >= 0 {
+        Class::OneBucket
+    } else {
+        Class::Any
+    }
+}
 
 fn int4(v: i64) -> i32 {
     v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
@@ -74,9 +138,11 @@ pub async fn upsert_rollups(
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     let mut histograms: Vec<i32> = Vec::with_capacity(n * BUCKETS);
     for ((check_id, granularity, bucket), t) in rollups {
-        g.push(match granularity {
-            Granularity::Hour => 0i16,
-            Granularity::Day => 1i16,
+        g.push(match (granularity, class(t)) {
+            (Granularity::Hour, Class::OneBucket) => 0i16,
+            (Granularity::Day, Class::OneBucket) => 1,
+            (Granularity::Hour, Class::Any) => 2,
+            (Granularity::Day, Class::Any) => 3,
         });
         ids.push(*check_id);
         buckets.push(from_ms(*bucket));
@@ -882,4 +948,30 @@ pub async fn prune_incidents(
             &[&f64::from(keep_days), &batch],
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_of_one_run_is_added_in_place_anything_else_as_an_array() {
+        let mut t = Tally::default();
+        assert_eq!(class(&t), Class::OneBucket, "time only");
+        t.runs = 1;
+        t.histogram[12] = 1;
+        assert_eq!(class(&t), Class::OneBucket, "one success");
+        t.runs = 3;
+        t.failures = 1;
+        t.histogram[12] = 2;
+        assert_eq!(class(&t), Class::OneBucket, "two successes in one bucket");
+        t.histogram[13] = 1;
+        assert_eq!(class(&t), Class::Any, "two buckets");
+        let mut f = Tally { runs: 1, failures: 1, ..Tally::default() };
+        assert_eq!(class(&f), Class::OneBucket, "one failure: no histogram");
+        f.histogram[3] = 1;
+        assert_eq!(class(&f), Class::Any, "a histogram that is not the successes");
+        let negative = Tally { runs: -1, failures: -1, ..Tally::default() };
+        assert_eq!(class(&negative), Class::Any, "a rebuild's correction");
+    }
 }
