@@ -74,7 +74,9 @@ pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCod
     let web_listener = crate::web::bind(config.web.listen)
         .await
         .with_context(|| format!("binding the web listener {} (--web-listen)", config.web.listen))?;
-    eprintln!("REST API on http://{}/api/v1 (tokens: `sentryk8s tokens create`)", config.web.listen);
+    let web_addr =
+        web_listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.web.listen.to_string());
+    eprintln!("REST API on http://{web_addr}/api/v1 (tokens: `sentryk8s tokens create`)");
     let web_pool = db::pool(&config, "standalone-web")?;
     // The web role's per-check metrics, served on the ops server's /metrics.
     let check_metrics = crate::web::metrics::CheckMetrics::new();
