@@ -5,6 +5,7 @@
 #   bench/run.sh capacity    # end-to-end capacity steps                   (~7 min)
 #   bench/run.sh scheduler   # scheduler scale at 100k and 1M, takeover    (~5 min)
 #   bench/run.sh autoscale   # HPA on worker CPU vs RabbitMQ backlog       (~9 min)
+#   bench/run.sh web         # REST API with 10,000 checks: list, cached reads, PUTs (~2 min)
 #
 # Installs what the benchmark needs (Debian packages: nginx-light,
 # prometheus-blackbox-exporter, monitoring-plugins-basic), starts
@@ -16,13 +17,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -eq 1 ] || usage
 case "$1" in
   probe) bench=worker_probe; packages=(nginx-light prometheus-blackbox-exporter monitoring-plugins-basic) ;;
   capacity) bench=capacity; packages=(nginx-light) ;;
   scheduler) bench=scheduler_scale; packages=() ;;
   autoscale) bench=autoscale; packages=() ;;
+  web) bench=web; packages=() ;;
   *) usage ;;
 esac
 
