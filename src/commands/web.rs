@@ -1,14 +1,15 @@
 //! `sentryk8s web [--listen ADDR]`: the REST API, served and drained by
-//! [`serve_role`] like every role. `--listen` is the API's address
-//! (`web.listen`); the ops server (/metrics, /healthz, /readyz) stays on
-//! `listen`, so a public API port exposes no per-check metrics.
+//! [`serve_role_with_metrics`] like every role. `--listen` is the API's
+//! address (`web.listen`); the ops server (/metrics, /healthz, /readyz)
+//! stays on `listen` and serves the per-check metrics, so a public API
+//! port exposes none.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::serve::serve_role;
+use super::serve::serve_role_with_metrics;
 use crate::config::Config;
 use crate::health::ReadinessProbe;
 use crate::{db, shutdown, web};
@@ -20,9 +21,14 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let listener = web::bind(config.web.listen)
         .await
         .with_context(|| format!("binding the web listener {} (web.listen, --listen)", config.web.listen))?;
+    let check_metrics = web::metrics::CheckMetrics::new();
+    let extra = {
+        let check_metrics = check_metrics.clone();
+        Arc::new(move || check_metrics.text()) as crate::ops_server::ExtraMetrics
+    };
     let role = async {
-        web::run(&config, pool, listener, token.clone()).await;
+        web::run(&config, pool, listener, check_metrics, token.clone()).await;
         Ok(())
     };
-    serve_role("web", &config, probes, &token, role).await
+    serve_role_with_metrics("web", &config, probes, Some(extra), &token, role).await
 }

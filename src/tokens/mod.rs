@@ -6,6 +6,11 @@
 //! looked up by. Scopes nest: `admin` includes `write`, which includes
 //! `read`.
 //!
+//! A token's name is what logs, `tokens list` and the rate limiter show
+//! instead of the token: 1–64 characters of letters, digits, `.`, `_`, `-`,
+//! `@` and `:` ([`check_name`]). An expiry is a duration from now
+//! ([`expiry`]), at most [`MAX_LIFETIME`].
+//!
 //! - `store.rs` — every SQL statement on `api_tokens`.
 
 pub mod store;
@@ -14,6 +19,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 /// What a token may do; ordered so that `scope >= Scope::Write` means
@@ -87,6 +93,59 @@ pub fn well_formed(text: &str) -> bool {
     })
 }
 
+/// Longest name of a token.
+pub const MAX_NAME: usize = 64;
+
+/// Longest lifetime `--expires` accepts (ten years: longer is "never",
+/// which is what leaving `--expires` out says).
+pub const MAX_LIFETIME: std::time::Duration = std::time::Duration::from_secs(10 * 366 * 86_400);
+
+/// Bad input to `tokens create`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenInputError {
+    #[error("--name: {0}")]
+    Name(String),
+    #[error("--scope: {0}")]
+    Scope(String),
+    #[error("--expires: {0}")]
+    Expires(String),
+}
+
+/// Checks a token's name: it is shown in logs and tables, so plain
+/// characters only.
+pub fn check_name(name: &str) -> Result<(), TokenInputError> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(TokenInputError::Name(format!("a name has 1 to {MAX_NAME} characters")));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || ".-_@:".contains(*c))) {
+        return Err(TokenInputError::Name(format!(
+            "{c:?} is not allowed in \"{}\": use letters, digits, '.', '_', '-', '@' and ':'",
+            name.escape_default()
+        )));
+    }
+    Ok(())
+}
+
+/// When a token created at `now` with `--expires text` (e.g. "90d") expires.
+pub fn expiry(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, TokenInputError> {
+    let bad = TokenInputError::Expires;
+    let d = crate::config::parse_duration(text).map_err(bad)?;
+    if d.is_zero() {
+        return Err(bad(format!(
+            "\"{text}\" is no time at all; leave --expires out for a token that never expires"
+        )));
+    }
+    if d > MAX_LIFETIME {
+        return Err(bad(format!(
+            "\"{text}\" is longer than ten years; leave --expires out for a token that never expires"
+        )));
+    }
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| bad(format!("\"{text}\" is too long")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +172,25 @@ mod tests {
         assert!(!well_formed("sk8s_short"));
         assert!(!well_formed(&a.replace(PREFIX, "xx8s_")));
         assert!(!well_formed(&format!("{a}=")));
+    }
+
+    #[test]
+    fn names_are_plain_and_short() {
+        for ok in ["ci", "grafana-read", "team.web@prod:1", &"x".repeat(MAX_NAME)] {
+            assert_eq!(check_name(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "with space", "tab\t", "é", &"x".repeat(MAX_NAME + 1), "a/b"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn expiries_are_from_now_and_bounded() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(expiry("90d", now).unwrap().to_rfc3339(), "2026-04-01T00:00:00+00:00");
+        assert_eq!(expiry("1h", now).unwrap().to_rfc3339(), "2026-01-01T01:00:00+00:00");
+        for bad in ["0s", "forever", "-1d", "", "20000d"] {
+            assert!(matches!(expiry(bad, now), Err(TokenInputError::Expires(_))), "{bad:?}");
+        }
     }
 }

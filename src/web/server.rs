@@ -7,6 +7,14 @@
 //!   `web.request_timeout`, and a body is at most 1 MiB (in the router);
 //! - on shutdown the listener closes, requests in flight finish (up to the
 //!   role's drain deadline), idle keep-alive connections close.
+//!
+//! HTTP/1.1 only. hyper's HTTP/1 header-read timer also runs while a
+//! keep-alive connection waits for its next request, so an idle or silent
+//! connection gives its place back after `web.header_read_timeout`. With
+//! HTTP/2 (or the automatic HTTP/1-or-2 detection, which waits for a first
+//! byte with no deadline) a connection that sends nothing would hold one
+//! of the `max_connections` places for ever. Ingress controllers and
+//! gateways speak HTTP/1.1 to their backends anyway.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,8 +22,7 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -70,10 +77,9 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
                 request.extensions_mut().insert(Peer(peer));
                 router.clone().oneshot(request.map(axum::body::Body::new))
             }));
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-        let connection = graceful.watch(connection);
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(peer = %peer, error = %e, "web: connection ended with an error");

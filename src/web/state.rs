@@ -26,18 +26,24 @@ pub struct Inner {
 
 impl AppState {
     pub fn new(config: &Config, pool: Pool) -> AppState {
-        let hourly_days = match config.history.hourly_retention_days {
-            0 => u32::MAX,
-            days => days,
-        };
         AppState(Arc::new(Inner {
             pool,
             web: config.web.clone(),
             auth: Auth::new(config.web.rate_limit_per_second, config.web.rate_limit_burst),
-            retention: Retention { raw_days: config.results.retention_days, hourly_days },
+            retention: retention(config),
             allow_env: config.checks.allow_env.clone(),
         }))
     }
+}
+
+/// How long raw results and hourly rollups are kept, as reports read it
+/// (`history.hourly_retention_days = 0` keeps hourly rows for ever).
+pub fn retention(config: &Config) -> Retention {
+    let hourly_days = match config.history.hourly_retention_days {
+        0 => u32::MAX,
+        days => days,
+    };
+    Retention { raw_days: config.results.retention_days, hourly_days }
 }
 
 impl std::ops::Deref for AppState {
