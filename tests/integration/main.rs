@@ -28,6 +28,7 @@ mod standalone;
 mod status_cli;
 mod tokens_cli;
 mod web_auth;
+mod web_checks;
 mod web_metrics;
 mod worker_checks;
 mod worker_delivery;
