@@ -34,8 +34,6 @@ mod web_end_to_end;
 mod web_history;
 mod web_metrics;
 mod web_openapi;
-mod web_checks;
-mod web_metrics;
 mod worker_checks;
 mod worker_delivery;
 mod worker_memory;
