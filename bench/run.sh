@@ -6,6 +6,7 @@
 #   bench/run.sh scheduler   # scheduler scale at 100k and 1M, takeover    (~5 min)
 #   bench/run.sh autoscale   # HPA on worker CPU vs RabbitMQ backlog       (~9 min)
 #   bench/run.sh history     # history reads at 10,000 checks              (~3 min)
+#   bench/run.sh web         # REST API with 10,000 checks: list, cached reads, PUTs (~2 min)
 #
 # Installs what the benchmark needs (Debian packages: nginx-light,
 # prometheus-blackbox-exporter, monitoring-plugins-basic), starts
@@ -17,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -eq 1 ] || usage
 case "$1" in
   probe) bench=worker_probe; packages=(nginx-light prometheus-blackbox-exporter monitoring-plugins-basic) ;;
@@ -25,6 +26,7 @@ case "$1" in
   scheduler) bench=scheduler_scale; packages=() ;;
   autoscale) bench=autoscale; packages=() ;;
   history) bench=history; packages=() ;;
+  web) bench=web; packages=() ;;
   *) usage ;;
 esac
 

@@ -123,20 +123,23 @@ run helm --kube-context "$profile" -n "$namespace" upgrade --install "$release" 
 
 # 4. The rollout of every workload, done.
 for workload in statefulset/$release-postgresql statefulset/$release-rabbitmq \
-  statefulset/$release-scheduler deployment/$release-worker; do
+  statefulset/$release-scheduler deployment/$release-worker deployment/$release-web; do
   run kubectl --context "$profile" -n "$namespace" rollout status "$workload" --timeout 5m ||
     stuck "the rollout of $workload"
 done
 
-# WEB ROLE: the status page URL. The chart has no web role yet; once it
-# renders a Service labelled app.kubernetes.io/component=web (a NodePort, see
-# values-minikube.yaml), this prints how to open it without further change.
+# The web role (REST API now, status pages next): values-minikube.yaml makes
+# its API Service a NodePort, which `minikube service` opens from the laptop.
+# Found by label, so a values change (another type, web.enabled=false) shows
+# here instead of a command that cannot work.
 web=$(kubectl --context "$profile" -n "$namespace" get service \
-  -l "app.kubernetes.io/instance=$release,app.kubernetes.io/component=web" -o name 2>/dev/null || true)
+  -l "app.kubernetes.io/instance=$release,app.kubernetes.io/component=web" \
+  -o 'jsonpath={range .items[?(@.spec.type=="NodePort")]}{.metadata.name}{"\n"}{end}' 2>/dev/null || true)
+web=${web%%$'\n'*}
 if [ -n "$web" ]; then
-  status_page="minikube -p $profile service -n $namespace ${web#service/}"
+  web_api="minikube -p $profile service -n $namespace ${web#service/}"
 else
-  status_page="not yet: the chart has no web role (status pages, API) yet; this line will show its URL"
+  web_api="none: no NodePort Service labelled app.kubernetes.io/component=web (see web.service.type)"
 fi
 
 cat <<EOF
@@ -145,8 +148,10 @@ SentryK8s is running on Minikube: release $release, namespace $namespace, image 
 
   What is up or down:
     kubectl --context $profile -n $namespace exec $release-scheduler-0 -- /usr/local/bin/sentryk8s status
-  Status page:
-    $status_page
+  The REST API (/api/v1/checks), from the laptop:
+    $web_api
+  A token for it (sent as Authorization: Bearer <token>):
+    kubectl --context $profile -n $namespace exec $release-scheduler-0 -- /usr/local/bin/sentryk8s tokens create --name me --scope read
   Watch the worker autoscaler (its target shows <unknown> until prometheus-adapter
   serves the queue backlog: helm/sentryk8s/README.md, "Autoscaling the workers"):
     kubectl --context $profile -n $namespace get hpa $release-worker --watch

@@ -4,8 +4,9 @@
 # test against the real PostgreSQL and RabbitMQ, the chaos run (its
 # accounting table printed), the Kubernetes delivery checks, and a bounded
 # fuzzing run. Tools it needs and lacks are installed
-# (cargo-deny, cargo-fuzz from crates.io; helm, Python tools, prometheus
-# and shellcheck by helm/tests/run.sh).
+# (cargo-deny, cargo-fuzz from crates.io; openapi-spec-validator by
+# tests/api/install.sh; helm, Python tools, prometheus and shellcheck by
+# helm/tests/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +35,12 @@ cargo deny check bans licenses sources
 # The layering of src/ (no import cycles, roles apart, imports point down
 # the layers of docs/development.md): reads the sources, takes seconds.
 cargo test --locked --test layering
+
+# The OpenAPI validator the API test runs on the served document
+# (tests/integration/web_openapi.rs finds it in .tools/api-venv), in a venv
+# of its own: seconds once installed. Nothing is exported: a SENTRYK8S_*
+# variable would be read as configuration by the tests' Config::defaults().
+./tests/api/install.sh >/dev/null
 
 # Unit and integration tests (parallel, isolated per test), then the serial
 # binaries that restart PostgreSQL and RabbitMQ: cargo runs test binaries

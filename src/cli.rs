@@ -18,7 +18,8 @@ use crate::config::{FlagValues, LogFormat};
     long_about = "Distributed, self-healing uptime monitor for web services.\n\n\
         One binary, several roles: `migrate` prepares PostgreSQL, `scheduler` \
         publishes every due check slot to RabbitMQ, `worker` runs the checks and \
-        records results, `checks`, `status`, `report` and `incidents` are for people. Configuration: \
+        records results, `web` serves the REST API, `checks`, `status`, `report`, \
+        `incidents` and `tokens` are for people. Configuration: \
         built-in defaults < --config FILE < SENTRYK8S_* environment < flags; \
         `sentryk8s config` prints the effective configuration."
 )]
@@ -69,6 +70,10 @@ pub enum Command {
     Incidents(IncidentsArgs),
     /// Maintain the hourly and daily rollups history is read from.
     Rollups(RollupsArgs),
+    /// Serve the REST API (--listen is the API's address; the ops server stays on `listen`).
+    Web,
+    /// Create, list and revoke API tokens.
+    Tokens(TokensArgs),
     /// Print the effective configuration (secrets redacted).
     Config,
     /// Migrate, apply a checks file and run a scheduler and a worker in one process.
@@ -243,6 +248,57 @@ pub struct RebuildArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct TokensArgs {
+    #[command(subcommand)]
+    pub command: TokensCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token; it is printed once, alone on standard output.
+    Create(TokenCreateArgs),
+    /// List tokens: name, scope, created, last used, expiry (never the token).
+    List(TokenListArgs),
+    /// Revoke a token: every web replica refuses it within a second.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// Unique name, shown in `tokens list` and in logs instead of the token.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// What the token may do; admin includes write, which includes read.
+    #[arg(long, value_name = "SCOPE")]
+    pub scope: String,
+    /// Lifetime, e.g. "90d" (default: no expiry).
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
+    /// Output: the token alone (text) or {"name","scope","expires_at","token"} (json).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = TokenFormat::Text)]
+    pub output: TokenFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = StatusFormat::Table)]
+    pub output: StatusFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
 pub struct StandaloneArgs {
     /// Checks file or directory to apply (with --prune) before starting.
     #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
@@ -254,6 +310,9 @@ pub struct StandaloneArgs {
     /// repeatable, replaces the configured list. None by default [config: checks.allow_env].
     #[arg(long = "allow-env", value_name = "PATTERN")]
     pub allow_env: Vec<String>,
+    /// Address of the REST API [config: web.listen].
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub web_listen: String,
 }
 
 /// `--allow-env` values as the `checks.allow_env` key, when any is given.
@@ -272,7 +331,13 @@ impl Cli {
         let g = &self.global;
         flags.set("database_url", "--database-url", g.database_url.clone());
         flags.set("amqp_url", "--amqp-url", g.amqp_url.clone());
-        flags.set("listen", "--listen", g.listen.clone());
+        // For `web`, --listen is the API's address; the ops server keeps
+        // `listen` from the file or the environment.
+        if matches!(self.command, Command::Web) {
+            flags.set("web.listen", "--listen", g.listen.clone());
+        } else {
+            flags.set("listen", "--listen", g.listen.clone());
+        }
         flags.set(
             "log_format",
             "--log-format",
@@ -294,6 +359,7 @@ impl Cli {
             }
             Command::Worker(a) => flags.set("worker.concurrency", "--concurrency", a.concurrency),
             Command::Standalone(a) => {
+                flags.set("web.listen", "--web-listen", Some(a.web_listen.clone()));
                 flags.set("worker.concurrency", "--concurrency", a.concurrency);
                 flags.set("checks.allow_env", "--allow-env", allow_env(&a.allow_env));
             }
@@ -305,6 +371,8 @@ impl Cli {
             | Command::Report(_)
             | Command::Incidents(_)
             | Command::Rollups(_)
+            | Command::Web
+            | Command::Tokens(_)
             | Command::Config => {}
         }
         flags

@@ -23,4 +23,6 @@ pub mod scheduler;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+pub mod tokens;
+pub mod web;
 pub mod worker;

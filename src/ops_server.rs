@@ -48,11 +48,18 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time from accept to the end of the response.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// More Prometheus text a role renders itself, appended to `/metrics` (the
+/// web role's per-check metrics). Called per scrape, so it must return
+/// text prepared beforehand, not compute it.
+pub type ExtraMetrics = Arc<dyn Fn() -> Arc<str> + Send + Sync>;
+
 /// What the server needs to answer.
 #[derive(Clone)]
 pub struct OpsState {
     pub metrics: PrometheusHandle,
     pub readiness: Readiness,
+    /// Appended to the recorder's text on `/metrics`, when set.
+    pub extra: Option<ExtraMetrics>,
 }
 
 /// Binds `addr`; separate from [`serve`] so a bind failure is a startup
@@ -203,7 +210,11 @@ async fn route(req: Request<Incoming>, state: &OpsState) -> Response<Full<Bytes>
     match req.uri().path() {
         "/metrics" => {
             state.metrics.run_upkeep();
-            let mut response = text(StatusCode::OK, state.metrics.render());
+            let mut body = state.metrics.render();
+            if let Some(extra) = &state.extra {
+                body.push_str(&extra());
+            }
+            let mut response = text(StatusCode::OK, body);
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -261,10 +272,20 @@ pub async fn start(
     probes: Vec<Arc<dyn ReadinessProbe>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    start_with(addr, probes, None, shutdown).await
+}
+
+/// [`start`], with `extra` text appended to `/metrics`.
+pub async fn start_with(
+    addr: SocketAddr,
+    probes: Vec<Arc<dyn ReadinessProbe>>,
+    extra: Option<ExtraMetrics>,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = bind(addr).await?;
     let local = listener.local_addr()?;
     let readiness = Readiness::spawn(probes, shutdown.clone());
-    let state = OpsState { metrics: crate::telemetry::metrics(), readiness };
+    let state = OpsState { metrics: crate::telemetry::metrics(), readiness, extra };
     Ok((local, tokio::spawn(serve(listener, state, shutdown))))
 }
 

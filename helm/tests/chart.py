@@ -32,7 +32,8 @@ def value_path(value_set):
     return local if local.is_file() else ROOT / value_set
 
 # Kinds that come from CRDs: kubernetes-validate has no schema for them.
-CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"}
+# HTTPRoute is Gateway API's: a CRD too, though a standard one.
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication", "HTTPRoute"}
 
 # The oldest Kubernetes the chart declares (Chart.yaml kubeVersion) and the
 # newest whose schemas kubernetes-validate ships.

@@ -21,7 +21,7 @@ from chart import (CHART, CRD_KINDS, KUBE_VERSIONS, ROOT, VALUE_SETS, annotation
                    values_args)
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
-SENTRYK8S_ROLES = ("scheduler", "worker", "migrate")
+SENTRYK8S_ROLES = ("scheduler", "worker", "web", "migrate")
 
 
 def selector_matches(selector, pod_labels):
@@ -310,7 +310,8 @@ class RenderedObjects(unittest.TestCase):
                 values = load_values(value_set)
                 auto = values["worker"]["autoscaling"]
                 deployment = one(objects, "Deployment", "worker")
-                hpas = by_kind(objects, "HorizontalPodAutoscaler")
+                hpas = [h for h in by_kind(objects, "HorizontalPodAutoscaler")
+                        if labels(h)["app.kubernetes.io/component"] == "worker"]
                 scaled = by_kind(objects, "ScaledObject")
                 worker_args = one_container(deployment, "worker")["args"]
                 self.assertEqual(worker_args[:2], ["worker", "--concurrency"])
@@ -399,7 +400,7 @@ class RenderedObjects(unittest.TestCase):
         self.assertEqual(config["log_format"], "json")
         self.assertEqual(config["listen"], "0.0.0.0:9090")
         drain = int(config["drain_timeout"].rstrip("s"))
-        for kind, role in (("StatefulSet", "scheduler"), ("Deployment", "worker")):
+        for kind, role in (("StatefulSet", "scheduler"), ("Deployment", "worker"), ("Deployment", "web")):
             obj = one(objects, kind, role)
             spec = pod_spec(obj)
             self.assertGreater(spec["terminationGracePeriodSeconds"], drain)
@@ -418,17 +419,24 @@ class RenderedObjects(unittest.TestCase):
                     continue
                 for c in containers(spec):
                     names = {n for n in env_of(c) if n.startswith("SENTRYK8S_")}
-                    self.assertEqual(names, {"SENTRYK8S_CONFIG", "SENTRYK8S_DATABASE_URL", "SENTRYK8S_AMQP_URL"})
+                    expected = {"SENTRYK8S_CONFIG", "SENTRYK8S_DATABASE_URL", "SENTRYK8S_AMQP_URL"}
+                    if c["name"] == "web":
+                        # The web role never talks to RabbitMQ: it does not get the broker's password.
+                        expected.remove("SENTRYK8S_AMQP_URL")
+                    self.assertEqual(names, expected)
                     self.assertEqual(c["command"], ["/usr/local/bin/sentryk8s"])
 
     def test_metrics_services_and_monitors(self):
         objects = render("external-existing-secret.yaml")
-        for role in ("scheduler", "worker"):
-            service = one(objects, "Service", role)
-            self.assertEqual(service["spec"]["ports"][0]["name"], "metrics")
+        for role in ("scheduler", "worker", "web"):
+            services = [s for s in by_kind(objects, "Service") if labels(s)["app.kubernetes.io/component"] == role]
+            metrics = [s for s in services if [p["name"] for p in s["spec"]["ports"]] == ["metrics"]]
+            self.assertEqual(len(metrics), 1, role)
             monitor = one(objects, "ServiceMonitor", role)
             self.assertEqual(monitor["spec"]["endpoints"][0]["port"], "metrics")
             self.assertEqual(monitor["metadata"]["labels"]["release"], "kube-prometheus-stack")
+            # The monitor selects the metrics Service (the web role's API Service has no metrics port).
+            self.assertTrue(selector_matches(monitor["spec"]["selector"], labels(metrics[0])))
         rule = one(objects, "PrometheusRule")
         alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
         self.assertLessEqual({"SentryK8sWorkersDown", "SentryK8sDispatchLate", "SentryK8sLeaseChurn",
@@ -439,9 +447,26 @@ class RenderedObjects(unittest.TestCase):
                        "sentryk8s_scheduler_owned_partitions", "sentryk8s_slots_missed_total",
                        "sentryk8s_checks_total", "sentryk8s_queue_delay_seconds_bucket", "up{"):
             self.assertIn(metric, exprs)
+        # prometheus-operator names the job after the scraped Service: the web role's metrics Service.
+        self.assertIn('up{job="sk-sentryk8s-web-metrics",namespace="monitoring-test"}', exprs)
+        self.assertIn("SentryK8sWebDown", alerts)
         dashboard = next(o for o in by_kind(objects, "ConfigMap") if o["metadata"]["name"].endswith("-dashboard"))
         self.assertEqual(dashboard["metadata"]["labels"]["grafana_dashboard"], "1")
-        json.loads(dashboard["data"]["sentryk8s.json"])
+        board = json.loads(dashboard["data"]["sentryk8s.json"])
+        # The per-check panels read the web role's per-check metrics, from its metrics Service's job.
+        board_exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+        for metric in ("sentryk8s_check_up", "sentryk8s_check_last_duration_seconds",
+                       'sentryk8s_check_uptime_ratio{job="$fullname-web-metrics",namespace="$namespace",check=~"$check",window="24h"}',
+                       'window="30d"', "sentryk8s_check_cert_expiry_timestamp_seconds"):
+            self.assertTrue([e for e in board_exprs if metric in e], metric)
+        for expr in board_exprs:
+            if re.search(r"sentryk8s_check_(up|last_duration_seconds|uptime_ratio|cert_expiry_timestamp_seconds)\b",
+                         expr):
+                # Every web replica exports the same series: one per check, never summed over replicas.
+                self.assertIn("max by (check)", expr)
+                self.assertIn('job="$fullname-web-metrics"', expr)
+        ids = [p["id"] for p in board["panels"]]
+        self.assertEqual(len(ids), len(set(ids)))
         # The bundled RabbitMQ's ServiceMonitor scrapes the per-queue metrics the autoscaler needs.
         mq_monitor = one(render("keda.yaml"), "ServiceMonitor", "rabbitmq")
         detailed = [e for e in mq_monitor["spec"]["endpoints"] if e["path"] == "/metrics/detailed"]
@@ -491,6 +516,131 @@ class RenderedObjects(unittest.TestCase):
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("no database URL", result.stderr)
         self.assertIn("secrets.existingSecret", result.stderr)
+
+
+class WebRole(unittest.TestCase):
+    """The web role: Deployment, API and metrics Services, Ingress or HTTPRoute, PDB, NetworkPolicy, HPA."""
+
+    def test_web_objects_render_with_the_defaults(self):
+        objects = render()
+        deployment = one(objects, "Deployment", "web")
+        c = one_container(deployment, "web")
+        self.assertEqual(c["args"], ["web", "--listen", "0.0.0.0:8080"])
+        self.assertEqual({p["name"]: p["containerPort"] for p in c["ports"]}, {"metrics": 9090, "http": 8080})
+        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/healthz")):
+            self.assertEqual(c[probe]["httpGet"], {"path": path, "port": "metrics"})
+        # The HPA owns the replica count.
+        self.assertNotIn("replicas", deployment["spec"])
+        hpa = one(objects, "HorizontalPodAutoscaler", "web")
+        self.assertEqual(hpa["spec"]["scaleTargetRef"],
+                         {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]})
+        self.assertEqual((hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]), (2, 10))
+        self.assertEqual(hpa["spec"]["metrics"], [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}])
+        self.assertIn("cpu", c["resources"]["requests"])
+        self.assertEqual(one(objects, "PodDisruptionBudget", "web")["spec"]["maxUnavailable"], 1)
+        # The API Service carries the API port only; the metrics port is on a ClusterIP Service of its own.
+        services = {s["metadata"]["name"]: s for s in by_kind(objects, "Service")
+                    if labels(s)["app.kubernetes.io/component"] == "web"}
+        self.assertEqual(set(services), {"sk-sentryk8s-web", "sk-sentryk8s-web-metrics"})
+        api, metrics = services["sk-sentryk8s-web"], services["sk-sentryk8s-web-metrics"]
+        self.assertEqual(api["spec"]["ports"], [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}])
+        self.assertEqual(api["spec"]["type"], "ClusterIP")
+        self.assertEqual([p["name"] for p in metrics["spec"]["ports"]], ["metrics"])
+        self.assertEqual(metrics["spec"]["type"], "ClusterIP")
+        # Off by default: no Ingress, no HTTPRoute (no Gateway API CRDs needed).
+        self.assertEqual(by_kind(objects, "Ingress") + by_kind(objects, "HTTPRoute"), [])
+        # The config file's [web] section: the API address from web.port, the rest from config.web.
+        web = tomllib.loads(main_config(objects))["web"]
+        self.assertEqual(web["listen"], "0.0.0.0:8080")
+        self.assertEqual((web["public_read"], web["rate_limit_per_second"], web["metrics_labels"]), (False, 50, []))
+
+    def test_config_web_values_reach_the_config_file(self):
+        objects = render(extra=["config.web.publicRead=true", "config.web.rateLimitPerSecond=500",
+                                "config.web.metricsLabels={team,env}", "config.web.metricsRefresh=30s",
+                                "web.port=8443"])
+        web = tomllib.loads(main_config(objects))["web"]
+        self.assertEqual((web["public_read"], web["rate_limit_per_second"], web["metrics_labels"],
+                          web["metrics_refresh"], web["listen"]),
+                         (True, 500, ["team", "env"], "30s", "0.0.0.0:8443"))
+        c = one_container(one(objects, "Deployment", "web"), "web")
+        self.assertEqual(c["args"][-1], "0.0.0.0:8443")
+        for args, key in ((["--set", "config.web.rateLimitPerSecond=0"], "rateLimitPerSecond"),
+                          (["--set", "config.web.publiRead=true"], "publiRead"),
+                          (["--set", "web.service.type=External"], "type"),
+                          (["--set", "web.ingress.pathType=Regex"], "pathType")):
+            with self.subTest(args=args):
+                result = helm("template", "sk", str(CHART), *args, check=False)
+                self.assertNotEqual(result.returncode, 0)
+                self.assertIn(key, result.stderr)
+
+    def test_ingress_and_httproute_when_enabled(self):
+        objects = render("web-exposed.yaml")
+        api = [s for s in by_kind(objects, "Service") if s["metadata"]["name"] == "sk-sentryk8s-web"][0]
+        self.assertEqual(api["spec"]["type"], "LoadBalancer")
+        ingress = one(objects, "Ingress", "web")
+        self.assertEqual(ingress["spec"]["ingressClassName"], "nginx")
+        self.assertEqual(ingress["spec"]["tls"], [{"hosts": ["status.example.org"], "secretName": "status-tls"}])
+        [rule] = ingress["spec"]["rules"]
+        self.assertEqual(rule["host"], "status.example.org")
+        self.assertEqual([(p["path"], p["pathType"], p["backend"]["service"]) for p in rule["http"]["paths"]],
+                         [("/api", "Prefix", {"name": "sk-sentryk8s-web", "port": {"name": "http"}}),
+                          ("/ping", "Prefix", {"name": "sk-sentryk8s-web", "port": {"name": "http"}})])
+        self.assertEqual(annotations(ingress)["cert-manager.io/cluster-issuer"], "letsencrypt")
+        route = one(objects, "HTTPRoute", "web")
+        self.assertEqual(route["apiVersion"], "gateway.networking.k8s.io/v1")
+        self.assertEqual(route["spec"]["parentRefs"],
+                         [{"name": "public", "namespace": "gateway-system", "sectionName": "https"}])
+        self.assertEqual(route["spec"]["hostnames"], ["status.example.org"])
+        [rule] = route["spec"]["rules"]
+        self.assertEqual(rule["backendRefs"], [{"name": "sk-sentryk8s-web", "port": 8080}])
+        self.assertEqual([m["path"] for m in rule["matches"]],
+                         [{"type": "PathPrefix", "value": "/api"}, {"type": "PathPrefix", "value": "/ping"}])
+        self.assertEqual(labels(route)["gateway-access"], "public")
+        # Autoscaling off: a fixed replica count and no web HPA.
+        self.assertEqual(one(objects, "Deployment", "web")["spec"]["replicas"], 3)
+        self.assertEqual([h for h in by_kind(objects, "HorizontalPodAutoscaler")
+                          if labels(h)["app.kubernetes.io/component"] == "web"], [])
+        # Misconfigurations fail with a message naming the value.
+        for extra, message in ((["web.httpRoute.enabled=true"], "web.httpRoute.parentRefs"),
+                               (["web.ingress.enabled=true", "web.ingress.host=", "web.ingress.tlsSecretName=x"],
+                                "web.ingress.host"),
+                               (["web.autoscaling.minReplicas=5", "web.autoscaling.maxReplicas=2"], "minReplicas"),
+                               (["web.resources.requests=null"], "web.resources.requests.cpu")):
+            with self.subTest(extra=extra):
+                result = helm("template", "sk", str(CHART), *values_args(None, extra), check=False)
+                self.assertNotEqual(result.returncode, 0)
+                self.assertIn(message, result.stderr)
+
+    def test_network_policy_opens_the_api_port_and_scrapes_like_the_other_roles(self):
+        for value_set, api_from in ((None, None), ("web-exposed.yaml", [{"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": "ingress-nginx"}}}])):
+            with self.subTest(values=value_set or "defaults"):
+                objects = render(value_set)
+                policy = one(objects, "NetworkPolicy", "web")
+                by_port = {rule["ports"][0]["port"]: rule.get("from") for rule in policy["spec"]["ingress"]}
+                self.assertEqual(set(by_port), {"http", "metrics"})
+                self.assertEqual(by_port["http"], api_from)
+                # The metrics port is open to exactly who may scrape the worker.
+                worker = one(objects, "NetworkPolicy", "worker")
+                self.assertEqual(by_port["metrics"], worker["spec"]["ingress"][0].get("from"))
+                egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
+                self.assertIn(5432, egress_ports)
+        # Web pods reach the bundled PostgreSQL but not the bundled RabbitMQ.
+        objects = render()
+        web_pod = one(objects, "Deployment", "web")["spec"]["template"]["metadata"]["labels"]
+        for component, allowed in (("postgresql", True), ("rabbitmq", False)):
+            policy = one(objects, "NetworkPolicy", component)
+            peers = policy["spec"]["ingress"][0]["from"]
+            self.assertEqual(any(selector_matches(p["podSelector"], web_pod) for p in peers), allowed, component)
+
+    def test_disabled_web_renders_nothing_of_it(self):
+        objects = render(extra=["web.enabled=false", "metrics.serviceMonitor.enabled=true",
+                                "web.ingress.enabled=true", "metrics.prometheusRule.enabled=true"])
+        self.assertEqual([o["metadata"]["name"] for o in objects
+                          if labels(o).get("app.kubernetes.io/component") == "web"], [])
+        rule = one(objects, "PrometheusRule")
+        self.assertNotIn("SentryK8sWebDown", yaml.safe_dump(rule))
 
 
 class MatchesTheBinary(unittest.TestCase):

@@ -91,14 +91,19 @@ class ArgoCD(unittest.TestCase):
             self.assertEqual(app["syncPolicy"]["automated"], {"prune": True, "selfHeal": True})
         self.assertIn("RespectIgnoreDifferences=true", self.template["syncPolicy"]["syncOptions"])
 
-    def test_worker_replicas_are_ignored_and_the_names_match_the_chart(self):
+    def test_autoscaled_replicas_are_ignored_and_the_names_match_the_chart(self):
         release = self.template["source"]["helm"]["releaseName"]
         ignored = self.template["ignoreDifferences"]
-        self.assertEqual(len(ignored), 1)
-        self.assertEqual((ignored[0]["group"], ignored[0]["kind"], ignored[0]["jsonPointers"]),
-                         ("apps", "Deployment", ["/spec/replicas"]))
+        self.assertEqual(len(ignored), 2)
+        for entry in ignored:
+            self.assertEqual((entry["group"], entry["kind"], entry["jsonPointers"]),
+                             ("apps", "Deployment", ["/spec/replicas"]))
         objects = render(release=release)
-        self.assertEqual(one(objects, "Deployment", "worker")["metadata"]["name"], ignored[0]["name"])
+        # The worker and web Deployments, both owned by an HPA.
+        self.assertEqual([e["name"] for e in ignored],
+                         [one(objects, "Deployment", role)["metadata"]["name"] for role in ("worker", "web")])
+        for role in ("worker", "web"):
+            self.assertNotIn("replicas", one(objects, "Deployment", role)["spec"])
 
     def test_environment_values_render_and_lint(self):
         release = self.template["source"]["helm"]["releaseName"]
@@ -116,6 +121,13 @@ class ArgoCD(unittest.TestCase):
                 worker = one(objects, "Deployment", "worker")
                 self.assertNotIn("replicas", worker["spec"])
                 self.assertTrue(pod_spec(worker)["containers"][0]["image"].endswith(":" + element["imageTag"]))
+                # The web role too: autoscaled on CPU, scraped (its /metrics has the per-check metrics).
+                web = one(objects, "Deployment", "web")
+                self.assertNotIn("replicas", web["spec"])
+                self.assertTrue(pod_spec(web)["containers"][0]["image"].endswith(":" + element["imageTag"]))
+                self.assertEqual(one(objects, "HorizontalPodAutoscaler", "web")["spec"]["scaleTargetRef"]["name"],
+                                 web["metadata"]["name"])
+                self.assertEqual(one(objects, "ServiceMonitor", "web")["spec"]["endpoints"][0]["port"], "metrics")
                 # Every namespace the apps deploy to is allowed by the project.
                 project = one(load("argocd/apps/appproject.yaml"), "AppProject")
                 self.assertIn(element["namespace"], [d["namespace"] for d in project["spec"]["destinations"]])

@@ -28,7 +28,7 @@ from chart import (CHART, CRD_KINDS, MINIKUBE_VALUES, ROOT, by_kind, containers,
 SCRIPT = ROOT / "scripts" / "minikube.sh"
 # What the script installs: release and namespace are fixed (the example checks name its Services).
 RELEASE = NAMESPACE = "sentryk8s"
-SENTRYK8S_COMPONENTS = {"scheduler", "worker", "migrate"}
+SENTRYK8S_COMPONENTS = {"scheduler", "worker", "web", "migrate"}
 # Kubernetes releases Minikube users run today, besides the chart's oldest and newest (test_chart.py).
 MINIKUBE_KUBE_VERSIONS = ["1.29.0", "1.33.0"]
 # What Minikube's own pods request (etcd, apiserver, controller-manager, scheduler, coredns).
@@ -99,14 +99,18 @@ class MinikubeValues(unittest.TestCase):
         memory = int(re.search(r"^memory=\$\{SENTRYK8S_MINIKUBE_MEMORY:-(\d+)\}$", script, re.M).group(1))
         self.assertEqual((cpus, memory), (2, 4096))
         objects = render_minikube()
-        max_workers = one(objects, "HorizontalPodAutoscaler")["spec"]["maxReplicas"]
+        max_workers = one(objects, "HorizontalPodAutoscaler", "worker")["spec"]["maxReplicas"]
         self.assertLessEqual(max_workers, 3)
+        # Each Deployment at its HPA's maximum.
+        most = {hpa["spec"]["scaleTargetRef"]["name"]: hpa["spec"]["maxReplicas"]
+                for hpa in by_kind(objects, "HorizontalPodAutoscaler")}
+        self.assertEqual(set(most), {o["metadata"]["name"] for o in by_kind(objects, "Deployment")})
         cpu = mem_requests = mem_limits = 0
         for obj in objects:
             spec = pod_spec(obj)
             if spec is None:
                 continue
-            replicas = max_workers if obj["kind"] == "Deployment" else obj["spec"].get("replicas", 1)
+            replicas = most[obj["metadata"]["name"]] if obj["kind"] == "Deployment" else obj["spec"].get("replicas", 1)
             for c in spec["containers"]:  # init containers finish before the containers start
                 resources = c["resources"]
                 cpu += replicas * cpu_milli(resources["requests"]["cpu"])
@@ -118,7 +122,7 @@ class MinikubeValues(unittest.TestCase):
         self.assertLessEqual(mem_limits, 0.75 * memory, mem_limits)
         # Small, and smaller than the chart's defaults.
         defaults = render(None)
-        for kind, component in (("StatefulSet", "scheduler"), ("Deployment", "worker"),
+        for kind, component in (("StatefulSet", "scheduler"), ("Deployment", "worker"), ("Deployment", "web"),
                                 ("StatefulSet", "postgresql"), ("StatefulSet", "rabbitmq")):
             small = pod_spec(one(objects, kind, component))["containers"][0]["resources"]
             default = pod_spec(one(defaults, kind, component))["containers"][0]["resources"]
@@ -290,6 +294,11 @@ def sources_tag(root):
     return "dev-" + hashlib.sha256(lines.encode()).hexdigest()[:12]
 
 
+def one_service(objects, name):
+    [service] = [s for s in by_kind(objects, "Service") if s["metadata"]["name"] == name]
+    return service
+
+
 def commands(calls):
     return [c["argv"] for c in calls]
 
@@ -379,8 +388,12 @@ class MinikubeScript(unittest.TestCase):
                       "/usr/local/bin/sentryk8s status", out)
         self.assertEqual(one(objects, "StatefulSet", "scheduler")["metadata"]["name"], "sentryk8s-scheduler")
         self.assertIn("kubectl --context minikube -n sentryk8s get hpa sentryk8s-worker --watch", out)
-        self.assertEqual(one(objects, "HorizontalPodAutoscaler")["metadata"]["name"], "sentryk8s-worker")
-        self.assertIn("Status page:\n    not yet: the chart has no web role", out)
+        self.assertEqual(one(objects, "HorizontalPodAutoscaler", "worker")["metadata"]["name"], "sentryk8s-worker")
+        # The stand-in kubectl knows no web Service: the script says so instead of printing a command.
+        self.assertIn("The REST API (/api/v1/checks), from the laptop:\n    none: no NodePort Service labelled "
+                      "app.kubernetes.io/component=web", out)
+        self.assertIn("kubectl --context minikube -n sentryk8s exec sentryk8s-scheduler-0 -- "
+                      "/usr/local/bin/sentryk8s tokens create --name me --scope read", out)
         self.assertIn("scripts/minikube.sh --delete", out)
 
     def test_second_run_starts_and_builds_nothing_and_upgrades_the_same(self):
@@ -394,7 +407,7 @@ class MinikubeScript(unittest.TestCase):
         self.assertIn("already in Minikube (sources unchanged): not rebuilt", second.stderr)
         # The same upgrade (a no-op for Kubernetes) and the same waits, and the same summary.
         self.assertEqual([a for a in argv if is_upgrade(a)], [a for a in commands(first_calls) if is_upgrade(a)])
-        self.assertEqual(len([a for a in argv if is_rollout(a)]), 4)
+        self.assertEqual(len([a for a in argv if is_rollout(a)]), 5)
         self.assertEqual(second.stdout, first.stdout)
 
     def test_a_code_change_builds_a_new_image_and_upgrades_to_it(self):
@@ -498,13 +511,21 @@ class MinikubeScript(unittest.TestCase):
             self.assertEqual(a[1:3], [context, "sk-dev"], a)
         self.assertIn("kubectl --context sk-dev -n sentryk8s get hpa", result.stdout)
 
-    def test_the_status_page_line_shows_the_web_service_once_there_is_one(self):
-        (self.sandbox.state / "web-service").write_text("service/sentryk8s-web\n")
+    def test_the_web_api_line_opens_the_nodeport_service_the_minikube_values_render(self):
+        # What the real kubectl's jsonpath prints for the Minikube render: the NodePort Service's name.
+        objects = render_minikube()
+        nodeports = [s["metadata"]["name"] for s in by_kind(objects, "Service")
+                     if labels(s).get("app.kubernetes.io/component") == "web" and s["spec"]["type"] == "NodePort"]
+        self.assertEqual(nodeports, ["sentryk8s-web"])
+        self.assertEqual([p["name"] for p in one_service(objects, "sentryk8s-web")["spec"]["ports"]], ["http"])
+        (self.sandbox.state / "web-service").write_text("sentryk8s-web\n")
         result, calls = self.sandbox.run()
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertIn("Status page:\n    minikube -p minikube service -n sentryk8s sentryk8s-web\n", result.stdout)
+        self.assertIn("The REST API (/api/v1/checks), from the laptop:\n"
+                      "    minikube -p minikube service -n sentryk8s sentryk8s-web\n", result.stdout)
         lookup = next(a for a in commands(calls) if a[0] == "kubectl" and "get" in a)
         self.assertEqual(flag(lookup, "-l"), "app.kubernetes.io/instance=sentryk8s,app.kubernetes.io/component=web")
+        self.assertIn('?(@.spec.type=="NodePort")', flag(lookup, "-o"))
 
     def test_unknown_arguments_are_refused_with_the_usage(self):
         for args, message in ((("--delet",), "unknown argument '--delet'"),

@@ -4,14 +4,20 @@
 //! applies never interleave. References (a check's `alerts`, a window's
 //! `checks`) are resolved inside that transaction, against the files and,
 //! without `--prune`, what is already stored.
+//!
+//! Ownership (`owner.rs`): checks created through the API are not the
+//! files' to change. A file declaring one is refused before anything is
+//! written, and `--prune` keeps them; the plan only ever sees file-owned
+//! checks.
 
 use std::collections::HashSet;
 
 use tokio_postgres::Client;
 
 use super::declared::Declared;
-use super::diagnostic::Diagnostics;
+use super::diagnostic::{Diagnostic, Diagnostics};
 use super::load::unresolved;
+use super::owner::Owner;
 use super::plan::{plan, plan_named, Existing, NamedPlan, Plan};
 use super::store::{self, Named};
 
@@ -30,6 +36,22 @@ pub enum ApplyError {
     /// References to channels or checks that exist nowhere.
     #[error("{0}")]
     Unresolved(Diagnostics),
+    /// Checks the files declare that the API owns.
+    #[error("{0}")]
+    Owned(Diagnostics),
+}
+
+/// The problem of a declared check whose name an API-owned check has.
+fn owned_by_api(check: &crate::checks_file::DeclaredCheck) -> Diagnostic {
+    Diagnostic {
+        file: check.file.clone(),
+        pos: Some(check.pos),
+        path: format!("{}.name", check.path),
+        message: format!(
+            "check \"{name}\" is owned by the API (owner: api), so `checks apply` never changes it: rename the check in the file, or delete it through the API first (DELETE /api/v1/checks/{name})",
+            name = check.name
+        ),
+    }
 }
 
 /// Checks written per statement.
@@ -79,17 +101,37 @@ pub async fn apply(
         on_wait();
         store::lock(&tx, APPLY_LOCK_KEY).await.map_err(db)?;
     }
-    let existing: Vec<Existing> = store::checks(&tx).await.map_err(db)?;
+    let stored = store::checks(&tx).await.map_err(db)?;
     let declared = &all.checks;
-    let stored_checks: HashSet<String> = existing.iter().map(|e| e.name.clone()).collect();
+    let stored_checks: HashSet<String> = stored.iter().map(|(e, _)| e.name.clone()).collect();
+    let mut api_owned: HashSet<String> = HashSet::new();
+    let mut existing: Vec<Existing> = Vec::with_capacity(stored.len());
+    for (e, owner) in stored {
+        match owner {
+            Owner::Api => {
+                api_owned.insert(e.name);
+            }
+            Owner::File => existing.push(e),
+        }
+    }
+    let conflicts: Vec<Diagnostic> =
+        declared.iter().filter(|c| api_owned.contains(&c.name)).map(owned_by_api).collect();
+    if !conflicts.is_empty() {
+        tx.rollback().await.map_err(db)?;
+        return Err(ApplyError::Owned(Diagnostics(conflicts)));
+    }
     let mut plan = plan(declared, existing, options.prune)
         .map_err(|e| ApplyError::Encode(String::new(), e.to_string()))?;
+    let mut kept_api: Vec<String> = api_owned.iter().cloned().collect();
+    kept_api.sort();
+    plan.kept_api = kept_api;
 
     let stored_channels = store::named_specs(&tx, Named::Channels).await.map_err(db)?;
     let stored_windows = store::named_specs(&tx, Named::Windows).await.map_err(db)?;
-    // With --prune, whatever the files do not declare is about to go.
+    // With --prune, whatever the files do not declare is about to go,
+    // except the API's checks.
     let (known_channels, known_checks) = if options.prune {
-        (HashSet::new(), HashSet::new())
+        (HashSet::new(), api_owned)
     } else {
         (stored_channels.iter().map(|(n, _)| n.clone()).collect(), stored_checks)
     };
@@ -157,7 +199,7 @@ pub async fn apply(
             specs.push(spec_json(check)?);
         }
         let specs: Vec<&serde_json::Value> = specs.iter().collect();
-        store::insert_checks(&tx, &names, &intervals, &enabled, &specs).await.map_err(db)?;
+        store::insert_checks(&tx, &names, &intervals, &enabled, &specs, Owner::File).await.map_err(db)?;
     }
     write_named(
         &tx,

@@ -12,8 +12,8 @@ use super::defaults::Partial;
 use super::diagnostic::{join_index, Diagnostic};
 use super::env::{AllowList, Lookup};
 use super::maintenance::DeclaredWindow;
-use super::names::CheckName;
-use super::reader::Ctx;
+use super::names::{valid_name, CheckName};
+use super::reader::{Ctx, Slot, F};
 use super::schema;
 use super::yaml::{self, Kind, Node};
 
@@ -98,6 +98,98 @@ impl<'a> Validator<'a> {
         }
         // In source order, like a compiler (cross-field rules run after the
         // fields they relate).
+        ctx.diags.sort_by_key(|d| d.pos);
+        (declared, ctx.diags)
+    }
+}
+
+impl Validator<'_> {
+    /// One check entry on its own: the body of the API's
+    /// `PUT /checks/{name}`. `source` is one YAML document (JSON is YAML),
+    /// a mapping of check fields, validated exactly as the entry
+    /// `checks[0]` of a file without `defaults` (so every diagnostic's path
+    /// starts with `checks[0]`). `name` is the check's name when the body
+    /// has none; a body naming another check is a problem at its `name`.
+    pub fn validate_entry(&mut self, file: &str, source: &str, name: &str) -> (Declared, Vec<Diagnostic>) {
+        const PATH: &str = "checks[0]";
+        let mut ctx = Ctx::new(file, source, self.lookup, self.allow, &mut self.regexes_ok);
+        let mut declared = Declared::default();
+        let whole =
+            |message: String| Diagnostic { file: file.to_string(), pos: None, path: String::new(), message };
+        let documents = match yaml::parse(source) {
+            Ok(docs) => docs,
+            Err(e) => {
+                let d = Diagnostic {
+                    file: file.to_string(),
+                    pos: Some(e.pos),
+                    path: String::new(),
+                    message: e.message,
+                };
+                return (declared, vec![d]);
+            }
+        };
+        let mut documents: Vec<Node> = documents.into_iter().filter(|d| !d.is_null()).collect();
+        let node = match documents.len() {
+            1 => documents.remove(0),
+            0 => {
+                return (
+                    declared,
+                    vec![whole("the body is empty: send one check (a mapping with url, interval, …)".into())],
+                )
+            }
+            n => {
+                return (
+                    declared,
+                    vec![whole(format!("the body holds {n} YAML documents: send one check, one document"))],
+                )
+            }
+        };
+        let errors_before = ctx.diags.len();
+        let mut own = ctx.partial(&node, PATH, false);
+        let name_path = format!("{PATH}.name");
+        match &own.name {
+            Slot::Absent if valid_name(name) => {
+                let f = F { v: name.to_string(), pos: node.pos, written: name.to_string(), inherited: false };
+                ctx.written_checks.push(name.to_string());
+                ctx.named_checks.push(CheckName {
+                    name: name.to_string(),
+                    file: file.to_string(),
+                    pos: node.pos,
+                    entry: PATH.to_string(),
+                });
+                own.name = Slot::Set(f);
+            }
+            Slot::Absent => {
+                ctx.error(
+                    node.pos,
+                    &name_path,
+                    format!(
+                        "invalid name {}: use lower-case letters, digits and `-`, starting and ending with a letter or digit, at most {} characters",
+                        serde_json::Value::String(name.to_string()),
+                        super::names::MAX_NAME_LEN
+                    ),
+                );
+                own.name = Slot::Invalid;
+            }
+            Slot::Set(f) if f.v != name => {
+                let pos = f.pos;
+                let message = format!(
+                    "the body names the check {} but the path names {}: they must be the same (or leave `name` out)",
+                    serde_json::Value::String(f.v.clone()),
+                    serde_json::Value::String(name.to_string())
+                );
+                ctx.error(pos, &name_path, message);
+            }
+            _ => {}
+        }
+        let check = ctx.finish(own.overlay(&Partial::default()), &node, PATH);
+        if let Some(check) = check {
+            if ctx.diags.len() == errors_before {
+                declared.checks.push(check);
+            }
+        }
+        declared.written_checks = std::mem::take(&mut ctx.written_checks);
+        declared.named_checks = std::mem::take(&mut ctx.named_checks);
         ctx.diags.sort_by_key(|d| d.pos);
         (declared, ctx.diags)
     }
@@ -302,6 +394,39 @@ checks:
                 "c.yaml:14:5: checks[3]: expected a check (a mapping with name, url, …), found the string \"just a string\"",
             ]
         );
+    }
+
+    fn entry(source: &str, name: &str) -> (Vec<DeclaredCheck>, Vec<(String, String)>) {
+        let mut v = Validator::new(&env);
+        let (declared, diags) = v.validate_entry("body", source, name);
+        (declared.checks, diags.into_iter().map(|d| (d.path, d.message)).collect())
+    }
+
+    #[test]
+    fn one_entry_is_validated_as_the_first_check_of_a_file() {
+        // The name comes from the path when the body has none.
+        let (checks, diags) = entry("url: https://example.com\ninterval: 30s\n", "api");
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!((checks[0].name.as_str(), checks[0].interval_ms), ("api", 30_000));
+        // JSON is YAML.
+        let (checks, diags) =
+            entry(r#"{"name": "api", "url": "http://x", "headers": {"A": "${TOKEN}"}}"#, "api");
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(checks[0].spec.headers["A"], "s3cret");
+        // Every problem, with its path under checks[0].
+        let (checks, diags) = entry("url: ftp://x\ninterval: 0s\nexpect: { status: [200, 6xx] }\n", "api");
+        assert!(checks.is_empty());
+        let paths: Vec<&str> = diags.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["checks[0].url", "checks[0].interval", "checks[0].expect.status[1]"]);
+        // Another name in the body, an invalid name in the path, two documents, nothing.
+        let (_, diags) = entry("name: other\nurl: http://x\n", "api");
+        assert_eq!(diags[0].0, "checks[0].name");
+        assert!(diags[0].1.contains("\"other\"") && diags[0].1.contains("\"api\""), "{diags:?}");
+        let (_, diags) = entry("url: http://x\n", "Bad_Name");
+        assert_eq!(diags[0].0, "checks[0].name");
+        assert_eq!(entry("url: http://x\n---\nurl: http://y\n", "a").1.len(), 1);
+        assert_eq!(entry("", "a").1.len(), 1);
+        assert_eq!(entry("[1]", "a").1[0].0, "checks[0]");
     }
 
     #[test]

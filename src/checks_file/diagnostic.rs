@@ -93,6 +93,50 @@ pub fn join_index(path: &str, index: usize) -> String {
     format!("{path}[{index}]")
 }
 
+/// The JSON pointer (RFC 6901) of a field path inside the entry `entry`:
+/// `checks[0].expect.status[1]` within `checks[0]` is `/expect/status/1`,
+/// `checks[0].headers["X.Y"]` is `/headers/X.Y`. The entry itself (or a
+/// path outside it) is `""`, the whole document. Paths are what
+/// [`join_key`] and [`join_index`] build.
+pub fn pointer(path: &str, entry: &str) -> String {
+    let Some(mut rest) = path.strip_prefix(entry) else { return String::new() };
+    let mut out = String::new();
+    let mut push = |segment: &str| {
+        out.push('/');
+        out.push_str(&segment.replace('~', "~0").replace('/', "~1"));
+    };
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            push(&after[..end]);
+            rest = &after[end..];
+        } else if let Some(after) = rest.strip_prefix("[\"") {
+            // A quoted key is a JSON string: read it as one, escapes and all.
+            let mut de = serde_json::Deserializer::from_str(&rest[1..]).into_iter::<String>();
+            match de.next() {
+                Some(Ok(key)) => {
+                    let used = 1 + de.byte_offset();
+                    push(&key);
+                    rest = rest[used..].strip_prefix(']').unwrap_or(&rest[used..]);
+                }
+                _ => {
+                    push(after.trim_end_matches(['"', ']']));
+                    break;
+                }
+            }
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']').unwrap_or(after.len());
+            push(&after[..end]);
+            rest = after.get(end + 1..).unwrap_or("");
+        } else {
+            // Not a path this module builds: the rest as one segment.
+            push(rest);
+            break;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +163,19 @@ mod tests {
         assert_eq!(join_key("checks[0]", "expect"), "checks[0].expect");
         assert_eq!(join_key("checks[0].expect.json", "/a/b"), "checks[0].expect.json[\"/a/b\"]");
         assert_eq!(join_index("checks", 3), "checks[3]");
+    }
+
+    #[test]
+    fn pointers() {
+        let e = "checks[0]";
+        assert_eq!(pointer("checks[0].expect.status[1]", e), "/expect/status/1");
+        assert_eq!(pointer("checks[0].name", e), "/name");
+        assert_eq!(pointer("checks[0]", e), "");
+        assert_eq!(pointer("", e), "");
+        assert_eq!(pointer(&join_key("checks[0].expect.json", "/a/b~"), e), "/expect/json/~1a~1b~0");
+        assert_eq!(pointer(&join_key("checks[0].headers", "X.Y"), e), "/headers/X.Y");
+        assert_eq!(pointer(&join_key("checks[0].headers", "a\"]b"), e), "/headers/a\"]b");
+        assert_eq!(pointer(&format!("{}[2]", join_key("checks[0].labels", "x y")), e), "/labels/x y/2");
+        assert_eq!(pointer("checks[0].alerts[1]", e), "/alerts/1");
     }
 }

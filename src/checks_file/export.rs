@@ -1,4 +1,5 @@
-//! Stored checks back into checks-file form, for `checks list -o yaml`.
+//! Stored checks back into checks-file form, for `checks list -o yaml`
+//! and, as JSON, for the API's `GET /checks/{name}` ([`to_json`]).
 //!
 //! The output is itself a valid checks file (apply it and nothing changes),
 //! except that secrets are masked: fill them in (with `${VAR}`) before
@@ -157,6 +158,38 @@ pub fn to_yaml(check: &StoredCheck) -> Yaml {
         put("alerts", strings(&spec.alerts));
     }
     Yaml::Hash(h)
+}
+
+/// The check as a checks-file entry in JSON: the very entry [`to_yaml`]
+/// builds (one shape, written twice), so `PUT` of a `GET` applies back to
+/// the same check (secrets aside).
+pub fn to_json(check: &StoredCheck) -> serde_json::Value {
+    yaml_to_json(&to_yaml(check))
+}
+
+fn yaml_to_json(y: &Yaml) -> serde_json::Value {
+    use serde_json::Value;
+    match y {
+        Yaml::Integer(i) => Value::from(*i),
+        // Written from a finite f64 (`json` above), so it parses back.
+        Yaml::Real(text) => text.parse::<f64>().ok().map_or(Value::Null, Value::from),
+        Yaml::String(text) => Value::String(text.clone()),
+        Yaml::Boolean(b) => Value::Bool(*b),
+        Yaml::Array(items) => Value::Array(items.iter().map(yaml_to_json).collect()),
+        Yaml::Hash(hash) => Value::Object(
+            hash.iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Yaml::String(text) => text.clone(),
+                        Yaml::Integer(i) => i.to_string(),
+                        other => format!("{other:?}"),
+                    };
+                    (key, yaml_to_json(v))
+                })
+                .collect(),
+        ),
+        _ => Value::Null,
+    }
 }
 
 /// A whole checks file (`checks:` and the list).

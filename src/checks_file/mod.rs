@@ -1,6 +1,8 @@
 //! The declarative checks file: parse YAML with positions, expand
 //! `${VAR}`, validate into normalised [`crate::model::CheckSpec`]s, plan
-//! the difference with the database, and apply it in one transaction.
+//! the difference with the database, and apply it in one transaction; or,
+//! for the API, one check at a time (`one.rs`), respecting who owns it
+//! (`owner.rs`).
 //!
 //! Pure stages (everything but `apply`) never touch the database, so a bad
 //! file is rejected before a connection is even opened.
@@ -18,6 +20,8 @@ pub mod fields;
 pub mod load;
 pub mod maintenance;
 pub mod names;
+pub mod one;
+pub mod owner;
 pub mod plan;
 pub mod reader;
 pub mod schema;
@@ -32,3 +36,4 @@ pub use diagnostic::{Diagnostic, Diagnostics, Pos};
 pub use load::{load, read_sources, validate_all, Source};
 pub use maintenance::DeclaredWindow;
 pub use names::Ref;
+pub use owner::Owner;

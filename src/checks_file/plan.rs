@@ -45,6 +45,9 @@ pub struct Plan {
     pub delete: Vec<(i64, String)>,
     /// Checks in the database that no file declares, kept (no `--prune`).
     pub undeclared: usize,
+    /// Names of the API-owned checks no file declares: apply never changes
+    /// nor prunes them (apply.rs keeps them out of the plan).
+    pub kept_api: Vec<String>,
     /// Notification channels (`alerts:`).
     pub channels: NamedPlan,
     /// Maintenance windows (`maintenance:`).
@@ -67,6 +70,9 @@ pub struct NamedPlan {
     /// Every declared item's spec, by index.
     pub specs: Vec<Value>,
 }
+
+/// API-owned checks named in apply's output at most (the rest are counted).
+const KEPT_SHOWN: usize = 20;
 
 /// The verbs of change lines and summaries: a dry run says what it would do.
 fn verbs(dry_run: bool) -> (&'static str, &'static str, &'static str) {
@@ -224,6 +230,19 @@ impl Plan {
                 checks(self.undeclared),
                 if self.undeclared == 1 { "is" } else { "are" },
                 if self.undeclared == 1 { "was" } else { "were" },
+            );
+        }
+        if !self.kept_api.is_empty() {
+            let n = self.kept_api.len();
+            let mut names = self.kept_api.iter().take(KEPT_SHOWN).cloned().collect::<Vec<_>>().join(", ");
+            if n > KEPT_SHOWN {
+                let _ = write!(names, " and {} more", n - KEPT_SHOWN);
+            }
+            let _ = writeln!(
+                out,
+                "{n} {} owned by the API {} kept: {names} (apply never changes or prunes a check created through the API).",
+                checks(n),
+                if n == 1 { "was" } else { "were" },
             );
         }
         out

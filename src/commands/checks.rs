@@ -80,7 +80,9 @@ pub(super) async fn apply_files(
     .await
     {
         Ok(plan) => plan,
-        Err(apply::ApplyError::Unresolved(problems)) => return Ok(invalid(&problems)),
+        Err(apply::ApplyError::Unresolved(problems) | apply::ApplyError::Owned(problems)) => {
+            return Ok(invalid(&problems))
+        }
         Err(e) => return Err(e.into()),
     };
     let mut out = std::io::stdout().lock();
@@ -111,6 +113,8 @@ struct Listed {
     version: i64,
     created_at: String,
     updated_at: String,
+    /// Who owns the check: "file" (`checks apply`) or "api".
+    owner: &'static str,
     /// The stored spec (src/model/check.rs), secrets masked.
     spec: CheckSpec,
 }
@@ -133,6 +137,7 @@ async fn list(args: ListArgs, config: Config) -> anyhow::Result<ExitCode> {
             version: r.version,
             created_at: timestamp(&r.created_at),
             updated_at: timestamp(&r.updated_at),
+            owner: r.owner.as_str(),
             spec: redact_spec(&spec),
         });
     }
@@ -148,8 +153,20 @@ async fn list(args: ListArgs, config: Config) -> anyhow::Result<ExitCode> {
                     spec: l.spec.clone(),
                 })
                 .collect();
+            // The YAML stays a checks file (an `owner:` key would make it
+            // one no apply accepts): who owns what is said in a comment.
+            let api: Vec<&str> =
+                listed.iter().filter(|l| l.owner == "api").map(|l| l.name.as_str()).collect();
+            let owners = if api.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "# owner: api (created through the API; `checks apply` refuses a file declaring them): {}\n",
+                    api.join(", ")
+                )
+            };
             format!(
-                "# sentryk8s checks list: {} checks. Secrets are shown as \"***\":\n# put them back (with ${{VAR}}) before applying this file.\n{}",
+                "# sentryk8s checks list: {} checks. Secrets are shown as \"***\":\n# put them back (with ${{VAR}}) before applying this file.\n{owners}{}",
                 stored.len(),
                 to_file(&stored).map_err(|e| anyhow::anyhow!("writing YAML: {e:?}"))?
             )
@@ -162,13 +179,14 @@ async fn list(args: ListArgs, config: Config) -> anyhow::Result<ExitCode> {
 }
 
 fn list_table(listed: &[Listed]) -> String {
-    let header = ["NAME", "ENABLED", "INTERVAL", "TIMEOUT", "METHOD", "URL", "LABELS"];
-    let rows: Vec<[String; 7]> = listed
+    let header = ["NAME", "ENABLED", "OWNER", "INTERVAL", "TIMEOUT", "METHOD", "URL", "LABELS"];
+    let rows: Vec<[String; 8]> = listed
         .iter()
         .map(|l| {
             [
                 l.name.clone(),
                 if l.enabled { "yes".into() } else { "no".into() },
+                l.owner.to_string(),
                 format_ms(l.interval_ms.max(0) as u64),
                 format_ms(l.spec.timeout_ms),
                 l.spec.method.clone(),

@@ -13,6 +13,8 @@ mod scheduler;
 mod serve;
 mod standalone;
 mod status;
+mod tokens;
+mod web;
 mod worker;
 
 pub use serve::{serve_role, Outcome};
@@ -43,6 +45,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Report(args) => report::run(args, config).await,
         Command::Incidents(args) => incidents::run(args, config).await,
         Command::Rollups(args) => rollups::run(args, config).await,
+        Command::Web => web::run(config).await,
+        Command::Tokens(args) => tokens::run(args, config).await,
         Command::Standalone(args) => standalone::run(args, config).await,
     }
 }

@@ -74,9 +74,26 @@ pub async fn serve_role<F>(
 where
     F: Future<Output = anyhow::Result<()>>,
 {
+    serve_role_with_metrics(name, config, probes, None, shutdown, role).await
+}
+
+/// [`serve_role`] for a role that renders metrics of its own (the web
+/// role's per-check metrics): `extra` is appended to the ops server's
+/// `/metrics`.
+pub async fn serve_role_with_metrics<F>(
+    name: &'static str,
+    config: &Config,
+    probes: Vec<Arc<dyn ReadinessProbe>>,
+    extra: Option<ops_server::ExtraMetrics>,
+    shutdown: &CancellationToken,
+    role: F,
+) -> anyhow::Result<ExitCode>
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
     // Its own token: the ops server outlives the signal until the drain ends.
     let ops_token = CancellationToken::new();
-    let (addr, ops) = ops_server::start(config.listen, probes, ops_token.clone())
+    let (addr, ops) = ops_server::start_with(config.listen, probes, extra, ops_token.clone())
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", config.listen))?;
     tracing::info!(%addr, "{name} starting");

@@ -2,10 +2,11 @@
 //! way to try SentryK8s on a laptop and to run small installs.
 //!
 //! Migrates, applies the checks file (with `--prune`: the file is the truth),
-//! then runs one scheduler and one worker side by side on the shared
-//! modules, with notification delivery beside them and the live status table
+//! then runs one scheduler, one worker and the web role (the REST API on
+//! `--web-listen`) side by side on the shared modules, with notification delivery beside them and the live status table
 //! on the terminal (a summary log line every ten seconds otherwise). Served,
-//! drained and mapped to an exit status by [`serve_role`], like every role.
+//! drained and mapped to an exit status by [`serve_role_with_metrics`], like
+//! every role (the web role's per-check metrics on the ops server's /metrics).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::serve::serve_role;
+use super::serve::serve_role_with_metrics;
 use super::{checks, delivery, status};
 use crate::checks_file::apply::Options;
 use crate::cli::{StandaloneArgs, StatusFormat};
@@ -69,6 +70,21 @@ pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCod
         Arc::new(ClockProbe(clock.clone())),
     ];
 
+    // Bound before the roles start: a busy port is a startup error.
+    let web_listener = crate::web::bind(config.web.listen)
+        .await
+        .with_context(|| format!("binding the web listener {} (--web-listen)", config.web.listen))?;
+    let web_addr =
+        web_listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.web.listen.to_string());
+    eprintln!("REST API on http://{web_addr}/api/v1 (tokens: `sentryk8s tokens create`)");
+    let web_pool = db::pool(&config, "standalone-web")?;
+    // The web role's per-check metrics, served on the ops server's /metrics.
+    let check_metrics = crate::web::metrics::CheckMetrics::new();
+    let extra = {
+        let check_metrics = check_metrics.clone();
+        Arc::new(move || check_metrics.text()) as crate::ops_server::ExtraMetrics
+    };
+
     let me = identity::generated(&identity::hostname().unwrap_or_else(|_| "standalone".into()));
     let roles = {
         let config = config.clone();
@@ -89,9 +105,15 @@ pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCod
                 token.cancel();
                 r.context("worker")
             };
-            let (scheduler, worker, delivered) = tokio::join!(scheduler, worker, delivery);
+            let web = async {
+                crate::web::run(&config, web_pool, web_listener, check_metrics, token.clone()).await;
+                token.cancel();
+                anyhow::Ok(())
+            };
+            let (scheduler, worker, delivered, web) = tokio::join!(scheduler, worker, delivery, web);
             scheduler?;
             worker?;
+            web?;
             delivered
         }
     };
@@ -113,7 +135,7 @@ pub async fn run(args: StandaloneArgs, config: Config) -> anyhow::Result<ExitCod
             () = display => roles.await,
         }
     };
-    serve_role("standalone", &config, probes, &token, all).await
+    serve_role_with_metrics("standalone", &config, probes, Some(extra), &token, all).await
 }
 
 /// Without a terminal: one "n up, n down, n unknown" log line every ten seconds.

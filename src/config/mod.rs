@@ -22,7 +22,8 @@ mod validate;
 pub use duration::parse as parse_duration;
 pub use load::{load, ConfigError, FlagValues, Problem, DEFAULT_CONFIG, ENV_PREFIX};
 pub use types::{
-    AlertsConfig, AmqpConfig, Config, DatabaseConfig, LogFormat, ResultsConfig, SchedulerConfig, WorkerConfig,
+    AlertsConfig, AmqpConfig, Config, DatabaseConfig, LogFormat, ResultsConfig, SchedulerConfig, WebConfig,
+    WorkerConfig,
 };
 
 pub use crate::model::redact::redact_url;

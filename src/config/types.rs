@@ -38,6 +38,7 @@ pub struct Config {
     pub history: HistoryConfig,
     pub alerts: AlertsConfig,
     pub checks: ChecksConfig,
+    pub web: WebConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -151,6 +152,27 @@ pub struct HistoryConfig {
     pub daily_retention_days: u32,
     /// Days a resolved incident is kept (open ones always are).
     pub incident_retention_days: u32,
+}
+
+/// The web role (`sentryk8s web`, and `standalone`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Address of the REST API.
+    pub listen: SocketAddr,
+    /// Whether GET routes answer without a token.
+    pub public_read: bool,
+    pub max_connections: u32,
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    #[serde(with = "duration")]
+    pub metrics_refresh: Duration,
+    /// Check labels copied onto per-check metrics.
+    pub metrics_labels: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -165,6 +165,25 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
             h.daily_retention_days, h.hourly_retention_days
         ),
     );
+    let web = &config.web;
+    check(
+        (1..=100_000).contains(&web.max_connections),
+        "web.max_connections",
+        format!("{} is out of range 1..=100000", web.max_connections),
+    );
+    range(&mut check, "web.header_read_timeout", web.header_read_timeout, ms(100), secs(600));
+    range(&mut check, "web.request_timeout", web.request_timeout, ms(100), secs(600));
+    range(&mut check, "web.metrics_refresh", web.metrics_refresh, secs(1), secs(3600));
+    check(
+        (1..=1_000_000).contains(&web.rate_limit_per_second),
+        "web.rate_limit_per_second",
+        format!("{} is out of range 1..=1000000", web.rate_limit_per_second),
+    );
+    check(
+        web.rate_limit_burst >= 1 && web.rate_limit_burst <= 1_000_000,
+        "web.rate_limit_burst",
+        format!("{} is out of range 1..=1000000", web.rate_limit_burst),
+    );
     let a = &config.alerts;
     range(&mut check, "alerts.poll_interval", a.poll_interval, ms(10), secs(60));
     check(

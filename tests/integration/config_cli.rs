@@ -92,6 +92,11 @@ fn every_subcommand_has_help_and_version() {
         vec!["status"],
         vec!["config"],
         vec!["standalone"],
+        vec!["web"],
+        vec!["tokens", "create"],
+        vec!["report"],
+        vec!["incidents"],
+        vec!["rollups", "rebuild"],
     ] {
         let mut args = sub.clone();
         args.push("--help");

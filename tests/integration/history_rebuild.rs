@@ -108,7 +108,18 @@ checks:
     env.push(("SENTRYK8S_SCHEDULER__CATCH_UP".into(), "1s".into()));
     let start = || {
         let listen = format!("127.0.0.1:{}", free_port());
-        Binary::spawn(&["--listen", &listen, "standalone", "-f", file.to_str().expect("utf-8 path")], &env)
+        Binary::spawn(
+            &[
+                "--listen",
+                &listen,
+                "standalone",
+                "--web-listen",
+                "127.0.0.1:0",
+                "-f",
+                file.to_str().expect("utf-8 path"),
+            ],
+            &env,
+        )
     };
     let target = std::sync::Arc::new(target);
     let flapping = {

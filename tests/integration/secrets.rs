@@ -89,8 +89,20 @@ async fn a_header_secret_and_a_database_password_never_appear_in_output() {
 
     // Both roles, at debug level, running the failing check for a while.
     let listen = format!("127.0.0.1:{}", free_port());
-    let mut standalone =
-        Binary::spawn(&["--listen", &listen, "standalone", "--allow-env", "TOKEN", "-f", &file], &env);
+    let mut standalone = Binary::spawn(
+        &[
+            "--listen",
+            &listen,
+            "standalone",
+            "--web-listen",
+            "127.0.0.1:0",
+            "--allow-env",
+            "TOKEN",
+            "-f",
+            &file,
+        ],
+        &env,
+    );
     let client = db.client().await;
     let ran = crate::support::eventually(Duration::from_secs(20), || async {
         client

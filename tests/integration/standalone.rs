@@ -35,7 +35,17 @@ async fn standalone_runs_the_example_file_to_the_right_states() {
     let listen = format!("127.0.0.1:{}", free_port());
     // The example reads ${EXAMPLE_*}: allowed by name, as scripts/demo.sh does.
     let mut child = Binary::spawn(
-        &["--listen", &listen, "standalone", "--allow-env", "EXAMPLE_*", "-f", file.to_str().unwrap()],
+        &[
+            "--listen",
+            &listen,
+            "standalone",
+            "--web-listen",
+            "127.0.0.1:0",
+            "--allow-env",
+            "EXAMPLE_*",
+            "-f",
+            file.to_str().unwrap(),
+        ],
         &env,
     );
 

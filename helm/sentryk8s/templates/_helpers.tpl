@@ -211,6 +211,17 @@ retention_days = {{ $c.alerts.retentionDays | int64 }}
 [checks]
 allow_env = {{ $c.checks.allowEnv | toJson }}
 max_file_bytes = {{ $c.checks.maxFileBytes | int64 }}
+
+[web]
+listen = {{ printf "0.0.0.0:%d" (int .Values.web.port) | toJson }}
+public_read = {{ $c.web.publicRead }}
+max_connections = {{ $c.web.maxConnections | int64 }}
+header_read_timeout = {{ $c.web.headerReadTimeout | toJson }}
+request_timeout = {{ $c.web.requestTimeout | toJson }}
+rate_limit_per_second = {{ $c.web.rateLimitPerSecond | int64 }}
+rate_limit_burst = {{ $c.web.rateLimitBurst | int64 }}
+metrics_refresh = {{ $c.web.metricsRefresh | toJson }}
+metrics_labels = {{ $c.web.metricsLabels | toJson }}
 {{- end -}}
 
 {{/* sentryk8s.checksYaml: the checks file applied by the migrate hook. */}}
@@ -232,7 +243,8 @@ max_file_bytes = {{ $c.checks.maxFileBytes | int64 }}
 {{/*
 sentryk8s.env: the environment of every SentryK8s container: the config file
 and the two secret URLs. Nothing else with the SENTRYK8S_ prefix, because the
-binary rejects unknown SENTRYK8S_* variables.
+binary rejects unknown SENTRYK8S_* variables. "noAmqp" leaves the broker's
+URL (and password) out, for the web role, which never talks to RabbitMQ.
 */}}
 {{- define "sentryk8s.env" -}}
 - name: SENTRYK8S_CONFIG
@@ -242,11 +254,13 @@ binary rejects unknown SENTRYK8S_* variables.
     secretKeyRef:
       name: {{ .secretName }}
       key: {{ .root.Values.secrets.databaseUrlKey }}
+{{- if not .noAmqp }}
 - name: SENTRYK8S_AMQP_URL
   valueFrom:
     secretKeyRef:
       name: {{ .secretName }}
       key: {{ .root.Values.secrets.amqpUrlKey }}
+{{- end }}
 {{- end -}}
 
 {{/* sentryk8s.probes: liveness on /healthz, readiness on /readyz, and a startup allowance. */}}
@@ -347,6 +361,13 @@ the worker replica count (HPA or KEDA).
 */}}
 {{- define "sentryk8s.autoscaled" -}}
 {{- if or .Values.worker.autoscaling.enabled .Values.worker.autoscaling.keda.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/*
+sentryk8s.webAutoscaled: non-empty when the web HPA owns the web replica count.
+*/}}
+{{- define "sentryk8s.webAutoscaled" -}}
+{{- if .Values.web.autoscaling.enabled }}true{{ end -}}
 {{- end -}}
 
 {{/*
@@ -477,14 +498,18 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{/* sentryk8s.clientPeers: the SentryK8s pods of this release, the only clients of the bundled services. */}}
+{{/*
+sentryk8s.clientPeers: the SentryK8s pods of this release that are clients of
+a bundled service; call with (dict "root" $ "components" (list "scheduler" …)).
+PostgreSQL serves every role, RabbitMQ all but the web role.
+*/}}
 {{- define "sentryk8s.clientPeers" -}}
 - podSelector:
     matchLabels:
-      app.kubernetes.io/name: {{ include "sentryk8s.name" . }}
-      app.kubernetes.io/instance: {{ .Release.Name }}
+      app.kubernetes.io/name: {{ include "sentryk8s.name" .root }}
+      app.kubernetes.io/instance: {{ .root.Release.Name }}
     matchExpressions:
       - key: app.kubernetes.io/component
         operator: In
-        values: [scheduler, worker, migrate]
+        values: {{ .components | toJson }}
 {{- end -}}
