@@ -138,9 +138,21 @@ async fn a_flood_of_idle_connections_and_readyz_starves_neither_liveness_nor_the
         tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(listen)).await
     };
     let burst = futures_util::future::join_all((0..2_000).map(|_| connect()));
+    // As a kubelet probes: a failure counts only after three in a row
+    // (failureThreshold 3). The test's own client shares two starved
+    // threads with the burst, so between its connect and its write the
+    // server may rightly see a silent peer; three tries in the burst must
+    // not all fail.
     let prober = async {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        http::get_within(listen, "/healthz", Duration::from_secs(2)).await
+        let mut last = Err("not tried".to_string());
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            last = http::get_within(listen, "/healthz", Duration::from_secs(2)).await;
+            if last.as_ref().map(|(s, _)| *s) == Ok(200) {
+                break;
+            }
+        }
+        last
     };
     let (opened, during_burst) = tokio::join!(burst, prober);
     if during_burst.as_ref().map(|(s, _)| *s) != Ok(200) {
