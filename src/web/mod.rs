@@ -16,6 +16,7 @@
 //!   background and served by the ops server;
 //! - `api/` — the routes, one file per resource, and the OpenAPI document
 //!   generated from them;
+//! - `dashboard/` — the operator dashboard's pages (`/`, `/checks/{name}`, …);
 //! - `store.rs` — the SQL of the web role that no concern owns.
 
 // A `Problem` is the error response itself, built only on the error path:
@@ -25,6 +26,7 @@
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod etag;
 pub mod metrics;
 pub mod problem;
@@ -34,6 +36,7 @@ pub mod session;
 pub mod session_store;
 pub mod state;
 pub mod store;
+pub mod ui;
 
 pub use server::{bind, serve};
 pub use state::AppState;
@@ -53,7 +56,7 @@ use crate::config::{Config, WebConfig};
 /// Everything the web role answers, with the layers of [`layered`].
 pub fn app(state: AppState) -> Router {
     let web = state.web.clone();
-    layered(api::router(state), &web)
+    layered(api::router(state.clone()).merge(dashboard::router(state)), &web)
 }
 
 /// `router` with the layers every route gets, outermost first:
