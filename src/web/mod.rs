@@ -29,6 +29,7 @@ pub mod results_store;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod ui;
 
 pub use server::{bind, serve};
 pub use state::AppState;
