@@ -16,12 +16,18 @@ cd "$(dirname "$0")/.."
 
 ./scripts/services.sh
 
-# The clock-jump test (tests/integration/clock_jumps.rs) steps the real
-# binary's wall clock with libfaketime (a Debian package).
-if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ]; then
+# Debian packages the tests use, installed when missing:
+# - libfaketime: the clock-jump test (tests/integration/clock_jumps.rs)
+#   steps the real binary's wall clock;
+# - chromium: the page tests drive a real headless browser
+#   (tests/integration/support/browser.rs).
+missing=()
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(libfaketime)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
   sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfaketime >/dev/null
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 cargo fmt --all -- --check

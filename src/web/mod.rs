@@ -13,6 +13,8 @@
 //!   background and served by the ops server;
 //! - `api/` — the routes, one file per resource, and the OpenAPI document
 //!   generated from them;
+//! - `ui/` — what every HTML page shares: security headers, embedded
+//!   assets, the base layout;
 //! - `store.rs` — the SQL of the web role that no concern owns.
 
 // A `Problem` is the error response itself, built only on the error path:
@@ -49,11 +51,12 @@ use crate::config::{Config, WebConfig};
 /// Everything the web role answers, with the layers of [`layered`].
 pub fn app(state: AppState) -> Router {
     let web = state.web.clone();
-    layered(api::router(state), &web)
+    layered(api::router(state).merge(ui::router()), &web)
 }
 
 /// `router` with the layers every route gets, outermost first:
 /// - a debug log line per request (never its headers);
+/// - the security headers of `ui/headers.rs` on every response, errors too;
 /// - a body larger than [`api::MAX_BODY_BYTES`] is 413, refused on its
 ///   `Content-Length` before any handler runs, or cut when a chunked body
 ///   passes it (the routes' `DefaultBodyLimit` says the same to extractors);
@@ -69,6 +72,7 @@ pub fn layered(router: Router, web: &WebConfig) -> Router {
         .layer(CompressionLayer::new())
         .layer(axum::middleware::from_fn(etag::conditional))
         .layer(RequestBodyLimitLayer::new(api::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(ui::headers::security_headers))
         .layer(axum::middleware::from_fn(log_request))
 }
 

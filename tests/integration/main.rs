@@ -34,6 +34,7 @@ mod web_end_to_end;
 mod web_history;
 mod web_metrics;
 mod web_openapi;
+mod web_ui;
 mod worker_checks;
 mod worker_delivery;
 mod worker_memory;

@@ -11,6 +11,7 @@
 
 pub mod binary;
 pub mod broker;
+pub mod browser;
 pub mod db;
 pub mod fleet;
 pub mod http;
