@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { name: "0005_history.sql", sql: include_str!("../migrations/0005_history.sql") },
     Migration { name: "0006_web.sql", sql: include_str!("../migrations/0006_web.sql") },
     Migration { name: "0008_status_pages.sql", sql: include_str!("../migrations/0008_status_pages.sql") },
+    Migration { name: "0009_web_sessions.sql", sql: include_str!("../migrations/0009_web_sessions.sql") },
 ];
 
 /// Advisory lock key: "sentryk8s" in ASCII, so it is recognisable in pg_locks.

@@ -7,6 +7,9 @@
 //! - `state.rs` — what every handler shares;
 //! - `auth.rs` — the one-second token cache and the per-caller rate limit;
 //! - `access.rs` — bearer tokens and scopes, per request (`CanRead`, `CanWrite`);
+//! - `session.rs` — sign-in sessions of the pages (cookie, CSRF) and the
+//!   caller's scope from a cookie or a token (`Viewer`); its SQL in
+//!   `session_store.rs`;
 //! - `problem.rs` — RFC 9457 problem+json errors;
 //! - `etag.rs` — `ETag`, `If-None-Match` and `Cache-Control` on GETs;
 //! - `metrics/` — the per-check Prometheus metrics, refreshed in the
@@ -29,6 +32,8 @@ pub mod metrics;
 pub mod problem;
 pub mod results_store;
 pub mod server;
+pub mod session;
+pub mod session_store;
 pub mod state;
 pub mod store;
 pub mod ui;

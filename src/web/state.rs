@@ -7,6 +7,7 @@ use std::sync::Arc;
 use deadpool_postgres::Pool;
 
 use super::auth::Auth;
+use super::session;
 use crate::config::{Config, WebConfig};
 use crate::history::report::Retention;
 
@@ -17,6 +18,8 @@ pub struct Inner {
     pub pool: Pool,
     pub web: WebConfig,
     pub auth: Auth,
+    /// The one-second cache of sign-in session lookups (`session.rs`).
+    pub sessions: session::Cache,
     /// How long raw results and hourly rollups are kept (which data answers
     /// an uptime window).
     pub retention: Retention,
@@ -30,6 +33,7 @@ impl AppState {
             pool,
             web: config.web.clone(),
             auth: Auth::new(config.web.rate_limit_per_second, config.web.rate_limit_burst),
+            sessions: session::Cache::default(),
             retention: retention(config),
             allow_env: config.checks.allow_env.clone(),
         }))
