@@ -69,7 +69,7 @@ impl Current {
             Current::Up => "up",
             Current::Degraded => "degraded",
             Current::Down => "down",
-            Current::Maintenance => "maint",
+            Current::Maintenance => "maintenance",
             Current::Paused => "paused",
             Current::Unknown => "unknown",
         }

@@ -29,6 +29,7 @@ pub mod api;
 pub mod auth;
 pub mod etag;
 pub mod metrics;
+pub mod pages;
 pub mod problem;
 pub mod results_store;
 pub mod server;
@@ -56,7 +57,7 @@ use crate::config::{Config, WebConfig};
 /// Everything the web role answers, with the layers of [`layered`].
 pub fn app(state: AppState) -> Router {
     let web = state.web.clone();
-    layered(api::router(state).merge(ui::router()), &web)
+    layered(api::router(state.clone()).merge(ui::router()).merge(pages::router(state)), &web)
 }
 
 /// `router` with the layers every route gets, outermost first:

@@ -13,7 +13,6 @@ use axum::routing::get;
 use axum::Router;
 
 const CSS: &str = "text/css; charset=utf-8";
-#[allow(dead_code)] // The first script arrives with the status pages.
 const JS: &str = "text/javascript; charset=utf-8";
 const SVG: &str = "image/svg+xml";
 
@@ -21,6 +20,8 @@ const SVG: &str = "image/svg+xml";
 const ASSETS: &[(&str, &str, &[u8])] = &[
     ("base.css", CSS, include_bytes!("assets/base.css")),
     ("favicon.svg", SVG, include_bytes!("assets/favicon.svg")),
+    ("status.css", CSS, include_bytes!("assets/status.css")),
+    ("status.js", JS, include_bytes!("assets/status.js")),
 ];
 
 /// `GET /assets/{name}`.
