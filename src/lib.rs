@@ -22,6 +22,7 @@ pub mod queue;
 pub mod scheduler;
 pub mod shutdown;
 pub mod status;
+pub mod status_pages;
 pub mod telemetry;
 pub mod tokens;
 pub mod web;

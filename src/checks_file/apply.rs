@@ -154,6 +154,7 @@ pub async fn apply(
         .collect::<Result<Vec<_>, serde_json::Error>>()
         .map_err(|e| ApplyError::Encode(String::new(), e.to_string()))?;
     plan.windows = plan_named(&window_specs, stored_windows, options.prune);
+    let page_specs = plan_pages(&tx, all, &mut plan, options.prune).await?;
     if options.dry_run || plan.is_noop() {
         // Nothing was written; ending the transaction releases the lock.
         tx.rollback().await.map_err(db)?;
@@ -210,8 +211,95 @@ pub async fn apply(
     )
     .await?;
     write_named(&tx, Named::Windows, &plan.windows, &[], &window_specs).await?;
+    write_pages(&tx, &plan.pages, &page_specs).await?;
     tx.commit().await.map_err(db)?;
     Ok(plan)
+}
+
+/// Plans the files' status pages into `plan.pages` (the stored file-owned
+/// pages against the declared ones) and returns the declared (slug, spec)
+/// pairs. A declared page whose slug an API-owned page has is refused, as
+/// a check is; so is a group's label selector that selects no check,
+/// declared in the files or stored (the page would show an empty group).
+async fn plan_pages(
+    tx: &tokio_postgres::Transaction<'_>,
+    all: &Declared,
+    plan: &mut Plan,
+    prune: bool,
+) -> Result<Vec<(String, serde_json::Value)>, ApplyError> {
+    use crate::status_pages::{store as pages, PageOwner};
+    let stored = pages::pages(tx).await.map_err(db)?;
+    let api: HashSet<&str> =
+        stored.iter().filter(|p| p.owner == PageOwner::Api).map(|p| p.slug.as_str()).collect();
+    let owned: Vec<Diagnostic> = all
+        .pages
+        .iter()
+        .filter(|p| api.contains(p.slug.as_str()))
+        .map(|p| Diagnostic {
+            file: p.file.clone(),
+            pos: Some(p.pos),
+            path: format!("{}.slug", p.path),
+            message: format!(
+                "status page \"{slug}\" is owned by the API (owner: api), so `checks apply` never changes it: rename the page in the file, or delete it through the API first (DELETE /api/v1/status-pages/{slug})",
+                slug = p.slug
+            ),
+        })
+        .collect();
+    if !owned.is_empty() {
+        return Err(ApplyError::Owned(Diagnostics(owned)));
+    }
+    let mut empty = Vec::new();
+    for s in all.pages.iter().flat_map(|p| &p.selectors) {
+        let declared =
+            all.checks.iter().any(|c| s.labels.iter().all(|(k, v)| c.spec.labels.get(k) == Some(v)));
+        if !declared && !pages::selector_matches(tx, &s.labels).await.map_err(db)? {
+            let written: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            empty.push(Diagnostic {
+                file: s.file.clone(),
+                pos: Some(s.pos),
+                path: s.path.clone(),
+                message: format!(
+                    "the selector {} selects no check (none declared in these files or stored carries these labels)",
+                    written.join(", ")
+                ),
+            });
+        }
+    }
+    if !empty.is_empty() {
+        return Err(ApplyError::Unresolved(Diagnostics(empty)));
+    }
+    let specs = all
+        .pages
+        .iter()
+        .map(|p| Ok((p.slug.clone(), serde_json::to_value(&p.spec)?)))
+        .collect::<Result<Vec<_>, serde_json::Error>>()
+        .map_err(|e| ApplyError::Encode(String::new(), e.to_string()))?;
+    let borrowed: Vec<(&str, serde_json::Value)> =
+        specs.iter().map(|(s, v)| (s.as_str(), v.clone())).collect();
+    let existing: Vec<(String, serde_json::Value)> =
+        stored.into_iter().filter(|p| p.owner == PageOwner::File).map(|p| (p.slug, p.spec)).collect();
+    plan.pages = plan_named(&borrowed, existing, prune);
+    Ok(specs)
+}
+
+/// Deletes, updates and creates the file-owned status pages of `plan`.
+async fn write_pages(
+    tx: &tokio_postgres::Transaction<'_>,
+    plan: &NamedPlan,
+    specs: &[(String, serde_json::Value)],
+) -> Result<(), ApplyError> {
+    use crate::status_pages::store as pages;
+    if !plan.delete.is_empty() {
+        pages::delete_file_pages(tx, &plan.delete).await.map_err(db)?;
+    }
+    let changed: Vec<usize> =
+        plan.create.iter().copied().chain(plan.update.iter().map(|(i, _)| *i)).collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let slugs: Vec<&str> = changed.iter().map(|&i| specs[i].0.as_str()).collect();
+    let values: Vec<&serde_json::Value> = changed.iter().map(|&i| &specs[i].1).collect();
+    pages::upsert_file_pages(tx, &slugs, &values).await.map_err(db)
 }
 
 /// Deletes, updates and creates the rows of a name-keyed table. `kinds`

@@ -15,6 +15,7 @@ use super::maintenance::DeclaredWindow;
 use super::names::{valid_name, CheckName};
 use super::reader::{Ctx, Slot, F};
 use super::schema;
+use super::status_pages::DeclaredPage;
 use super::yaml::{self, Kind, Node};
 
 /// Everything one file (or all files) declare.
@@ -23,6 +24,8 @@ pub struct Declared {
     pub checks: Vec<DeclaredCheck>,
     pub channels: Vec<DeclaredChannel>,
     pub windows: Vec<DeclaredWindow>,
+    /// Status pages (`status_pages:`).
+    pub pages: Vec<DeclaredPage>,
     /// Every channel and check name written, including those of entries
     /// that failed validation.
     pub written_channels: Vec<String>,
@@ -104,6 +107,11 @@ impl<'a> Validator<'a> {
 }
 
 impl Validator<'_> {
+    /// A reading context over `source` sharing this validator's settings.
+    pub(super) fn ctx<'c>(&'c mut self, file: &'c str, source: &'c str) -> Ctx<'c> {
+        Ctx::new(file, source, self.lookup, self.allow, &mut self.regexes_ok)
+    }
+
     /// One check entry on its own: the body of the API's
     /// `PUT /checks/{name}`. `source` is one YAML document (JSON is YAML),
     /// a mapping of check fields, validated exactly as the entry
@@ -206,7 +214,7 @@ impl Ctx<'_> {
             doc,
             "",
             Some((schema::TOP_LEVEL, "a checks file")),
-            "a mapping with `checks:` (and optionally `defaults:`, `alerts:`, `maintenance:`)",
+            "a mapping with `checks:` (and optionally `defaults:`, `alerts:`, `maintenance:`, `status_pages:`)",
         ) else {
             return;
         };
@@ -220,6 +228,7 @@ impl Ctx<'_> {
                 "maintenance" if !value.is_null() => {
                     self.windows(value, "maintenance", &mut declared.windows)
                 }
+                "status_pages" if !value.is_null() => self.pages(value, "status_pages", &mut declared.pages),
                 _ => {}
             }
         }

@@ -159,6 +159,7 @@ pub fn validate_resolving(
         all.checks.extend(found.checks);
         all.channels.extend(found.channels);
         all.windows.extend(found.windows);
+        all.pages.extend(found.pages);
         all.written_channels.extend(found.written_channels);
         all.written_checks.extend(found.written_checks);
         all.named_checks.extend(found.named_checks);
@@ -181,6 +182,11 @@ pub fn validate_resolving(
         .iter()
         .map(|w| (w.name.as_str(), w.file.as_str(), w.pos, format!("{}.name", w.path), w.path.as_str()));
     duplicates("maintenance window", windows, &mut diags);
+    let pages = all
+        .pages
+        .iter()
+        .map(|p| (p.slug.as_str(), p.file.as_str(), p.pos, format!("{}.slug", p.path), p.path.as_str()));
+    duplicates("status page", pages, &mut diags);
     if resolve {
         let none = HashSet::new();
         diags.0.extend(unresolved(&all, &none, &none).0);
@@ -265,7 +271,9 @@ pub fn unresolved(
     }
     let mut check_names: Vec<&str> = written_checks.iter().copied().collect();
     check_names.sort_unstable();
-    for r in declared.windows.iter().flat_map(|w| &w.check_refs) {
+    let window_refs = declared.windows.iter().flat_map(|w| &w.check_refs);
+    let page_refs = declared.pages.iter().flat_map(|p| &p.check_refs);
+    for r in window_refs.chain(page_refs) {
         if written_checks.contains(r.name.as_str()) || stored_checks.contains(&r.name) {
             continue;
         }

@@ -25,6 +25,7 @@ pub mod owner;
 pub mod plan;
 pub mod reader;
 pub mod schema;
+pub mod status_pages;
 pub mod store;
 pub mod validate;
 pub mod yaml;

@@ -52,6 +52,8 @@ pub struct Plan {
     pub channels: NamedPlan,
     /// Maintenance windows (`maintenance:`).
     pub windows: NamedPlan,
+    /// Status pages (`status_pages:`), file-owned ones only.
+    pub pages: NamedPlan,
 }
 
 /// The plan of a table keyed by name whose rows are a JSON spec (channels,
@@ -178,6 +180,7 @@ impl Plan {
             && self.delete.is_empty()
             && self.channels.is_noop()
             && self.windows.is_noop()
+            && self.pages.is_noop()
     }
 
     /// What `checks apply` prints: one line per change (names and field
@@ -200,6 +203,8 @@ impl Plan {
         self.channels.render_changes(&mut out, "channel", &channel_names, dry_run);
         let window_names: Vec<&str> = all.windows.iter().map(|w| w.name.as_str()).collect();
         self.windows.render_changes(&mut out, "maintenance", &window_names, dry_run);
+        let page_slugs: Vec<&str> = all.pages.iter().map(|p| p.slug.as_str()).collect();
+        self.pages.render_changes(&mut out, "status page", &page_slugs, dry_run);
         let checks = |n: usize| if n == 1 { "check" } else { "checks" };
         let summary =
             counts(self.create.len(), self.update.len(), self.unchanged, self.delete.len(), dry_run);
@@ -222,6 +227,7 @@ impl Plan {
         }
         self.channels.render_summary(&mut out, "channel", "channels", dry_run);
         self.windows.render_summary(&mut out, "maintenance window", "maintenance windows", dry_run);
+        self.pages.render_summary(&mut out, "status page", "status pages", dry_run);
         if self.undeclared > 0 {
             let _ = writeln!(
                 out,

@@ -5,7 +5,14 @@
 //! field messages and the validator agree on one list.
 
 /// Keys of a document (one YAML document of a checks file).
-pub const TOP_LEVEL: &[&str] = &["defaults", "checks", "alerts", "maintenance"];
+pub const TOP_LEVEL: &[&str] = &["defaults", "checks", "alerts", "maintenance", "status_pages"];
+
+/// Keys of a status page (`status_pages[i]`).
+pub const PAGE: &[&str] =
+    &["slug", "title", "description", "logo_url", "public", "show_response_times", "embeddable", "groups"];
+
+/// Keys of a status page's group.
+pub const PAGE_GROUP: &[&str] = &["name", "checks", "labels"];
 
 /// Keys of a notification channel (`alerts.<name>`); which apply depends
 /// on its `type` (see [`channel_fields`]).

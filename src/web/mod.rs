@@ -31,6 +31,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod etag;
 pub mod metrics;
+pub mod pages;
 pub mod problem;
 pub mod results_store;
 pub mod server;
@@ -58,7 +59,8 @@ use crate::config::{Config, WebConfig};
 /// Everything the web role answers, with the layers of [`layered`].
 pub fn app(state: AppState) -> Router {
     let web = state.web.clone();
-    layered(api::router(state.clone()).merge(ui::router()).merge(dashboard::router(state)), &web)
+    let routes = api::router(state.clone()).merge(ui::router()).merge(pages::router(state.clone()));
+    layered(routes.merge(dashboard::router(state)), &web)
 }
 
 /// `router` with the layers every route gets, outermost first:

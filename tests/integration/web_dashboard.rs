@@ -160,6 +160,12 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_a_bad_token_is_refused() {
     assert!(text.contains("Signed in as <strong>reader</strong> (read)"), "{text}");
     assert!(text.contains("<svg class=\"sparkline\""), "a sparkline per row");
     assert!(!text.contains(SECRET), "no secret on the page");
+    let csp = page.header("content-security-policy").expect("a CSP");
+    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+    let script = call(web.addr, "GET", "/assets/dashboard.js", None, None).await;
+    assert_eq!((script.status, script.header("content-type")), (200, Some("text/javascript; charset=utf-8")));
     // The sign-in form is skipped when already signed in.
     let again = get(web.addr, "/login", &cookie).await;
     assert_eq!((again.status, again.header("location")), (303, Some("/")));
@@ -333,6 +339,13 @@ async fn the_check_page_masks_the_spec_and_breaks_a_run_into_phases() {
     }
     // Incidents of the check, errors scrubbed.
     assert!(text.contains("recovered") && text.contains(">open<"), "{text}");
+    // The 90 daily bars (the day of the timeline at 90.91 % up) and both charts.
+    assert_eq!(text.matches("data-day=\"").count(), 90, "90 daily bars");
+    let day = h.base.format("%Y-%m-%d").to_string();
+    assert!(text.contains(&format!("data-day=\"{day}\"")), "{text}");
+    assert!(
+        text.contains("api response time, last 24 hours") && text.contains("api response time, last 30 days")
+    );
 
     // The table: filters by state, label and name; a bad filter says why.
     let down = get(web.addr, "/?q=ap", &cookie).await.text();
@@ -361,8 +374,21 @@ async fn the_check_page_masks_the_spec_and_breaks_a_run_into_phases() {
     assert!(incidents.contains("data-check=\"api\"") && incidents.contains(">open<"), "{incidents}");
     let windows = get(web.addr, "/maintenance", &cookie).await.text();
     assert!(windows.contains("data-window=\"deploy\"") && windows.contains("checks: api"), "{windows}");
+    h.db.client()
+        .await
+        .execute(
+            "INSERT INTO status_pages (slug, spec, owner)
+             VALUES ('shop', '{\"title\": \"Shop status\", \"public\": true, \"groups\": []}', 'api'),
+                    ('ops', '{\"title\": \"Operations\", \"groups\": []}', 'api')",
+            &[],
+        )
+        .await
+        .expect("status pages");
     let pages = get(web.addr, "/status-pages", &cookie).await;
     assert_eq!(pages.status, 200, "{}", pages.text());
+    let text = pages.text();
+    assert!(text.contains("<a href=\"/status/shop\">") && text.contains("Shop status"), "{text}");
+    assert!(text.contains("<a href=\"/status/ops\">") && text.contains("private (signed-in only)"), "{text}");
 }
 
 /// A run of `api` a minute ago with every phase timed: DNS 4, connect 6,

@@ -7,6 +7,7 @@ pub mod checks;
 pub mod incidents;
 pub mod openapi;
 pub mod results;
+pub mod status_pages;
 pub mod uptime;
 
 use axum::extract::DefaultBodyLimit;
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(checks::routes())
         .merge(results::routes())
         .merge(uptime::routes())
+        .merge(status_pages::routes())
         .routes(routes!(incidents::list));
     let (api, document) =
         OpenApiRouter::with_openapi(openapi::document()).nest("/api/v1", api).split_for_parts();

@@ -45,6 +45,7 @@ the `GET` operations answer without a token.
         (name = "results", description = "Every stored result of a check, paged"),
         (name = "uptime", description = "Time up, down, with no data and in maintenance, over a window"),
         (name = "incidents", description = "Incidents, open and resolved"),
+        (name = "status-pages", description = "Status pages: list, read, create or update, delete"),
         (name = "meta", description = "This document"),
     ),
     components(schemas(crate::web::problem::Problem, crate::web::problem::FieldProblem))

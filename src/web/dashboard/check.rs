@@ -1,8 +1,10 @@
 //! `GET /checks/{name}`: one check — its state, its spec as in a checks
 //! file with every secret masked (`model::redact`), the latest runs with
 //! their phase timings as a stacked bar (DNS, connect, TLS, first byte,
-//! rest), its incidents of the last 90 days — and the pause and resume
-//! buttons.
+//! rest), its incidents of the last 90 days, the 90 daily uptime bars
+//! and the response-time charts (p50 and p95 per hour over 24 h, per day
+//! over 30 days; drawn by `ui::svg`, shared with the status pages) — and
+//! the pause and resume buttons.
 //!
 //! Pause and resume (`POST /checks/{name}/pause|resume`, field `csrf`) go
 //! through `checks_file::one::set_enabled`, the path of the API's
@@ -20,14 +22,18 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Duration, Utc};
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::format::{ago, iso, segment, span, state_class, state_label};
 use super::{csrf_checked, form_fields, message, render, see_other, Nav, SignedIn};
 use crate::checks_file::export::{to_file, StoredCheck};
 use crate::checks_file::one::{self, OneError};
 use crate::checks_file::Owner;
+use crate::history::buckets::Granularity;
 use crate::history::report::{self as history, IncidentFilter};
+use crate::history::rollup::Tally;
 use crate::model::redact::{redact_spec, scrub, secrets};
 use crate::model::CheckSpec;
 use crate::tokens::Scope;
@@ -36,7 +42,9 @@ use crate::web::results_store::{self, PageQuery, ResultRow};
 use crate::web::session::Session;
 use crate::web::state::AppState;
 use crate::web::store;
+use crate::web::ui::svg::bars::{daily_bars, DayBar};
 use crate::web::ui::svg::phases::{self, format_ms};
+use crate::web::ui::svg::response::{response_chart, Point, Step};
 
 /// Latest runs shown.
 pub const RESULTS: i64 = 20;
@@ -119,6 +127,90 @@ pub struct CheckPage {
     pub breakdown: Option<Breakdown>,
     pub runs: Vec<Run>,
     pub incidents: Vec<IncidentRow>,
+    /// Inline SVG: the 90 daily bars, and the response-time charts.
+    pub bars: String,
+    pub chart_24h: String,
+    pub chart_30d: String,
+}
+
+/// The history drawings of a check (empty drawings without history).
+struct Drawings {
+    bars: String,
+    chart_24h: String,
+    chart_30d: String,
+}
+
+/// The 90 daily bars (today last) and the two response-time charts of the
+/// check `id`, whose incidents of the last 90 days are `incidents`.
+async fn drawings(
+    client: &impl tokio_postgres::GenericClient,
+    id: i64,
+    name: &str,
+    incidents: &[(DateTime<Utc>, Option<DateTime<Utc>>)],
+    now: DateTime<Utc>,
+) -> Result<Drawings, Problem> {
+    let today = now.date_naive();
+    let first_day = today - Duration::days(89);
+    let from = first_day.and_hms_opt(0, 0, 0).map_or(now - Duration::days(90), |t| t.and_utc());
+    let unavailable = |e: history::HistoryError| Problem::unavailable(&e);
+    let days = history::bars(client, &[id], from, now, Granularity::Day).await.map_err(unavailable)?;
+    let days = days.get(&id).cloned().unwrap_or_default();
+    let hours = history::bars(client, &[id], now - Duration::hours(24), now, Granularity::Hour)
+        .await
+        .map_err(unavailable)?;
+    let hours = hours.get(&id).cloned().unwrap_or_default();
+    let per_day = incidents_per_day(incidents, now);
+    let day_bars: Vec<DayBar> = days
+        .iter()
+        .map(|(at, tally)| DayBar {
+            day: at.date_naive(),
+            durations: tally.durations,
+            incidents: per_day.get(&at.date_naive()).copied().unwrap_or(0),
+        })
+        .collect();
+    // The bucket holding "24 h ago" is the 25th: the last 24 hours.
+    let last_hours = &hours[hours.len().saturating_sub(24)..];
+    let last_days = &days[days.len().saturating_sub(30)..];
+    Ok(Drawings {
+        bars: daily_bars(&day_bars, name),
+        chart_24h: response_chart(
+            &points(last_hours),
+            Step::Hour,
+            &format!("{name} response time, last 24 hours"),
+        ),
+        chart_30d: response_chart(
+            &points(last_days),
+            Step::Day,
+            &format!("{name} response time, last 30 days"),
+        ),
+    })
+}
+
+/// p50 and p95 of each bucket's successful runs.
+fn points(buckets: &[(DateTime<Utc>, Tally)]) -> Vec<Point> {
+    buckets
+        .iter()
+        .map(|(at, t)| Point { at: *at, p50_ms: t.quantile_ms(0.5), p95_ms: t.quantile_ms(0.95) })
+        .collect()
+}
+
+/// How many incidents were open at some time of each UTC day, up to
+/// today (an incident still open counts until now).
+pub fn incidents_per_day(
+    incidents: &[(DateTime<Utc>, Option<DateTime<Utc>>)],
+    now: DateTime<Utc>,
+) -> HashMap<NaiveDate, u32> {
+    let mut out = HashMap::new();
+    for (opened, resolved) in incidents {
+        let mut day = opened.date_naive();
+        let last = resolved.unwrap_or(now).date_naive().min(now.date_naive());
+        while day <= last {
+            *out.entry(day).or_default() += 1;
+            let Some(next) = day.succ_opt() else { break };
+            day = next;
+        }
+    }
+    out
 }
 
 /// `GET /checks/{name}`.
@@ -159,6 +251,15 @@ pub async fn page_of(state: &AppState, session: &Session, name: &str) -> Result<
         since: Some(now - Duration::days(90)),
     };
     let incidents = history::incidents(&**client, &filter).await.map_err(|e| Problem::unavailable(&e))?;
+    let drawn = match id {
+        Some(id) => {
+            let spans: Vec<_> = incidents.iter().map(|i| (i.opened_at, i.resolved_at)).collect();
+            Some(drawings(&**client, id, name, &spans, now).await?)
+        }
+        None => None,
+    };
+    let drawn =
+        drawn.unwrap_or(Drawings { bars: String::new(), chart_24h: String::new(), chart_30d: String::new() });
     drop(client);
 
     let (control, no_control) = control(session, row.enabled, row.owner);
@@ -189,6 +290,9 @@ pub async fn page_of(state: &AppState, session: &Session, name: &str) -> Result<
                 error: i.first_error.clone().unwrap_or_default(),
             })
             .collect(),
+        bars: drawn.bars,
+        chart_24h: drawn.chart_24h,
+        chart_30d: drawn.chart_30d,
         name: row.name,
     };
     Ok(render(StatusCode::OK, &view))
@@ -347,6 +451,32 @@ async fn set_enabled(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn an_incident_counts_on_every_day_it_was_open() {
+        let now = t("2026-11-29T12:00:00Z");
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let map = incidents_per_day(
+            &[
+                (t("2026-11-26T23:00:00Z"), Some(t("2026-11-27T01:00:00Z"))),
+                (t("2026-11-27T10:00:00Z"), Some(t("2026-11-27T10:05:00Z"))),
+                (t("2026-11-28T20:00:00Z"), None),
+            ],
+            now,
+        );
+        assert_eq!(map[&day("2026-11-26")], 1);
+        assert_eq!(map[&day("2026-11-27")], 2);
+        assert_eq!(map[&day("2026-11-28")], 1);
+        assert_eq!(map[&day("2026-11-29")], 1, "still open today");
+        assert_eq!(map.len(), 4);
+        // A resolution stamped after now (clock skew) stops at today.
+        let skewed = incidents_per_day(&[(t("2026-11-29T11:00:00Z"), Some(t("2026-12-02T00:00:00Z")))], now);
+        assert_eq!(skewed.len(), 1);
+    }
 
     fn session(scope: Scope) -> Session {
         Session { digest: "d".into(), token: "t".into(), scope, csrf: "c".into() }

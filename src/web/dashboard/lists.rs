@@ -10,9 +10,11 @@ use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
 
 use super::format::{ago, iso, segment, span};
-use super::{render, store, Nav, SignedIn};
+use super::{render, Nav, SignedIn};
 use crate::history::report::{self as history, IncidentFilter};
 use crate::model::maintenance::{Schedule, WindowSpec};
+use crate::status_pages::model::PageSpec;
+use crate::status_pages::store;
 use crate::web::problem::Problem;
 use crate::web::state::AppState;
 
@@ -102,16 +104,7 @@ pub struct MaintenancePage {
 }
 
 /// A window in words, and whether it is active at `now`.
-pub fn window_line(name: String, spec: Option<&WindowSpec>, now: chrono::DateTime<Utc>) -> WindowLine {
-    let Some(spec) = spec else {
-        return WindowLine {
-            name,
-            when: "(this version cannot read the stored window)".to_string(),
-            covers: String::new(),
-            active: String::new(),
-            description: String::new(),
-        };
-    };
+pub fn window_line(name: String, spec: &WindowSpec, now: chrono::DateTime<Utc>) -> WindowLine {
     let when = match &spec.schedule {
         Schedule::Once { start, end } => format!("once, from {} to {}", iso(*start), iso(*end)),
         Schedule::Recurring { days, at, duration_ms } => {
@@ -147,14 +140,13 @@ pub fn window_line(name: String, spec: Option<&WindowSpec>, now: chrono::DateTim
 /// `GET /maintenance`.
 pub async fn maintenance(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
     let windows = match state.pool.get().await {
-        Ok(client) => store::maintenance_windows(&**client).await.map_err(|e| Problem::unavailable(&e)),
+        Ok(client) => store::windows(&**client).await.map_err(|e| Problem::unavailable(&e)),
         Err(e) => Err(Problem::unavailable(&e)),
     };
     let now = Utc::now();
     match windows {
         Ok(list) => {
-            let windows =
-                list.into_iter().map(|(name, spec)| window_line(name, spec.as_ref(), now)).collect();
+            let windows = list.into_iter().map(|(name, spec)| window_line(name, &spec, now)).collect();
             render(StatusCode::OK, &MaintenancePage { nav: Nav::new(&session, "maintenance"), windows })
         }
         Err(p) => p.into_response(),
@@ -179,18 +171,22 @@ pub struct StatusPagesPage {
 /// `GET /status-pages`.
 pub async fn status_pages(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
     let pages = match state.pool.get().await {
-        Ok(client) => store::status_pages(&**client).await.map_err(|e| Problem::unavailable(&e)),
+        Ok(client) => store::pages(&**client).await.map_err(|e| Problem::unavailable(&e)),
         Err(e) => Err(Problem::unavailable(&e)),
     };
     match pages {
         Ok(list) => {
             let pages = list
                 .into_iter()
-                .map(|(slug, title, public)| PageLine {
-                    href: format!("/status/{}", segment(&slug)),
-                    slug,
-                    title,
-                    public,
+                .map(|stored| {
+                    // A page this version cannot read is still listed, by its slug.
+                    let spec: Option<PageSpec> = serde_json::from_value(stored.spec).ok();
+                    PageLine {
+                        href: format!("/status/{}", segment(&stored.slug)),
+                        title: spec.as_ref().map_or_else(|| stored.slug.clone(), |s| s.title.clone()),
+                        public: spec.is_some_and(|s| s.public),
+                        slug: stored.slug,
+                    }
                 })
                 .collect();
             render(StatusCode::OK, &StatusPagesPage { nav: Nav::new(&session, "status-pages"), pages })
@@ -214,25 +210,21 @@ mod tests {
             "start": "2026-11-29T10:00:00Z", "end": "2026-11-29T12:00:00Z", "checks": ["api", "web"]
         }))
         .unwrap();
-        let line = window_line("deploy".into(), Some(&once), t("2026-11-29T11:00:00Z"));
+        let line = window_line("deploy".into(), &once, t("2026-11-29T11:00:00Z"));
         assert_eq!(line.when, "once, from 2026-11-29T10:00:00Z to 2026-11-29T12:00:00Z");
         assert_eq!(line.covers, "checks: api, web");
         assert_eq!(line.active, "active until 2026-11-29T12:00:00Z");
-        assert_eq!(window_line("deploy".into(), Some(&once), t("2026-11-29T12:00:00Z")).active, "");
+        assert_eq!(window_line("deploy".into(), &once, t("2026-11-29T12:00:00Z")).active, "");
 
         let weekly: WindowSpec = serde_json::from_value(serde_json::json!({
             "time_zone": "Europe/Paris", "schedule": "recurring", "days": ["sun"], "at": "02:00:00",
             "duration_ms": 7_200_000, "labels": {"team": "web"}, "description": "backups"
         }))
         .unwrap();
-        let line = window_line("backups".into(), Some(&weekly), t("2026-11-30T12:00:00Z"));
+        let line = window_line("backups".into(), &weekly, t("2026-11-30T12:00:00Z"));
         assert_eq!(line.when, "sun at 02:00 for 2 h (Europe/Paris)");
         assert_eq!((line.covers.as_str(), line.description.as_str()), ("labels: team=web", "backups"));
         let everything = WindowSpec { checks: vec![], labels: Default::default(), ..weekly };
-        assert_eq!(
-            window_line("x".into(), Some(&everything), t("2026-11-30T12:00:00Z")).covers,
-            "every check"
-        );
-        assert!(window_line("bad".into(), None, t("2026-11-30T12:00:00Z")).when.contains("cannot read"));
+        assert_eq!(window_line("x".into(), &everything, t("2026-11-30T12:00:00Z")).covers, "every check");
     }
 }

@@ -17,15 +17,18 @@
 //! out, a page redirects to `/login`; a form posted without a session, or
 //! without its session's CSRF secret, is 403.
 //!
-//! - `format.rs` — how times, percents and states read (pure);
-//! - `store.rs` — the SQL of the dashboard that no concern owns.
+//! - `format.rs` — how times, percents and states read (pure).
+//!
+//! The dashboard has no SQL of its own: checks and results are read
+//! through `web::store` and `web::results_store` (as the API reads them),
+//! history through `history::report`, maintenance windows and status pages
+//! through `status_pages::store`.
 
 pub mod check;
 pub mod checks;
 pub mod format;
 pub mod lists;
 pub mod login;
-pub mod store;
 
 use std::collections::HashMap;
 

@@ -13,7 +13,6 @@ use axum::routing::get;
 use axum::Router;
 
 const CSS: &str = "text/css; charset=utf-8";
-#[allow(dead_code)] // The first script arrives with the status pages.
 const JS: &str = "text/javascript; charset=utf-8";
 const SVG: &str = "image/svg+xml";
 
@@ -23,6 +22,8 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("dashboard.css", CSS, include_bytes!("assets/dashboard.css")),
     ("dashboard.js", JS, include_bytes!("assets/dashboard.js")),
     ("favicon.svg", SVG, include_bytes!("assets/favicon.svg")),
+    ("status.css", CSS, include_bytes!("assets/status.css")),
+    ("status.js", JS, include_bytes!("assets/status.js")),
 ];
 
 /// `GET /assets/{name}`.

@@ -6,7 +6,9 @@
 //! - `assets.rs` — the CSS, JavaScript and images compiled into the binary
 //!   and served at `/assets/{name}` (no CDN, no build step: it works in an
 //!   air-gapped cluster);
-//! - `svg/` — inline SVG drawings (bars, charts, sparklines, phase bars);
+//! - `svg/` — the inline SVG pieces (daily bars, response-time chart,
+//!   badges, the dashboard's sparkline and phase bar), pure functions
+//!   shared by the status pages and the dashboard;
 //! - `templates/base.html` (at the crate root, askama's default place) —
 //!   the layout every page extends.
 

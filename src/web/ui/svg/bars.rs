@@ -1,0 +1,238 @@
+//! The 90 daily bars of a check: one `<rect>` per UTC day, shaded green
+//! to red by that day's uptime, grey without data, blue for maintenance.
+//!
+//! Hooks for embedders, tests and `status.js`: every bar carries
+//! `data-day="YYYY-MM-DD"`, `data-uptime` (a percent with two decimals,
+//! empty without data), `data-down` (milliseconds down), `data-incidents`
+//! and `data-shade`; its `<title>` says the same in words, so the figures
+//! are there without JavaScript and never by colour alone. No-data days
+//! are also drawn shorter, so they differ by shape too.
+
+use chrono::NaiveDate;
+
+use super::{duration_text, escape, percent_text};
+use crate::history::uptime::Durations;
+
+/// One day of one check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DayBar {
+    pub day: NaiveDate,
+    pub durations: Durations,
+    /// Incidents open at some time that day.
+    pub incidents: u32,
+}
+
+/// How a day is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shade {
+    /// At least 99.9 % up.
+    Up,
+    /// At least 99 %.
+    Minor,
+    /// At least 95 %.
+    Partial,
+    /// Under 95 %.
+    Major,
+    /// Maintenance and no down time.
+    Maintenance,
+    /// Neither up nor down time, nor maintenance.
+    NoData,
+}
+
+impl Shade {
+    /// The CSS class (status.css and dashboard.css colour it, also in dark mode).
+    pub fn class(self) -> &'static str {
+        match self {
+            Shade::Up => "up",
+            Shade::Minor => "minor",
+            Shade::Partial => "partial",
+            Shade::Major => "major",
+            Shade::Maintenance => "maint",
+            Shade::NoData => "none",
+        }
+    }
+
+    /// The fill without a stylesheet (light background; ≥ 3:1 against
+    /// white, WCAG's contrast for graphics).
+    pub fn fill(self) -> &'static str {
+        match self {
+            Shade::Up => "#2b8a3e",
+            Shade::Minor => "#5c940d",
+            Shade::Partial => "#d9480f",
+            Shade::Major => "#c92a2a",
+            Shade::Maintenance => "#1971c2",
+            Shade::NoData => "#868e96",
+        }
+    }
+
+    /// In words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Shade::Up => "operational",
+            Shade::Minor => "minor downtime",
+            Shade::Partial => "partial outage",
+            Shade::Major => "major outage",
+            Shade::Maintenance => "maintenance",
+            Shade::NoData => "no data",
+        }
+    }
+}
+
+/// The shade of a day: maintenance when it had maintenance and no down
+/// time; else by uptime (up / (up + down)); no data when there was
+/// nothing to judge.
+pub fn shade(durations: &Durations) -> Shade {
+    if durations.maintenance_ms > 0 && durations.down_ms <= 0 {
+        return Shade::Maintenance;
+    }
+    match durations.uptime_percent() {
+        None => Shade::NoData,
+        Some(p) if p >= 99.9 => Shade::Up,
+        Some(p) if p >= 99.0 => Shade::Minor,
+        Some(p) if p >= 95.0 => Shade::Partial,
+        Some(_) => Shade::Major,
+    }
+}
+
+/// Width of a bar and of the gap after it, in SVG units.
+const BAR: usize = 3;
+const GAP: usize = 2;
+/// Height of the drawing; a no-data bar is [`SHORT`] high.
+const HEIGHT: usize = 32;
+const SHORT: usize = 12;
+
+/// The `data-uptime` value of a day: two decimals, empty without data.
+pub fn uptime_attr(durations: &Durations) -> String {
+    durations.uptime_percent().map(percent_text).unwrap_or_default()
+}
+
+/// The words of a day's `<title>`: "2026-11-29: 99.93 % up, 1 min down,
+/// 1 incident".
+pub fn day_text(bar: &DayBar) -> String {
+    let s = shade(&bar.durations);
+    let mut text = format!("{}: ", bar.day.format("%Y-%m-%d"));
+    match bar.durations.uptime_percent() {
+        Some(p) => text.push_str(&format!("{} % up", percent_text(p))),
+        None => text.push_str(s.describe()),
+    }
+    if bar.durations.down_ms > 0 {
+        text.push_str(&format!(", {} down", duration_text(bar.durations.down_ms)));
+    }
+    if bar.durations.maintenance_ms > 0 {
+        text.push_str(&format!(", {} maintenance", duration_text(bar.durations.maintenance_ms)));
+    }
+    match bar.incidents {
+        0 => {}
+        1 => text.push_str(", 1 incident"),
+        n => text.push_str(&format!(", {n} incidents")),
+    }
+    text
+}
+
+/// The bars of `days` (oldest first) as one inline `<svg>`; `label` names
+/// the check for screen readers.
+pub fn daily_bars(days: &[DayBar], label: &str) -> String {
+    let width = (days.len() * (BAR + GAP)).saturating_sub(GAP).max(1);
+    let mut out = String::with_capacity(days.len() * 190 + 300);
+    out.push_str(&format!(
+        "<svg class=\"bars\" viewBox=\"0 0 {width} {HEIGHT}\" width=\"100%\" height=\"{HEIGHT}\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"{} daily uptime, {} days\">",
+        escape(label),
+        days.len()
+    ));
+    for (i, bar) in days.iter().enumerate() {
+        let s = shade(&bar.durations);
+        let (y, h) = if s == Shade::NoData { (HEIGHT - SHORT, SHORT) } else { (0, HEIGHT) };
+        out.push_str(&format!(
+            "<rect class=\"bar {}\" x=\"{}\" y=\"{y}\" width=\"{BAR}\" height=\"{h}\" fill=\"{}\" data-day=\"{}\" data-uptime=\"{}\" data-down=\"{}\" data-incidents=\"{}\" data-shade=\"{}\"><title>{}</title></rect>",
+            s.class(),
+            i * (BAR + GAP),
+            s.fill(),
+            bar.day.format("%Y-%m-%d"),
+            uptime_attr(&bar.durations),
+            bar.durations.down_ms.max(0),
+            bar.incidents,
+            s.describe(),
+            escape(&day_text(bar)),
+        ));
+    }
+    out.push_str("</svg>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(up: i64, down: i64, no_data: i64, maintenance: i64) -> Durations {
+        Durations { up_ms: up, down_ms: down, no_data_ms: no_data, maintenance_ms: maintenance }
+    }
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn shades_follow_uptime_then_maintenance_then_no_data() {
+        assert_eq!(shade(&d(DAY, 0, 0, 0)), Shade::Up);
+        // 99.9 % exactly is still up; a hair under is minor.
+        assert_eq!(shade(&d(999, 1, 0, 0)), Shade::Up);
+        assert_eq!(shade(&d(9989, 11, 0, 0)), Shade::Minor);
+        assert_eq!(shade(&d(99, 1, 0, 0)), Shade::Minor);
+        assert_eq!(shade(&d(98, 2, 0, 0)), Shade::Partial);
+        assert_eq!(shade(&d(95, 5, 0, 0)), Shade::Partial);
+        assert_eq!(shade(&d(94, 6, 0, 0)), Shade::Major);
+        assert_eq!(shade(&d(0, DAY, 0, 0)), Shade::Major);
+        assert_eq!(shade(&d(0, 0, DAY, 0)), Shade::NoData);
+        assert_eq!(shade(&d(0, 0, 0, 0)), Shade::NoData);
+        assert_eq!(shade(&d(DAY - 1000, 0, 0, 1000)), Shade::Maintenance);
+        assert_eq!(shade(&d(0, 0, 0, DAY)), Shade::Maintenance);
+        // Down time outweighs maintenance: the outage shows.
+        assert_eq!(shade(&d(DAY / 2, DAY / 4, 0, DAY / 4)), Shade::Major);
+    }
+
+    #[test]
+    fn every_shade_has_its_own_class_fill_and_words() {
+        let all = [Shade::Up, Shade::Minor, Shade::Partial, Shade::Major, Shade::Maintenance, Shade::NoData];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a.class(), b.class());
+                assert_ne!(a.fill(), b.fill());
+                assert_ne!(a.describe(), b.describe());
+            }
+        }
+    }
+
+    #[test]
+    fn a_day_is_described_in_words() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let bar = DayBar { day, durations: d(DAY - 60_000, 60_000, 0, 0), incidents: 1 };
+        assert_eq!(day_text(&bar), "2026-11-29: 99.93 % up, 1 min down, 1 incident");
+        let bar = DayBar { day, durations: d(0, 0, DAY, 0), incidents: 0 };
+        assert_eq!(day_text(&bar), "2026-11-29: no data");
+        let bar = DayBar { day, durations: d(0, 0, 0, 7_200_000), incidents: 0 };
+        assert_eq!(day_text(&bar), "2026-11-29: maintenance, 2 h maintenance");
+        let bar = DayBar { day, durations: d(1, 1, 0, 0), incidents: 3 };
+        assert!(day_text(&bar).ends_with("3 incidents"));
+    }
+
+    #[test]
+    fn ninety_days_make_ninety_hooked_bars() {
+        let first = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
+        let days: Vec<DayBar> = (0..90)
+            .map(|i| DayBar {
+                day: first + chrono::Days::new(i),
+                durations: if i == 0 { d(0, 0, 0, 0) } else { d(DAY - 864_000, 864_000, 0, 0) },
+                incidents: u32::from(i == 5),
+            })
+            .collect();
+        let svg = daily_bars(&days, "api <prod>");
+        assert!(svg.starts_with("<svg class=\"bars\" viewBox=\"0 0 448 32\""), "{svg}");
+        assert!(svg.contains("aria-label=\"api &lt;prod&gt; daily uptime, 90 days\""));
+        assert_eq!(svg.matches("<rect ").count(), 90);
+        assert_eq!(svg.matches("data-day=\"").count(), 90);
+        assert!(svg.contains("data-day=\"2026-09-01\" data-uptime=\"\""), "no data: empty uptime");
+        assert!(svg.contains("data-day=\"2026-09-02\" data-uptime=\"99.00\" data-down=\"864000\""));
+        assert!(svg.contains("data-day=\"2026-11-29\""), "the 90th day");
+        assert!(svg.contains("<title>2026-09-06: 99.00 % up, 14 min down, 1 incident</title>"));
+        assert!(!svg.contains("style="), "the CSP allows no inline style");
+        assert!(svg.ends_with("</svg>"));
+    }
+}

@@ -1,0 +1,223 @@
+//! The response-time chart: p50 and p95 per bucket (per hour over 24 h,
+//! or per day over 30 d) as two lines over a time axis.
+//!
+//! p50 is a solid line and p95 a dashed one (told apart by shape, not
+//! only colour), both named in a legend. A bucket without successful runs
+//! breaks the lines instead of drawing them down to zero. Each bucket has
+//! an invisible hover target carrying `data-at`, `data-p50` and `data-p95`
+//! (milliseconds, empty without data) and a `<title>` with the figures, so
+//! they are readable without JavaScript.
+
+use chrono::{DateTime, Utc};
+
+use super::escape;
+
+/// One bucket's percentiles, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    /// The bucket's start.
+    pub at: DateTime<Utc>,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+}
+
+/// Buckets of an hour or of a day (how times are labelled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Hour,
+    Day,
+}
+
+impl Step {
+    fn label(self, at: DateTime<Utc>) -> String {
+        match self {
+            Step::Hour => at.format("%H:%M").to_string(),
+            Step::Day => at.format("%m-%d").to_string(),
+        }
+    }
+
+    fn title(self, at: DateTime<Utc>) -> String {
+        match self {
+            Step::Hour => at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            Step::Day => at.format("%Y-%m-%d").to_string(),
+        }
+    }
+}
+
+const WIDTH: f64 = 600.0;
+const HEIGHT: f64 = 160.0;
+/// Room for the y labels on the left and the x labels below.
+const LEFT: f64 = 48.0;
+const BOTTOM: f64 = 20.0;
+const TOP: f64 = 8.0;
+
+/// The smallest "round" number (1, 2 or 5 × 10^k) at least `ms`: the top
+/// of the y axis.
+pub fn nice_max(ms: f64) -> f64 {
+    if !(ms.is_finite() && ms > 0.0) {
+        return 1.0;
+    }
+    let power = 10f64.powf(ms.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * power).find(|v| *v >= ms).unwrap_or(10.0 * power)
+}
+
+/// Milliseconds for an axis or a title: "850 ms", "1.2 s".
+pub fn ms_text(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+/// SVG path data through the points that have a value, broken at gaps.
+fn line(xs: &[f64], values: &[Option<f64>], y: impl Fn(f64) -> f64) -> String {
+    let mut d = String::new();
+    let mut pen_down = false;
+    for (x, v) in xs.iter().zip(values) {
+        match v {
+            Some(v) => {
+                d.push_str(&format!("{}{x:.1} {:.1} ", if pen_down { 'L' } else { 'M' }, y(*v)));
+                pen_down = true;
+            }
+            None => pen_down = false,
+        }
+    }
+    d.trim_end().to_string()
+}
+
+/// The chart of `points` (oldest first); `label` names what it is for
+/// screen readers ("api response time, last 24 hours").
+pub fn response_chart(points: &[Point], step: Step, label: &str) -> String {
+    let top = nice_max(points.iter().filter_map(|p| p.p95_ms.or(p.p50_ms)).fold(0.0, f64::max));
+    let plot_w = WIDTH - LEFT - 4.0;
+    let plot_h = HEIGHT - BOTTOM - TOP;
+    let slot = plot_w / points.len().max(1) as f64;
+    let xs: Vec<f64> = (0..points.len()).map(|i| LEFT + slot * (i as f64 + 0.5)).collect();
+    let y = |v: f64| TOP + plot_h * (1.0 - (v / top).clamp(0.0, 1.0));
+    let mut out = format!(
+        "<svg class=\"response\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"100%\" role=\"img\" aria-label=\"{}\">",
+        escape(label)
+    );
+    // Grid and y labels: 0, half, top.
+    for fraction in [0.0, 0.5, 1.0] {
+        let gy = y(top * fraction);
+        out.push_str(&format!(
+            "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{WIDTH}\" y1=\"{gy:.1}\" y2=\"{gy:.1}\" stroke=\"#adb5bd\" stroke-width=\"0.5\"/><text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"10\" fill=\"#495057\">{}</text>",
+            LEFT - 4.0,
+            gy + 3.0,
+            ms_text(top * fraction)
+        ));
+    }
+    // x labels: first, middle, last.
+    if let (Some(first), Some(last)) = (points.first(), points.last()) {
+        let middle = &points[points.len() / 2];
+        for (p, anchor, x) in
+            [(first, "start", LEFT), (middle, "middle", xs[points.len() / 2]), (last, "end", WIDTH - 4.0)]
+        {
+            out.push_str(&format!(
+                "<text class=\"axis\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" font-size=\"10\" fill=\"#495057\">{}</text>",
+                HEIGHT - 6.0,
+                step.label(p.at)
+            ));
+        }
+    }
+    let p95: Vec<Option<f64>> = points.iter().map(|p| p.p95_ms).collect();
+    let p50: Vec<Option<f64>> = points.iter().map(|p| p.p50_ms).collect();
+    out.push_str(&format!(
+        "<path class=\"p95\" d=\"{}\" fill=\"none\" stroke=\"#e8590c\" stroke-width=\"1.5\" stroke-dasharray=\"4 3\"/>",
+        line(&xs, &p95, y)
+    ));
+    out.push_str(&format!(
+        "<path class=\"p50\" d=\"{}\" fill=\"none\" stroke=\"#1971c2\" stroke-width=\"2\"/>",
+        line(&xs, &p50, y)
+    ));
+    for (p, x) in points.iter().zip(&xs) {
+        let figures = match (p.p50_ms, p.p95_ms) {
+            (Some(a), Some(b)) => format!("p50 {}, p95 {}", ms_text(a), ms_text(b)),
+            (Some(a), None) => format!("p50 {}", ms_text(a)),
+            _ => "no successful runs".to_string(),
+        };
+        let attr = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();
+        out.push_str(&format!(
+            "<rect class=\"hit\" x=\"{:.1}\" y=\"{TOP}\" width=\"{slot:.1}\" height=\"{plot_h:.1}\" fill=\"transparent\" data-at=\"{}\" data-p50=\"{}\" data-p95=\"{}\"><title>{}: {figures}</title></rect>",
+            x - slot / 2.0,
+            p.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            attr(p.p50_ms),
+            attr(p.p95_ms),
+            step.title(p.at),
+        ));
+    }
+    out.push_str(&format!(
+        "<g class=\"legend\" font-size=\"10\" fill=\"#495057\"><line x1=\"{a}\" x2=\"{b}\" y1=\"6\" y2=\"6\" stroke=\"#1971c2\" stroke-width=\"2\"/><text x=\"{c}\" y=\"9\">p50</text><line x1=\"{d}\" x2=\"{e}\" y1=\"6\" y2=\"6\" stroke=\"#e8590c\" stroke-width=\"1.5\" stroke-dasharray=\"4 3\"/><text x=\"{f}\" y=\"9\">p95</text></g>",
+        a = LEFT + 8.0,
+        b = LEFT + 24.0,
+        c = LEFT + 28.0,
+        d = LEFT + 56.0,
+        e = LEFT + 72.0,
+        f = LEFT + 76.0,
+    ));
+    out.push_str("</svg>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(hour: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_764_374_400 + hour * 3600, 0).unwrap()
+    }
+
+    #[test]
+    fn the_axis_top_is_a_round_number_at_least_the_largest_value() {
+        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(nice_max(f64::NAN), 1.0);
+        assert_eq!(nice_max(0.7), 1.0);
+        assert_eq!(nice_max(1.0), 1.0);
+        assert_eq!(nice_max(1.5), 2.0);
+        assert_eq!(nice_max(120.0), 200.0);
+        assert_eq!(nice_max(499.0), 500.0);
+        assert_eq!(nice_max(501.0), 1000.0);
+        assert_eq!(nice_max(7000.0), 10_000.0);
+    }
+
+    #[test]
+    fn milliseconds_read_well() {
+        assert_eq!(ms_text(0.0), "0.0 ms");
+        assert_eq!(ms_text(4.25), "4.2 ms");
+        assert_eq!(ms_text(850.0), "850 ms");
+        assert_eq!(ms_text(1234.0), "1.2 s");
+    }
+
+    #[test]
+    fn lines_break_at_buckets_without_data() {
+        let xs = [0.0, 1.0, 2.0, 3.0];
+        let d = line(&xs, &[Some(1.0), None, Some(2.0), Some(3.0)], |v| v * 10.0);
+        assert_eq!(d, "M0.0 10.0 M2.0 20.0 L3.0 30.0");
+        assert_eq!(line(&xs, &[None, None, None, None], |v| v), "");
+    }
+
+    #[test]
+    fn a_day_of_hours_has_a_hook_per_hour_and_both_lines() {
+        let points: Vec<Point> = (0..24)
+            .map(|h| Point {
+                at: at(h),
+                p50_ms: (h != 3).then_some(100.0),
+                p95_ms: (h != 3).then_some(180.0),
+            })
+            .collect();
+        let svg = response_chart(&points, Step::Hour, "api <response> time");
+        assert_eq!(svg.matches("class=\"hit\"").count(), 24);
+        assert!(svg.contains("aria-label=\"api &lt;response&gt; time\""));
+        assert!(svg.contains("data-at=\"2025-11-29T00:00:00Z\" data-p50=\"100.0\" data-p95=\"180.0\""));
+        assert!(svg.contains("data-p50=\"\" data-p95=\"\"><title>2025-11-29 03:00 UTC: no successful runs"));
+        assert!(svg.contains("class=\"p50\" d=\"M") && svg.contains("class=\"p95\" d=\"M"));
+        assert!(svg.contains(">200 ms</text>"), "the axis top: {svg}");
+        assert!(!svg.contains("style="));
+        let empty = response_chart(&[], Step::Day, "none");
+        assert!(empty.ends_with("</svg>"));
+    }
+}
