@@ -136,6 +136,19 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_a_bad_token_is_refused() {
     .expect("answer");
     assert!(over_tls.header("set-cookie").expect("Set-Cookie").ends_with("; Secure"));
 
+    // A sign-in posted from another site is refused (login CSRF).
+    let cross = request(
+        web.addr,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded"), ("Sec-Fetch-Site", "cross-site")],
+        body.as_bytes(),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(cross.status, 403, "{}", cross.text());
+    assert!(cross.header("set-cookie").is_none());
+
     // Only the id's digest is stored.
     let client = h.db.client().await;
     let stored = |id: String| {

@@ -3,6 +3,11 @@
 //! answers `303` to `/` with the session cookie; a bad token is `401` with
 //! the form and a message saying what was wrong. `POST /logout` (with the
 //! session's CSRF secret) ends the session and clears the cookie.
+//!
+//! A sign-in posted from another site (`Sec-Fetch-Site: cross-site`, which
+//! browsers send) is refused: a page elsewhere must not sign a visitor in
+//! with a token of its choosing (login CSRF). The form has no CSRF secret
+//! of its own because there is no session yet to bind one to.
 
 use askama::Template;
 use axum::body::Bytes;
@@ -11,7 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
-use super::{csrf_checked, form_fields, render, see_other, SignedIn};
+use super::{csrf_checked, form_fields, message, render, see_other, SignedIn};
 use crate::web::auth::Peer;
 use crate::web::session::{self, SignInError};
 use crate::web::state::AppState;
@@ -39,6 +44,9 @@ pub async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) {
+        return message(StatusCode::FORBIDDEN, "Refused", "A sign-in must come from this site's own form.");
+    }
     let fields = form_fields(&body);
     let token = fields.get("token").map(String::as_str).unwrap_or("");
     match session::sign_in(&state, &headers, peer.as_ref().map(|p| &p.0), token).await {
