@@ -34,7 +34,7 @@ mod common;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::env_or;
 use http_body_util::{BodyExt, Full};
