@@ -7,6 +7,7 @@
 #   bench/run.sh autoscale   # HPA on worker CPU vs RabbitMQ backlog       (~9 min)
 #   bench/run.sh history     # history reads at 10,000 checks              (~3 min)
 #   bench/run.sh web         # REST API with 10,000 checks: list, cached reads, PUTs (~2 min)
+#   bench/run.sh status-page # the status page of 200 checks, 90 days: p99, page weight (~1 min)
 #
 # Installs what the benchmark needs (Debian packages: nginx-light,
 # prometheus-blackbox-exporter, monitoring-plugins-basic), starts
@@ -18,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -eq 1 ] || usage
 case "$1" in
   probe) bench=worker_probe; packages=(nginx-light prometheus-blackbox-exporter monitoring-plugins-basic) ;;
@@ -27,6 +28,7 @@ case "$1" in
   autoscale) bench=autoscale; packages=() ;;
   history) bench=history; packages=() ;;
   web) bench=web; packages=() ;;
+  status-page) bench=status_page; packages=() ;;
   *) usage ;;
 esac
 

@@ -270,6 +270,59 @@ impl Ctx<'_> {
     }
 }
 
+impl Validator<'_> {
+    /// One page on its own: the body of the API's `PUT
+    /// /status-pages/{slug}`, validated as the entry `status_pages[0]` of
+    /// a file (every diagnostic's path starts with it). `slug` is the
+    /// page's when the body has none; a body naming another is a problem
+    /// at its `slug`.
+    pub fn validate_page(
+        &mut self,
+        file: &str,
+        source: &str,
+        slug: &str,
+    ) -> (Option<DeclaredPage>, Vec<Diagnostic>) {
+        const PATH: &str = "status_pages[0]";
+        let whole =
+            |message: String| Diagnostic { file: file.to_string(), pos: None, path: String::new(), message };
+        let documents = match yaml::parse(source) {
+            Ok(docs) => docs,
+            Err(e) => {
+                return (
+                    None,
+                    vec![Diagnostic {
+                        file: file.to_string(),
+                        pos: Some(e.pos),
+                        path: String::new(),
+                        message: e.message,
+                    }],
+                )
+            }
+        };
+        let mut documents: Vec<Node> = documents.into_iter().filter(|d| !d.is_null()).collect();
+        let node = match documents.len() {
+            1 => documents.remove(0),
+            0 => {
+                return (
+                    None,
+                    vec![whole("the body is empty: send one status page (title, groups, …)".into())],
+                )
+            }
+            n => {
+                return (
+                    None,
+                    vec![whole(format!("the body holds {n} YAML documents: send one page, one document"))],
+                )
+            }
+        };
+        let mut ctx = self.ctx(file, source);
+        let page = ctx.page(&node, PATH, Some(slug));
+        let mut diags = std::mem::take(&mut ctx.diags);
+        diags.sort_by_key(|d| d.pos);
+        (if diags.is_empty() { page } else { None }, diags)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

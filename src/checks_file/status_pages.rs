@@ -9,8 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::alerts::Fields;
-use super::declared::Validator;
-use super::diagnostic::{join_index, join_key, Diagnostic, Pos};
+use super::diagnostic::{join_index, join_key, Pos};
 use super::names::{valid_name, Ref};
 use super::reader::{item_path, quoted, Ctx, Slot};
 use super::schema;
@@ -87,7 +86,7 @@ impl Ctx<'_> {
     }
 
     /// One page; `slug` is the API path's, used when the entry has none.
-    fn page(&mut self, node: &Node, path: &str, slug: Option<&str>) -> Option<DeclaredPage> {
+    pub(super) fn page(&mut self, node: &Node, path: &str, slug: Option<&str>) -> Option<DeclaredPage> {
         let entries = self.entries(
             node,
             path,
@@ -331,62 +330,10 @@ impl Ctx<'_> {
     }
 }
 
-impl Validator<'_> {
-    /// One page on its own: the body of the API's `PUT
-    /// /status-pages/{slug}`, validated as the entry `status_pages[0]` of
-    /// a file (every diagnostic's path starts with it). `slug` is the
-    /// page's when the body has none; a body naming another is a problem
-    /// at its `slug`.
-    pub fn validate_page(
-        &mut self,
-        file: &str,
-        source: &str,
-        slug: &str,
-    ) -> (Option<DeclaredPage>, Vec<Diagnostic>) {
-        const PATH: &str = "status_pages[0]";
-        let whole =
-            |message: String| Diagnostic { file: file.to_string(), pos: None, path: String::new(), message };
-        let documents = match super::yaml::parse(source) {
-            Ok(docs) => docs,
-            Err(e) => {
-                return (
-                    None,
-                    vec![Diagnostic {
-                        file: file.to_string(),
-                        pos: Some(e.pos),
-                        path: String::new(),
-                        message: e.message,
-                    }],
-                )
-            }
-        };
-        let mut documents: Vec<Node> = documents.into_iter().filter(|d| !d.is_null()).collect();
-        let node = match documents.len() {
-            1 => documents.remove(0),
-            0 => {
-                return (
-                    None,
-                    vec![whole("the body is empty: send one status page (title, groups, …)".into())],
-                )
-            }
-            n => {
-                return (
-                    None,
-                    vec![whole(format!("the body holds {n} YAML documents: send one page, one document"))],
-                )
-            }
-        };
-        let mut ctx = self.ctx(file, source);
-        let page = ctx.page(&node, PATH, Some(slug));
-        let mut diags = std::mem::take(&mut ctx.diags);
-        diags.sort_by_key(|d| d.pos);
-        (if diags.is_empty() { page } else { None }, diags)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks_file::declared::Validator;
 
     fn none(_: &str) -> Option<String> {
         None

@@ -36,6 +36,8 @@ mod web_end_to_end;
 mod web_history;
 mod web_metrics;
 mod web_openapi;
+mod web_status_browser;
+mod web_status_pages;
 mod web_ui;
 mod worker_checks;
 mod worker_delivery;

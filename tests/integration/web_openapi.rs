@@ -56,6 +56,29 @@ fn examples() -> Vec<Example> {
             body: Some(|| json!({"name": MADE, "url": "http://127.0.0.1:9/health", "interval": "30s"})),
             expect: &[200, 201],
         },
+        // Status pages: read before the PUT creates it (reads run first), so
+        // either answer; then created, then deleted.
+        Example {
+            key: "getStatusPage",
+            path: &[("slug", "made-page")],
+            query: "",
+            body: None,
+            expect: &[200, 404],
+        },
+        Example {
+            key: "putStatusPage",
+            path: &[("slug", "made-page")],
+            query: "",
+            body: Some(|| json!({"title": "Made", "groups": [{"name": "All", "checks": ["api"]}]})),
+            expect: &[200, 201],
+        },
+        Example {
+            key: "deleteStatusPage",
+            path: &[("slug", "made-page")],
+            query: "",
+            body: None,
+            expect: &[204],
+        },
     ]
 }
 

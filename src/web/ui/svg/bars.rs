@@ -2,9 +2,10 @@
 //! to red by that day's uptime, grey without data, blue for maintenance.
 //!
 //! Hooks for embedders, tests and `status.js`: every bar carries
-//! `data-day="YYYY-MM-DD"`, `data-uptime` (a percent with two decimals,
-//! empty without data), `data-down` (milliseconds down), `data-incidents`
-//! and `data-shade`; its `<title>` says the same in words, so the figures
+//! `data-day="YYYY-MM-DD"` and `data-uptime` (a percent with two decimals,
+//! empty without data), and when not zero `data-down` (milliseconds down)
+//! and `data-incidents`; its class names the shade and its `<title>` says
+//! the same in words, so the figures
 //! are there without JavaScript and never by colour alone. No-data days
 //! are also drawn shorter, so they differ by shape too.
 
@@ -141,19 +142,27 @@ pub fn daily_bars(days: &[DayBar], label: &str) -> String {
     ));
     for (i, bar) in days.iter().enumerate() {
         let s = shade(&bar.durations);
-        let (y, h) = if s == Shade::NoData { (HEIGHT - SHORT, SHORT) } else { (0, HEIGHT) };
+        // Kept short: a page of 200 checks has 18,000 bars. Attributes at
+        // their default (y = 0, nothing down, no incident) are left out,
+        // and the fill comes from status.css (the class).
+        out.push_str(&format!("<rect class=\"bar {}\" x=\"{}\" ", s.class(), i * (BAR + GAP)));
+        if s == Shade::NoData {
+            out.push_str(&format!("y=\"{}\" width=\"{BAR}\" height=\"{SHORT}\"", HEIGHT - SHORT));
+        } else {
+            out.push_str(&format!("width=\"{BAR}\" height=\"{HEIGHT}\""));
+        }
         out.push_str(&format!(
-            "<rect class=\"bar {}\" x=\"{}\" y=\"{y}\" width=\"{BAR}\" height=\"{h}\" fill=\"{}\" data-day=\"{}\" data-uptime=\"{}\" data-down=\"{}\" data-incidents=\"{}\" data-shade=\"{}\"><title>{}</title></rect>",
-            s.class(),
-            i * (BAR + GAP),
-            s.fill(),
+            " data-day=\"{}\" data-uptime=\"{}\"",
             bar.day.format("%Y-%m-%d"),
-            uptime_attr(&bar.durations),
-            bar.durations.down_ms.max(0),
-            bar.incidents,
-            s.describe(),
-            escape(&day_text(bar)),
+            uptime_attr(&bar.durations)
         ));
+        if bar.durations.down_ms > 0 {
+            out.push_str(&format!(" data-down=\"{}\"", bar.durations.down_ms));
+        }
+        if bar.incidents > 0 {
+            out.push_str(&format!(" data-incidents=\"{}\"", bar.incidents));
+        }
+        out.push_str(&format!("><title>{}</title></rect>", escape(&day_text(bar))));
     }
     out.push_str("</svg>");
     out
@@ -229,7 +238,12 @@ mod tests {
         assert_eq!(svg.matches("<rect ").count(), 90);
         assert_eq!(svg.matches("data-day=\"").count(), 90);
         assert!(svg.contains("data-day=\"2026-09-01\" data-uptime=\"\""), "no data: empty uptime");
-        assert!(svg.contains("data-day=\"2026-09-02\" data-uptime=\"99.00\" data-down=\"864000\""));
+        assert!(svg.contains("data-day=\"2026-09-02\" data-uptime=\"99.00\" data-down=\"864000\">"));
+        assert!(svg.contains("data-down=\"864000\" data-incidents=\"1\">"), "day 5 had an incident");
+        assert!(
+            svg.contains("<rect class=\"bar none\" x=\"0\" y=\"20\" width=\"3\" height=\"12\""),
+            "no data is shorter"
+        );
         assert!(svg.contains("data-day=\"2026-11-29\""), "the 90th day");
         assert!(svg.contains("<title>2026-09-06: 99.00 % up, 14 min down, 1 incident</title>"));
         assert!(!svg.contains("style="), "the CSP allows no inline style");
