@@ -215,6 +215,12 @@ async fn the_dashboard_signs_in_lists_checks_and_breaks_a_run_into_phases() {
     let bars: u64 =
         page.eval_as("document.querySelectorAll('.history-bars [data-day]').length").await.expect("bars");
     assert_eq!(bars, 90);
+    // Shaded by the stylesheet (the bars carry classes, not fills): an up day is base.css's green.
+    let fill: String = page
+        .eval_as("getComputedStyle(document.querySelector('.history-bars .bar.up')).fill")
+        .await
+        .expect("fill");
+    assert_eq!(fill, "rgb(26, 127, 55)", "light mode's --up");
     assert_eq!(page.problems().await, Vec::<String>::new(), "console errors or CSP violations");
 
     screenshots(&mut page, &format!("{base}/"), "dashboard").await;
