@@ -402,6 +402,11 @@ async fn the_check_page_masks_the_spec_and_breaks_a_run_into_phases() {
     let text = pages.text();
     assert!(text.contains("<a href=\"/status/shop\">") && text.contains("Shop status"), "{text}");
     assert!(text.contains("<a href=\"/status/ops\">") && text.contains("private (signed-in only)"), "{text}");
+    // The session opens the private page it links to (session::Viewer); nobody else sees it.
+    assert_eq!(call(web.addr, "GET", "/status/ops", None, None).await.status, 404);
+    assert_eq!(get(web.addr, "/status/ops", "not-a-session").await.status, 404);
+    let private = get(web.addr, "/status/ops", &cookie).await;
+    assert_eq!(private.status, 200, "{}", private.text());
 }
 
 /// A run of `api` a minute ago with every phase timed: DNS 4, connect 6,
