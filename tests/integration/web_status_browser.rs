@@ -32,6 +32,7 @@ async fn seed(db: &TestDb, check: &str, day: impl Fn(i64) -> Option<(i64, i64, i
     let client = db.client().await;
     let id: i64 =
         client.query_one("SELECT id FROM checks WHERE name = $1", &[&check]).await.expect("check").get(0);
+    state(db, check, "up").await;
     let today = Utc::now().duration_trunc(Duration::days(1)).expect("day");
     let histogram = |runs: i32, ms: f64| -> Vec<i32> {
         let mut h = vec![0; sentryk8s::history::histogram::BUCKETS];
@@ -72,6 +73,20 @@ async fn seed(db: &TestDb, check: &str, day: impl Fn(i64) -> Option<(i64, i64, i
     }
 }
 
+/// Sets the state of `check` now, as the worker writes it.
+async fn state(db: &TestDb, check: &str, status: &str) {
+    let client = db.client().await;
+    client
+        .execute(
+            "INSERT INTO check_state (check_id, status, since)
+             SELECT id, $2, now() - interval '3 days' FROM checks WHERE name = $1
+             ON CONFLICT (check_id) DO UPDATE SET status = excluded.status, since = excluded.since",
+            &[&check, &status],
+        )
+        .await
+        .expect("check state");
+}
+
 /// The day `i` of the 90 (0 = 89 days ago) as `data-day` writes it.
 fn day_attr(i: i64) -> String {
     (Utc::now() - Duration::days(89 - i)).format("%Y-%m-%d").to_string()
@@ -99,6 +114,8 @@ async fn the_status_page_in_a_browser_desktop_and_phone_light_and_dark() {
     .await;
     // search: declared 30 days ago, up since.
     seed(&h.db, "search", |i| (i >= 60).then_some((DAY_MS, 0, 0)), 45.0).await;
+    // api is down (web_bed left an incident of it open).
+    state(&h.db, "api", "down").await;
     let web = Web::start(&h.db, &[]).await;
     let url = format!("http://{}/status/public", web.addr);
 
@@ -120,6 +137,14 @@ async fn the_status_page_in_a_browser_desktop_and_phone_light_and_dark() {
             .await
             .expect("names");
         assert_eq!(names, ["api", "search", "shop"], "{name}: the group's checks by name");
+        let states: Vec<String> = page
+            .eval_as("[...document.querySelectorAll('[data-check] .state')].map(e => e.innerText)")
+            .await
+            .expect("states");
+        assert_eq!(states, ["Down", "Operational", "Operational"], "{name}");
+        let banner: String =
+            page.eval_as("document.querySelector('.banner-text').innerText").await.expect("banner");
+        assert_eq!(banner, "Partial System Outage", "{name}: one check of three is down");
         for check in &names {
             let bars: u64 = page
                 .eval_as(&format!("document.querySelectorAll(\"[data-check='{check}'] [data-day]\").length"))

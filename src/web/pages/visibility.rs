@@ -40,7 +40,12 @@ impl From<deadpool_postgres::PoolError> for Refusal {
 
 impl From<HistoryError> for Refusal {
     fn from(e: HistoryError) -> Self {
-        Refusal::Unavailable(e.to_string())
+        // A check deleted between the visibility check and the report.
+        if e.is_invalid_input() {
+            Refusal::NotFound
+        } else {
+            Refusal::Unavailable(e.to_string())
+        }
     }
 }
 
