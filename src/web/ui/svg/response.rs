@@ -2,7 +2,10 @@
 //! or per day over 30 d) as two lines over a time axis.
 //!
 //! p50 is a solid line and p95 a dashed one (told apart by shape, not
-//! only colour), both named in a legend. A bucket without successful runs
+//! only colour), both named in a legend on its own row above the plot.
+//! Text and grid lines are drawn in `currentColor`, the text colour of the
+//! page around the chart, so they keep their contrast in light and dark
+//! mode on any page (a stylesheet may still colour them per class). A bucket without successful runs
 //! breaks the lines instead of drawing them down to zero. Each bucket has
 //! an invisible hover target carrying `data-at`, `data-p50` and `data-p95`
 //! (milliseconds, empty without data) and a `<title>` with the figures, so
@@ -46,10 +49,10 @@ impl Step {
 
 const WIDTH: f64 = 480.0;
 const HEIGHT: f64 = 130.0;
-/// Room for the y labels on the left and the x labels below.
+/// Room for the y labels on the left, the x labels below and the legend above.
 const LEFT: f64 = 52.0;
 const BOTTOM: f64 = 20.0;
-const TOP: f64 = 20.0;
+const TOP: f64 = 26.0;
 
 /// The smallest "round" number (1, 2 or 5 × 10^k) at least `ms`: the top
 /// of the y axis.
@@ -105,7 +108,7 @@ pub fn response_chart(points: &[Point], step: Step, label: &str) -> String {
     for fraction in [0.0, 0.5, 1.0] {
         let gy = y(top * fraction);
         out.push_str(&format!(
-            "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{WIDTH}\" y1=\"{gy:.1}\" y2=\"{gy:.1}\" stroke=\"#adb5bd\" stroke-width=\"0.5\"/><text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"12\" fill=\"#495057\">{}</text>",
+            "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{WIDTH}\" y1=\"{gy:.1}\" y2=\"{gy:.1}\" stroke=\"currentColor\" stroke-opacity=\"0.3\" stroke-width=\"0.5\"/><text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"12\" fill=\"currentColor\">{}</text>",
             LEFT - 4.0,
             gy + 3.0,
             ms_text(top * fraction)
@@ -118,7 +121,7 @@ pub fn response_chart(points: &[Point], step: Step, label: &str) -> String {
             [(first, "start", LEFT), (middle, "middle", xs[points.len() / 2]), (last, "end", WIDTH - 4.0)]
         {
             out.push_str(&format!(
-                "<text class=\"axis\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" font-size=\"12\" fill=\"#495057\">{}</text>",
+                "<text class=\"axis\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" font-size=\"12\" fill=\"currentColor\">{}</text>",
                 HEIGHT - 6.0,
                 step.label(p.at)
             ));
@@ -151,7 +154,7 @@ pub fn response_chart(points: &[Point], step: Step, label: &str) -> String {
         ));
     }
     out.push_str(&format!(
-        "<g class=\"legend\" font-size=\"12\" fill=\"#495057\"><line x1=\"{a}\" x2=\"{b}\" y1=\"8\" y2=\"8\" stroke=\"#1971c2\" stroke-width=\"2\"/><text x=\"{c}\" y=\"12\">p50</text><line x1=\"{d}\" x2=\"{e}\" y1=\"8\" y2=\"8\" stroke=\"#e8590c\" stroke-width=\"1.5\" stroke-dasharray=\"4 3\"/><text x=\"{f}\" y=\"12\">p95</text></g>",
+        "<g class=\"legend\" font-size=\"12\" fill=\"currentColor\"><line x1=\"{a}\" x2=\"{b}\" y1=\"8\" y2=\"8\" stroke=\"#1971c2\" stroke-width=\"2\"/><text x=\"{c}\" y=\"12\">p50</text><line x1=\"{d}\" x2=\"{e}\" y1=\"8\" y2=\"8\" stroke=\"#e8590c\" stroke-width=\"1.5\" stroke-dasharray=\"4 3\"/><text x=\"{f}\" y=\"12\">p95</text></g>",
         a = LEFT + 8.0,
         b = LEFT + 24.0,
         c = LEFT + 28.0,
