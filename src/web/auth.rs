@@ -14,12 +14,16 @@
 //!   an empty bucket is 429 with `Retry-After`.
 //! - `last_used_at` is written at most once a minute per token and replica.
 //! - Tokens never reach a log line: only the token's name does.
+//! - Sign-in sessions (`session.rs`) are cached likewise, for at most
+//!   [`SESSION_CACHE_TTL`]: a revoked token's sessions, or a signed-out
+//!   one, are refused by every replica within a second.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::session_store::SessionRow;
 use crate::tokens::Scope;
 
 /// Longest a token lookup is trusted.
@@ -29,6 +33,8 @@ pub const CACHE_TTL: Duration = Duration::from_secs(1);
 const MAX_ENTRIES: usize = 10_000;
 /// How often `last_used_at` is written per token and replica.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
+/// Longest a session lookup is trusted.
+pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// The peer's address, set by the server on every request.
 #[derive(Debug, Clone, Copy)]
@@ -114,6 +120,37 @@ impl Auth {
     }
 }
 
+/// The per-replica cache of session lookups (positive and negative).
+#[derive(Default)]
+pub struct SessionCache(Mutex<HashMap<String, (Instant, Option<SessionRow>)>>);
+
+impl SessionCache {
+    pub(super) fn get(&self, digest: &str, now: Instant) -> Option<Option<SessionRow>> {
+        let map = self.0.lock().ok()?;
+        map.get(digest)
+            .filter(|(at, _)| now.saturating_duration_since(*at) < SESSION_CACHE_TTL)
+            .map(|(_, r)| r.clone())
+    }
+
+    pub(super) fn put(&self, digest: String, row: Option<SessionRow>, now: Instant) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= MAX_ENTRIES {
+                map.retain(|_, (at, _)| now.saturating_duration_since(*at) < SESSION_CACHE_TTL);
+                if map.len() >= MAX_ENTRIES {
+                    map.clear();
+                }
+            }
+            map.insert(digest, (now, row));
+        }
+    }
+
+    pub(super) fn forget(&self, digest: &str) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(digest);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +186,19 @@ mod tests {
         assert!(auth.touch_due("ci", t0));
         assert!(!auth.touch_due("ci", t0 + Duration::from_secs(59)));
         assert!(auth.touch_due("ci", t0 + TOUCH_EVERY));
+    }
+
+    #[test]
+    fn the_cache_forgets_after_a_second_and_on_sign_out() {
+        let cache = SessionCache::default();
+        let t0 = Instant::now();
+        let row = SessionRow { token: "ci".into(), scope: Scope::Read, csrf_secret: "x".into() };
+        cache.put("d".into(), Some(row.clone()), t0);
+        assert_eq!(cache.get("d", t0 + Duration::from_millis(999)), Some(Some(row)));
+        assert_eq!(cache.get("d", t0 + SESSION_CACHE_TTL), None);
+        cache.put("n".into(), None, t0);
+        assert_eq!(cache.get("n", t0), Some(None), "negative answers are cached too");
+        cache.forget("n");
+        assert_eq!(cache.get("n", t0), None);
     }
 }

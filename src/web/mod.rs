@@ -18,6 +18,7 @@
 //!   generated from them;
 //! - `ui/` — what every HTML page shares: security headers, embedded
 //!   assets, the base layout;
+//! - `dashboard/` — the operator dashboard's pages (`/`, `/checks/{name}`, …);
 //! - `store.rs` — the SQL of the web role that no concern owns.
 
 // A `Problem` is the error response itself, built only on the error path:
@@ -27,6 +28,7 @@
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod etag;
 pub mod metrics;
 pub mod pages;
@@ -57,7 +59,8 @@ use crate::config::{Config, WebConfig};
 /// Everything the web role answers, with the layers of [`layered`].
 pub fn app(state: AppState) -> Router {
     let web = state.web.clone();
-    layered(api::router(state.clone()).merge(ui::router()).merge(pages::router(state)), &web)
+    let routes = api::router(state.clone()).merge(ui::router()).merge(pages::router(state.clone()));
+    layered(routes.merge(dashboard::router(state)), &web)
 }
 
 /// `router` with the layers every route gets, outermost first:

@@ -23,8 +23,6 @@
 //!
 //! Neither the session id nor the token is ever logged; only the token's name.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
@@ -45,11 +43,9 @@ pub const COOKIE: &str = "sentryk8s_session";
 /// Longest a session lasts (a working day and then some): signing in again
 /// costs pasting the token, and a forgotten browser does not stay signed in.
 pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
-/// Longest a session lookup is trusted.
-pub const CACHE_TTL: Duration = Duration::from_secs(1);
-/// Entries the cache keeps at most; beyond it, it is cleared (a lookup per
-/// session, not a wrong answer).
-const MAX_ENTRIES: usize = 10_000;
+/// Longest a session lookup is trusted (the cache is `auth.rs`'s, beside
+/// the token cache).
+pub use super::auth::SESSION_CACHE_TTL as CACHE_TTL;
 
 /// A signed-in browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,37 +77,6 @@ impl Session {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The per-replica cache of session lookups (positive and negative).
-#[derive(Default)]
-pub struct Cache(Mutex<HashMap<String, (Instant, Option<SessionRow>)>>);
-
-impl Cache {
-    fn get(&self, digest: &str, now: Instant) -> Option<Option<SessionRow>> {
-        let map = self.0.lock().ok()?;
-        map.get(digest)
-            .filter(|(at, _)| now.saturating_duration_since(*at) < CACHE_TTL)
-            .map(|(_, r)| r.clone())
-    }
-
-    fn put(&self, digest: String, row: Option<SessionRow>, now: Instant) {
-        if let Ok(mut map) = self.0.lock() {
-            if map.len() >= MAX_ENTRIES {
-                map.retain(|_, (at, _)| now.saturating_duration_since(*at) < CACHE_TTL);
-                if map.len() >= MAX_ENTRIES {
-                    map.clear();
-                }
-            }
-            map.insert(digest, (now, row));
-        }
-    }
-
-    fn forget(&self, digest: &str) {
-        if let Ok(mut map) = self.0.lock() {
-            map.remove(digest);
-        }
-    }
 }
 
 /// Why a sign-in was refused.
@@ -349,20 +314,6 @@ mod tests {
             assert!(!s.csrf_ok(bad), "{bad}");
         }
         assert!(s.can(Scope::Read) && s.can(Scope::Write) && !s.can(Scope::Admin));
-    }
-
-    #[test]
-    fn the_cache_forgets_after_a_second_and_on_sign_out() {
-        let cache = Cache::default();
-        let t0 = Instant::now();
-        let row = SessionRow { token: "ci".into(), scope: Scope::Read, csrf_secret: "x".into() };
-        cache.put("d".into(), Some(row.clone()), t0);
-        assert_eq!(cache.get("d", t0 + Duration::from_millis(999)), Some(Some(row)));
-        assert_eq!(cache.get("d", t0 + CACHE_TTL), None);
-        cache.put("n".into(), None, t0);
-        assert_eq!(cache.get("n", t0), Some(None), "negative answers are cached too");
-        cache.forget("n");
-        assert_eq!(cache.get("n", t0), None);
     }
 
     #[test]

@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 
-use super::auth::Auth;
-use super::session;
+use super::auth::{Auth, SessionCache};
 use crate::config::{Config, WebConfig};
 use crate::history::report::Retention;
 
@@ -19,7 +18,7 @@ pub struct Inner {
     pub web: WebConfig,
     pub auth: Auth,
     /// The one-second cache of sign-in session lookups (`session.rs`).
-    pub sessions: session::Cache,
+    pub sessions: SessionCache,
     /// How long raw results and hourly rollups are kept (which data answers
     /// an uptime window).
     pub retention: Retention,
@@ -33,7 +32,7 @@ impl AppState {
             pool,
             web: config.web.clone(),
             auth: Auth::new(config.web.rate_limit_per_second, config.web.rate_limit_burst),
-            sessions: session::Cache::default(),
+            sessions: SessionCache::default(),
             retention: retention(config),
             allow_env: config.checks.allow_env.clone(),
         }))

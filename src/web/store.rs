@@ -28,6 +28,7 @@ pub struct ListFilter {
 /// A check with its state, last result and time by state in two windows.
 #[derive(Debug, Clone)]
 pub struct ListRow {
+    pub id: i64,
     pub name: String,
     pub owner: Owner,
     /// The stored spec (labels and secrets are read from it).
@@ -85,7 +86,7 @@ pub async fn list_checks(db: &impl GenericClient, f: &ListFilter) -> Result<Vec<
     let sql = format!(
         "SELECT p.name, p.owner, p.spec, p.state, p.since, p.last_checked_at, p.last_duration_ms,
                 p.last_status_code, p.last_error,
-                coalesce(h.up, 0), coalesce(h.down, 0), coalesce(d.up, 0), coalesce(d.down, 0)
+                coalesce(h.up, 0), coalesce(h.down, 0), coalesce(d.up, 0), coalesce(d.down, 0), p.id
            FROM (SELECT c.id, c.name, c.owner, c.spec, {STATE} AS state, {SINCE} AS since,
                         s.last_checked_at, s.last_duration_ms, s.last_status_code, s.last_error
                    FROM checks c LEFT JOIN check_state s ON s.check_id = c.id
@@ -102,6 +103,7 @@ pub async fn list_checks(db: &impl GenericClient, f: &ListFilter) -> Result<Vec<
     Ok(rows
         .iter()
         .map(|r| ListRow {
+            id: r.get(13),
             name: r.get(0),
             owner: Owner::from_stored(r.get(1)),
             spec: r.get(2),

@@ -30,6 +30,8 @@ mod tokens_cli;
 mod web_auth;
 mod web_bed;
 mod web_checks;
+mod web_dashboard;
+mod web_dashboard_browser;
 mod web_end_to_end;
 mod web_history;
 mod web_metrics;

@@ -19,6 +19,8 @@ const SVG: &str = "image/svg+xml";
 /// Every asset: its name under `/assets/`, its content type and bytes.
 const ASSETS: &[(&str, &str, &[u8])] = &[
     ("base.css", CSS, include_bytes!("assets/base.css")),
+    ("dashboard.css", CSS, include_bytes!("assets/dashboard.css")),
+    ("dashboard.js", JS, include_bytes!("assets/dashboard.js")),
     ("favicon.svg", SVG, include_bytes!("assets/favicon.svg")),
     ("status.css", CSS, include_bytes!("assets/status.css")),
     ("status.js", JS, include_bytes!("assets/status.js")),

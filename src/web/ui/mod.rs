@@ -7,7 +7,8 @@
 //!   and served at `/assets/{name}` (no CDN, no build step: it works in an
 //!   air-gapped cluster);
 //! - `svg/` — the inline SVG pieces (daily bars, response-time chart,
-//!   badges), pure functions shared by the status pages and the dashboard;
+//!   badges, the dashboard's sparkline and phase bar), pure functions
+//!   shared by the status pages and the dashboard;
 //! - `templates/base.html` (at the crate root, askama's default place) —
 //!   the layout every page extends.
 

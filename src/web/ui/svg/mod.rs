@@ -11,11 +11,15 @@
 //!
 //! - `bars.rs` — the 90 daily uptime bars;
 //! - `response.rs` — the response-time chart (p50 and p95);
-//! - `badge.rs` — a shields-style badge.
+//! - `badge.rs` — a shields-style badge;
+//! - `sparkline.rs` — the dashboard's 24 h response-time line;
+//! - `phases.rs` — one run's phase timings as a stacked bar.
 
 pub mod badge;
 pub mod bars;
+pub mod phases;
 pub mod response;
+pub mod sparkline;
 
 /// `text` safe inside SVG/HTML text and double-quoted attributes.
 pub fn escape(text: &str) -> String {
