@@ -202,3 +202,79 @@ pub async fn page(
     }
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::uptime::Durations;
+    use crate::status_pages::banner::{Banner, Current};
+    use crate::status_pages::view::{Day, GroupView};
+    use crate::status_pages::{GroupSpec, PageSpec};
+    use chrono::{DateTime, NaiveDate};
+
+    fn t(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    fn view(title: &str, group: &str) -> PageView {
+        let first = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
+        let days = (0..90)
+            .map(|i| Day {
+                day: first + chrono::Days::new(i),
+                durations: Durations { up_ms: 86_400_000, ..Durations::default() },
+                incidents: 0,
+            })
+            .collect();
+        let check = CheckView {
+            id: 1,
+            name: "api".into(),
+            current: Current::Up,
+            since: t("2026-11-01T00:00:00Z"),
+            created_at: t("2026-11-01T00:00:00Z"),
+            updated_at: t("2026-11-01T00:00:00Z"),
+            days,
+            uptime: [Some(100.0), Some(99.999), None, Some(50.0)],
+            hours: None,
+        };
+        PageView {
+            slug: "main".into(),
+            spec: PageSpec {
+                title: title.into(),
+                description: None,
+                logo_url: None,
+                public: true,
+                show_response_times: false,
+                embeddable: false,
+                groups: vec![GroupSpec {
+                    name: group.into(),
+                    checks: vec!["api".into()],
+                    labels: Default::default(),
+                }],
+            },
+            created_at: t("2026-11-01T00:00:00Z"),
+            updated_at: t("2026-11-29T10:00:00Z"),
+            now: t("2026-11-29T10:00:00Z"),
+            banner: Banner::Operational,
+            groups: vec![GroupView { name: group.into(), banner: Banner::Operational, checks: vec![check] }],
+            incidents: vec![],
+            maintenance: vec![],
+        }
+    }
+
+    #[test]
+    fn a_page_renders_its_hooks_and_figures_and_escapes_what_people_wrote() {
+        let html = template(&view("Shop <script>alert(1)</script>", "Web & \"APIs\"")).render().unwrap();
+        assert!(html.contains("data-check=\"api\""));
+        assert_eq!(html.matches("data-day=\"").count(), 90);
+        assert!(html.contains("<dd data-window=\"24h\">100.00 %</dd>"));
+        assert!(html.contains("<dd data-window=\"7d\">99.99 %</dd>"));
+        assert!(html.contains("<dd data-window=\"30d\">no data</dd>"));
+        assert!(html.contains("All Systems Operational"));
+        assert!(html.contains("No incidents in the last 14 days."));
+        assert!(!html.contains("<script>alert"), "the title is escaped");
+        assert!(html.contains("Shop &#60;script&#62;") || html.contains("Shop &lt;script&gt;"), "{html}");
+        assert!(!html.contains("Web & \"APIs\""), "the group name is escaped");
+        assert!(!html.contains(" style=") && !html.contains("<script>"), "nothing inline for the CSP");
+        assert!(html.contains("<script src=\"/assets/status.js\" defer></script>"));
+    }
+}
