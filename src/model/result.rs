@@ -21,6 +21,12 @@ pub enum ErrorClass {
     Assertion,
     /// The target is on the configured deny-list.
     Blocked,
+    /// A heartbeat: no success ping in time.
+    Missed,
+    /// A heartbeat: the job reported failure (a fail ping, a non-zero exit code).
+    Failed,
+    /// A heartbeat: a run started and did not end within max_run.
+    Overrun,
 }
 
 impl ErrorClass {
@@ -33,6 +39,9 @@ impl ErrorClass {
             ErrorClass::Protocol => "protocol",
             ErrorClass::Assertion => "assertion",
             ErrorClass::Blocked => "blocked",
+            ErrorClass::Missed => "missed",
+            ErrorClass::Failed => "failed",
+            ErrorClass::Overrun => "overrun",
         }
     }
 }

@@ -1,0 +1,35 @@
+//! Heartbeats (push monitoring): a job pings the web role when it runs, and
+//! every slot of the check is judged from the pings received before it, so
+//! a silent, failing or hung job goes down through the same results,
+//! incidents and alerts as any probed check.
+//!
+//! - `schedule.rs` — when pings are expected: a period, or a cron pattern
+//!   in an IANA time zone following its daylight-saving changes (pure);
+//! - `judge.rs` — one slot's verdict from its pings, and the result row it
+//!   becomes (pure);
+//! - `store.rs` — every SQL statement on ping keys and pings.
+//!
+//! The web role receives pings (`web/ping.rs`); the worker judges slots
+//! (`worker/heartbeat.rs`); the keys are made by a trigger on `checks`
+//! (migrations/0010_heartbeats.sql).
+
+pub mod judge;
+pub mod schedule;
+pub mod store;
+
+/// Bytes of a ping's body kept as the run's log; the rest is cut.
+pub const MAX_BODY_BYTES: usize = 100 * 1024;
+
+/// The ping URL of `key` under the web role's public base URL.
+pub fn ping_url(public_url: &str, key: &str) -> String {
+    format!("{}/ping/{key}", public_url.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ping_urls_join_without_a_double_slash() {
+        assert_eq!(super::ping_url("https://up.example/", "k"), "https://up.example/ping/k");
+        assert_eq!(super::ping_url("http://127.0.0.1:8080", "k"), "http://127.0.0.1:8080/ping/k");
+    }
+}
