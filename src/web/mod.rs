@@ -13,6 +13,7 @@
 //!   background and served by the ops server;
 //! - `api/` — the routes, one file per resource, and the OpenAPI document
 //!   generated from them;
+//! - `ping.rs` — the heartbeat ping API (`/ping/{key}`);
 //! - `store.rs` — the SQL of the web role that no concern owns.
 
 // A `Problem` is the error response itself, built only on the error path:
@@ -24,6 +25,7 @@ pub mod api;
 pub mod auth;
 pub mod etag;
 pub mod metrics;
+pub mod ping;
 pub mod problem;
 pub mod results_store;
 pub mod server;
@@ -48,7 +50,7 @@ use crate::config::{Config, WebConfig};
 /// Everything the web role answers, with the layers of [`layered`].
 pub fn app(state: AppState) -> Router {
     let web = state.web.clone();
-    layered(api::router(state), &web)
+    layered(api::router(state.clone()).merge(ping::routes(state)), &web)
 }
 
 /// `router` with the layers every route gets, outermost first:
@@ -79,7 +81,7 @@ async fn log_request(
 ) -> axum::response::Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    let path = ping::loggable_path(request.uri().path()).into_owned();
     let response = next.run(request).await;
     tracing::debug!(
         %method,
