@@ -13,7 +13,7 @@
 -- log, a page or a read-scope answer.
 CREATE TABLE heartbeat_keys (
     check_id    bigint PRIMARY KEY REFERENCES checks (id) ON DELETE CASCADE,
-    key         text NOT NULL CHECK (length(key) BETWEEN 16 AND 200),
+    key         text NOT NULL CHECK (length(key) BETWEEN 8 AND 200),
     key_sha256  text NOT NULL UNIQUE,
     -- true: from `heartbeat.key`; false: generated here.
     declared    boolean NOT NULL,
@@ -80,3 +80,5 @@ CREATE TABLE heartbeat_pings (
 );
 -- The judgement of a slot reads one check's latest pings before it.
 CREATE INDEX heartbeat_pings_check_time_idx ON heartbeat_pings (check_id, received_at);
+-- Retention deletes by age (as long as results are kept: results.retention_days).
+CREATE INDEX heartbeat_pings_received_idx ON heartbeat_pings (received_at);

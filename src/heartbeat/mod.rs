@@ -17,6 +17,23 @@ pub mod judge;
 pub mod schedule;
 pub mod store;
 
+use chrono::Duration;
+
+use self::judge::Rules;
+use self::schedule::{Schedule, ScheduleError};
+use crate::model::HeartbeatSpec;
+
+/// The rules of a stored heartbeat spec.
+pub fn rules(spec: &HeartbeatSpec) -> Result<Rules, ScheduleError> {
+    let ms = |v: u64| Duration::milliseconds(v.min(i64::MAX as u64) as i64);
+    let schedule = match (&spec.cron, spec.period_ms) {
+        (Some(cron), _) => Schedule::cron(cron, spec.time_zone.as_deref().unwrap_or("UTC"))?,
+        (None, Some(period)) => Schedule::period(ms(period))?,
+        (None, None) => return Err(ScheduleError::Period),
+    };
+    Ok(Rules { schedule, grace: ms(spec.grace_ms), max_run: spec.max_run_ms.map(ms) })
+}
+
 /// Bytes of a ping's body kept as the run's log; the rest is cut.
 pub const MAX_BODY_BYTES: usize = 100 * 1024;
 

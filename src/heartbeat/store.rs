@@ -37,7 +37,7 @@ pub async fn record(client: &impl GenericClient, key: &str, ping: &NewPing<'_>) 
     let row = client
         .query_opt(
             "INSERT INTO heartbeat_pings (check_id, kind, exit_code, rid, body, source_ip)
-             SELECT check_id, $2, $3, $4, $5, $6 FROM heartbeat_keys
+             SELECT check_id, $2::text, $3::int4, $4::text, $5::bytea, $6::inet FROM heartbeat_keys
               WHERE key_sha256 = encode(sha256(convert_to($1, 'UTF8')), 'hex')
              RETURNING id",
             &[&key, &ping.kind.as_str(), &ping.kind.exit_code(), &ping.rid, &ping.body, &ping.source_ip],
@@ -72,7 +72,7 @@ pub async fn pings_before(
                ORDER BY received_at DESC LIMIT $4)
              UNION ALL
              (SELECT received_at, kind, exit_code, rid FROM heartbeat_pings
-               WHERE check_id = $1 AND received_at <= LEAST($2, $3) AND kind <> 'start'
+               WHERE check_id = $1 AND received_at <= LEAST($2::timestamptz, $3::timestamptz) AND kind <> 'start'
                ORDER BY received_at DESC LIMIT 1)",
             &[&check_id, &since, &slot, &PINGS_READ],
         )
@@ -100,40 +100,15 @@ pub async fn keys_by_name(client: &impl GenericClient, names: &[String]) -> Resu
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// A stored ping, as `pings` lists it for people (newest first).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredPing {
-    pub received_at: DateTime<Utc>,
-    pub kind: PingKind,
-    pub rid: Option<String>,
-    pub body: Option<Vec<u8>>,
-    pub source_ip: Option<IpAddr>,
-}
-
-/// The newest `limit` pings of `check_id`, with their bodies.
-pub async fn recent(client: &impl GenericClient, check_id: i64, limit: i64) -> Result<Vec<StoredPing>> {
-    let rows = client
-        .query(
-            "SELECT received_at, kind, exit_code, rid, body, source_ip FROM heartbeat_pings
-              WHERE check_id = $1 ORDER BY received_at DESC, id DESC LIMIT $2",
-            &[&check_id, &limit],
+/// Deletes up to `batch` pings older than `days` days (as results are
+/// kept); returns how many.
+pub async fn prune(client: &impl GenericClient, days: u32, batch: i64) -> Result<u64> {
+    client
+        .execute(
+            "DELETE FROM heartbeat_pings WHERE id IN (
+                 SELECT id FROM heartbeat_pings
+                  WHERE received_at < now() - $1::int * interval '1 day' LIMIT $2)",
+            &[&(days.min(i32::MAX as u32) as i32), &batch],
         )
-        .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            Some(StoredPing {
-                received_at: r.get(0),
-                kind: PingKind::from_row(r.get(1), r.get(2))?,
-                rid: r.get(3),
-                body: r.get(4),
-                source_ip: r.get(5),
-            })
-        })
-        .collect())
-}
-
-/// Deletes pings received before `before`; returns how many.
-pub async fn prune(client: &impl GenericClient, before: DateTime<Utc>) -> Result<u64> {
-    client.execute("DELETE FROM heartbeat_pings WHERE received_at < $1", &[&before]).await
+        .await
 }
