@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { name: "0005_history.sql", sql: include_str!("../migrations/0005_history.sql") },
     Migration { name: "0006_web.sql", sql: include_str!("../migrations/0006_web.sql") },
     Migration { name: "0010_heartbeats.sql", sql: include_str!("../migrations/0010_heartbeats.sql") },
+    Migration { name: "0011_kind_timings.sql", sql: include_str!("../migrations/0011_kind_timings.sql") },
 ];
 
 /// Advisory lock key: "sentryk8s" in ASCII, so it is recognisable in pg_locks.

@@ -196,18 +196,18 @@ fn pairs(start: &Ping, end: &Ping) -> bool {
 }
 
 /// The result row of a verdict. The run duration is the result's time
-/// (`total_ms`), so latency charts show how long the job ran.
+/// (`run_ms`, and `total_ms`, so latency charts show how long the job ran).
 pub fn outcome(verdict: &Verdict, rules: &Rules, started_at: DateTime<Utc>) -> CheckOutcome {
     let ms = |d: Duration| d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0;
-    let (success, class, message, total_ms) = match verdict {
-        Verdict::Up { run } => (true, None, None, run.map(ms).unwrap_or(0.0)),
+    let (success, class, message, run_ms) = match verdict {
+        Verdict::Up { run } => (true, None, None, run.map(ms)),
         Verdict::Failed { at, exit_code } => {
             let what = match exit_code {
                 Some(code) => format!("exit code {code}"),
                 None => "a fail ping".to_string(),
             };
             let message = format!("the last run reported failure ({what} at {})", stamp(*at));
-            (false, Some(ErrorClass::Failed), Some(message), 0.0)
+            (false, Some(ErrorClass::Failed), Some(message), None)
         }
         Verdict::Overrun { started_at, max_run } => {
             let message = format!(
@@ -215,7 +215,7 @@ pub fn outcome(verdict: &Verdict, rules: &Rules, started_at: DateTime<Utc>) -> C
                 stamp(*started_at),
                 human(*max_run)
             );
-            (false, Some(ErrorClass::Overrun), Some(message), 0.0)
+            (false, Some(ErrorClass::Overrun), Some(message), None)
         }
         Verdict::Missed { due_since, last_success } => {
             let last = match last_success {
@@ -233,7 +233,7 @@ pub fn outcome(verdict: &Verdict, rules: &Rules, started_at: DateTime<Utc>) -> C
                     human(rules.grace)
                 ),
             };
-            (false, Some(ErrorClass::Missed), Some(format!("{expected}; {last}")), 0.0)
+            (false, Some(ErrorClass::Missed), Some(format!("{expected}; {last}")), None)
         }
     };
     CheckOutcome {
@@ -242,7 +242,7 @@ pub fn outcome(verdict: &Verdict, rules: &Rules, started_at: DateTime<Utc>) -> C
         error_class: class,
         error_message: message,
         status_code: None,
-        timings: Timings { total_ms, ..Timings::default() },
+        timings: Timings { run_ms, total_ms: run_ms.unwrap_or(0.0), ..Timings::default() },
         bytes_read: 0,
         cert_expires_at: None,
         failed_assertions: Vec::new(),
@@ -459,7 +459,7 @@ mod tests {
         let r = hourly();
         let up = outcome(&Verdict::Up { run: Some(Duration::milliseconds(1500)) }, &r, t0());
         assert!(up.success && up.error_class.is_none());
-        assert_eq!(up.timings.total_ms, 1500.0);
+        assert_eq!((up.timings.run_ms, up.timings.total_ms), (Some(1500.0), 1500.0));
         let failed = outcome(&Verdict::Failed { at: t0(), exit_code: Some(3) }, &r, t0());
         assert_eq!(failed.error_class, Some(ErrorClass::Failed));
         assert_eq!(

@@ -207,7 +207,9 @@ impl Consumer {
             Ok(job) => job,
             Err(e) => {
                 let reason = match e {
-                    DecodeError::Version(_) => DeadLetterReason::UnsupportedVersion,
+                    DecodeError::Version(_) | DecodeError::KindInV1(_) => {
+                        DeadLetterReason::UnsupportedVersion
+                    }
                     DecodeError::Json(_) => DeadLetterReason::Undecodable,
                 };
                 let id = message.basic_properties.as_ref().and_then(|p| p.message_id().cloned());

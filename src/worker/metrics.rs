@@ -36,7 +36,7 @@ pub struct WorkerMetrics {
     pub batch_failures: Counter,
 }
 
-const CLASSES: [ErrorClass; 10] = [
+const CLASSES: [ErrorClass; 11] = [
     ErrorClass::Dns,
     ErrorClass::Refused,
     ErrorClass::Timeout,
@@ -44,6 +44,7 @@ const CLASSES: [ErrorClass; 10] = [
     ErrorClass::Protocol,
     ErrorClass::Assertion,
     ErrorClass::Blocked,
+    ErrorClass::Unsupported,
     ErrorClass::Missed,
     ErrorClass::Failed,
     ErrorClass::Overrun,
