@@ -356,7 +356,17 @@ impl Ctx<'_> {
         let fields: Vec<&str> = f.v.split_whitespace().collect();
         let allowed = |c: char| c.is_ascii_alphanumeric() || "*,-/?".contains(c);
         if fields.len() == 5 && fields.iter().all(|x| x.chars().all(allowed)) {
-            return Some(fields.join(" "));
+            let pattern = fields.join(" ");
+            // The judge's own parser: a field out of range (minute 61) or
+            // a date that never comes (30 February) is refused here, not
+            // found at every slot.
+            return match crate::heartbeat::schedule::Schedule::cron(&pattern, "UTC") {
+                Ok(_) => Some(pattern),
+                Err(e) => {
+                    self.error(f.pos, path, e.to_string());
+                    None
+                }
+            };
         }
         self.error(
             f.pos,

@@ -45,7 +45,9 @@ impl Heartbeats {
         let rules = match job.spec.heartbeat.as_ref().map(heartbeat::rules) {
             Some(Ok(rules)) => rules,
             Some(Err(e)) => return not_judged(ErrorClass::Unsupported, format!("heartbeat: {e}")),
-            None => return not_judged(ErrorClass::Unsupported, "heartbeat: the spec has no `heartbeat`".into()),
+            None => {
+                return not_judged(ErrorClass::Unsupported, "heartbeat: the spec has no `heartbeat`".into())
+            }
         };
         let since = rules.reads_since(job.slot);
         let mut delay = Duration::from_millis(200);
@@ -71,7 +73,10 @@ impl Heartbeats {
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
                 Err(e) => {
-                    return not_judged(ErrorClass::Timeout, format!("the pings could not be read in time: {e}"))
+                    return not_judged(
+                        ErrorClass::Timeout,
+                        format!("the pings could not be read in time: {e}"),
+                    )
                 }
             }
         }

@@ -26,7 +26,8 @@ const FILE: &str = "checks:
 const DECLARED_KEY: &str = "declared-Key_0123";
 
 fn apply(db: &TestDb, dir: &std::path::Path) -> Run {
-    let run = sentryk8s(Some(db), dir, &["checks", "apply", "c.yaml"], &[("PING_KEY", DECLARED_KEY)], "");
+    let run =
+        sentryk8s(Some(db), dir, &["checks", "apply", "-f", "c.yaml"], &[("PING_KEY", DECLARED_KEY)], "");
     assert_eq!(run.code, Some(0), "{}", run.all());
     run
 }
@@ -85,7 +86,8 @@ async fn pings_are_recorded_and_a_wrong_key_records_nothing() {
     assert_eq!(url_of("site"), None, "an HTTP check has no ping URL");
     assert_eq!(url_of("declared").as_deref(), Some(&*format!("https://uptime.example/ping/{DECLARED_KEY}")));
     let backup_url = url_of("backup").expect("a generated key");
-    let key = backup_url.strip_prefix("https://uptime.example/ping/").expect("under the public URL").to_string();
+    let key =
+        backup_url.strip_prefix("https://uptime.example/ping/").expect("under the public URL").to_string();
     assert_eq!(key.len(), 64, "256 bits, hex: {key}");
 
     // Kept across applies, also when the file changes the check.
@@ -98,7 +100,7 @@ async fn pings_are_recorded_and_a_wrong_key_records_nothing() {
     assert!(!plain.stdout.contains(&key) && !plain.stdout.contains(DECLARED_KEY), "{}", plain.stdout);
     assert!(!plain.stdout.contains("ping_url"), "{}", plain.stdout);
 
-    let web = Web::start(&db, &[("SENTRYK8S_LOG_LEVEL", "sentryk8s=debug,info")]).await;
+    let web = Web::start(&db, &[("RUST_LOG", "sentryk8s=debug,info")]).await;
     let ok = ping(web.addr, "GET", &format!("/ping/{key}"), b"").await;
     assert_eq!((ok.status, ok.text()), (200, "OK\n".to_string()));
     assert_eq!(ping(web.addr, "POST", &format!("/ping/{key}/start?rid=run-1"), b"").await.status, 200);
@@ -161,13 +163,15 @@ fn url_of_again(db: &TestDb, dir: &std::path::Path, name: &str) -> Option<String
 async fn a_check_that_stops_being_a_heartbeat_loses_its_key() {
     let db = TestDb::migrated(4).await;
     let dir = temp_dir();
-    std::fs::write(dir.join("c.yaml"), "checks:\n  - name: job\n    heartbeat: { period: 1h }\n").expect("write");
+    std::fs::write(dir.join("c.yaml"), "checks:\n  - name: job\n    heartbeat: { period: 1h }\n")
+        .expect("write");
     apply(&db, &dir);
     let key = url_of_again(&db, &dir, "job").expect("key");
     let web = Web::start(&db, &[]).await;
     let path = format!("/ping/{}", key.rsplit('/').next().unwrap_or_default());
     assert_eq!(ping(web.addr, "GET", &path, b"").await.status, 200);
-    std::fs::write(dir.join("c.yaml"), "checks:\n  - name: job\n    url: http://127.0.0.1:9/\n").expect("write");
+    std::fs::write(dir.join("c.yaml"), "checks:\n  - name: job\n    url: http://127.0.0.1:9/\n")
+        .expect("write");
     apply(&db, &dir);
     assert_eq!(ping(web.addr, "GET", &path, b"").await.status, 404);
     assert_eq!(pings(&db, "job").await.len(), 1);
@@ -233,4 +237,27 @@ async fn keys_are_made_by_the_trigger_on_checks() {
         )
         .await;
     assert!(clash.is_err(), "the same key twice must be refused");
+}
+
+#[test]
+fn a_cron_schedule_that_cannot_run_is_refused_with_its_place() {
+    let dir = temp_dir();
+    std::fs::write(
+        dir.join("c.yaml"),
+        "checks:\n  - name: a\n    heartbeat: { cron: \"61 * * * *\" }\n  - name: b\n    heartbeat: { cron: \"0 0 30 2 *\" }\n",
+    )
+    .expect("write");
+    let run = sentryk8s(None, &dir, &["checks", "apply", "-f", "c.yaml"], &[], "");
+    assert_eq!(run.code, Some(2), "{}", run.all());
+    assert!(
+        run.stderr.contains("c.yaml:3:24: checks[0].heartbeat.cron: invalid cron pattern \"61 * * * *\""),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("c.yaml:5:24: checks[1].heartbeat.cron: the cron pattern \"0 0 30 2 *\" never fires"),
+        "{}",
+        run.stderr
+    );
 }

@@ -35,14 +35,25 @@ async fn add(bed: &WorkerBed, name: &str, spec: &Value) -> i64 {
     bed.db
         .client()
         .await
-        .execute("UPDATE heartbeat_keys SET created_at = now() - interval '1 day' WHERE check_id = $1", &[&id])
+        .execute(
+            "UPDATE heartbeat_keys SET created_at = now() - interval '1 day' WHERE check_id = $1",
+            &[&id],
+        )
         .await
         .expect("backdate the key");
     id
 }
 
 /// A ping received `ago` before `slot`, as the web role stores it.
-async fn ping(bed: &WorkerBed, id: i64, slot: DateTime<Utc>, ago: Span, kind: &str, exit: Option<i32>, rid: Option<&str>) {
+async fn ping(
+    bed: &WorkerBed,
+    id: i64,
+    slot: DateTime<Utc>,
+    ago: Span,
+    kind: &str,
+    exit: Option<i32>,
+    rid: Option<&str>,
+) {
     bed.db
         .client()
         .await
@@ -108,8 +119,18 @@ async fn each_slot_is_judged_from_the_pings_before_it() {
     ping(&bed, after, slot, min(-1), "success", None, None).await;
 
     let ids = [on_time, late, missed, failed, exit_bad, exit_ok, overrun, running, new, after];
-    let names =
-        ["on-time", "late-within-grace", "missed", "failed", "exit-2", "exit-0", "overrun", "running", "new", "after-the-slot"];
+    let names = [
+        "on-time",
+        "late-within-grace",
+        "missed",
+        "failed",
+        "exit-2",
+        "exit-0",
+        "overrun",
+        "running",
+        "new",
+        "after-the-slot",
+    ];
     let mut worker = bed.spawn_worker(&[]);
     for (id, name) in ids.iter().zip(names) {
         bed.publish(&WorkerBed::job(*id, name, &spec, slot)).await;
@@ -192,6 +213,9 @@ async fn a_cron_schedule_in_a_time_zone_through_the_web_role_and_the_worker() {
     let (ok, class, message, _, _) = result(&bed, silent).await;
     assert_eq!((ok, class.as_deref()), (false, Some("missed")));
     let message = message.unwrap_or_default();
-    assert!(message.contains("(\"*/5 * * * *\" in Europe/Paris) did not report success within grace 1m"), "{message}");
+    assert!(
+        message.contains("(\"*/5 * * * *\" in Europe/Paris) did not report success within grace 1m"),
+        "{message}"
+    );
     worker.terminate();
 }
