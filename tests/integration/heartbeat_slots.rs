@@ -131,7 +131,7 @@ async fn each_slot_is_judged_from_the_pings_before_it() {
         "new",
         "after-the-slot",
     ];
-    let mut worker = bed.spawn_worker(&[]);
+    let worker = bed.spawn_worker(&[]);
     for (id, name) in ids.iter().zip(names) {
         bed.publish(&WorkerBed::job(*id, name, &spec, slot)).await;
     }
@@ -144,7 +144,7 @@ async fn each_slot_is_judged_from_the_pings_before_it() {
     assert!(ok && class.is_none() && message.is_none());
     assert_eq!((run_ms, total_ms), (Some(120_000.0), 120_000.0), "timed from its start to its success");
     assert!(result(&bed, late).await.0, "late within grace is up");
-    assert_eq!(result(&bed, exit_ok).await.0, true);
+    assert!(result(&bed, exit_ok).await.0, "exit code 0 is a success");
     assert_eq!(result(&bed, exit_ok).await.3, Some(120_000.0), "start and end paired by rid");
     assert!(result(&bed, running).await.0, "a run within max_run is up");
     assert!(result(&bed, new).await.0, "a new check is not late before its first deadline");
@@ -204,7 +204,7 @@ async fn a_cron_schedule_in_a_time_zone_through_the_web_role_and_the_worker() {
     let due = schedule.due_since(slot, Span::minutes(1)).expect("a due time");
     ping(&bed, silent, due, Span::seconds(1), "success", None, None).await;
 
-    let mut worker = bed.spawn_worker(&[]);
+    let worker = bed.spawn_worker(&[]);
     bed.publish(&WorkerBed::job(pinged, "pinged", &spec, slot)).await;
     bed.publish(&WorkerBed::job(silent, "silent", &spec, slot)).await;
     let stored = bed.wait_for_count("SELECT count(*) FROM check_results", 2, Duration::from_secs(30)).await;
