@@ -520,8 +520,17 @@ async fn list_shows_what_is_declared_in_three_formats() {
     let yaml = sentryk8s(Some(&db), &dir, &["checks", "list", "-o", "yaml"], &[], "");
     assert_eq!(yaml.code, Some(0), "{}", yaml.all());
     assert!(!yaml.stdout.contains("example-secret-value"));
-    file(&dir, "export.yaml", &yaml.stdout);
-    let again = sentryk8s(Some(&db), &dir, &["checks", "apply", "--dry-run", "-f", "export.yaml"], &[], "");
+    // A heartbeat key is refused as `***`: put it back, as the header says.
+    assert!(yaml.stdout.contains("key: \"***\""), "{}", yaml.stdout);
+    let restored = yaml.stdout.replace("key: \"***\"", "key: \"${EXAMPLE_PING_KEY}\"");
+    file(&dir, "export.yaml", &restored);
+    let again = sentryk8s(
+        Some(&db),
+        &dir,
+        &["checks", "apply", "--dry-run", "-f", "export.yaml"],
+        &[("EXAMPLE_PING_KEY", "example-ping-key")],
+        "",
+    );
     assert_eq!(again.code, Some(0), "{}", again.all());
     assert!(again.stdout.contains("0 create, "), "{}", again.stdout);
     for line in again.stdout.lines().filter(|l| l.starts_with('~')) {
