@@ -261,3 +261,39 @@ fn a_cron_schedule_that_cannot_run_is_refused_with_its_place() {
         run.stderr
     );
 }
+
+#[tokio::test]
+async fn pings_are_kept_as_long_as_results() {
+    use sentryk8s::scheduler::housekeeping::{self, Retention};
+    let db = TestDb::migrated(4).await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "UPDATE partition_leases SET owner = 'keeper', epoch = 1, expires_at = now() + interval '1 hour'
+              WHERE partition = 0;
+             INSERT INTO checks (id, name, interval_ms, spec)
+             VALUES (1, 'job', 60000, '{\"kind\": \"heartbeat\", \"timeout_ms\": 1000, \"heartbeat\": {\"period_ms\": 3600000}}');
+             INSERT INTO heartbeat_pings (check_id, received_at, kind)
+             SELECT 1, now() - d * interval '1 day' + interval '1 hour', 'success' FROM generate_series(0, 40) d;",
+        )
+        .await
+        .expect("seed pings");
+    let retention = Retention {
+        results_days: 30,
+        notifications_days: 90,
+        hourly_days: 90,
+        daily_days: 0,
+        incidents_days: 0,
+    };
+    let done = housekeeping::run(&client, "keeper", 1, retention).await.expect("housekeeping");
+    assert_eq!(done.pings, 10, "days 31..=40 are older than 30 days");
+    let oldest: f64 = client
+        .query_one(
+            "SELECT (extract(epoch FROM now() - min(received_at)) / 86400)::float8 FROM heartbeat_pings",
+            &[],
+        )
+        .await
+        .expect("oldest")
+        .get(0);
+    assert!(oldest <= 30.0, "{oldest}");
+}
