@@ -29,7 +29,7 @@ pub fn rules(spec: &HeartbeatSpec) -> Result<Rules, ScheduleError> {
     let schedule = match (&spec.cron, spec.period_ms) {
         (Some(cron), _) => Schedule::cron(cron, spec.time_zone.as_deref().unwrap_or("UTC"))?,
         (None, Some(period)) => Schedule::period(ms(period))?,
-        (None, None) => return Err(ScheduleError::Period),
+        (None, None) => return Err(ScheduleError::Missing),
     };
     Ok(Rules { schedule, grace: ms(spec.grace_ms), max_run: spec.max_run_ms.map(ms) })
 }
@@ -44,9 +44,29 @@ pub fn ping_url(public_url: &str, key: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> HeartbeatSpec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn rules_come_from_the_stored_spec() {
+        let r = rules(&spec(serde_json::json!({"period_ms": 3_600_000, "grace_ms": 60_000}))).unwrap();
+        assert!(matches!(r.schedule, Schedule::Period(p) if p == Duration::hours(1)));
+        assert_eq!((r.grace, r.max_run), (Duration::minutes(1), None));
+        let r = rules(&spec(serde_json::json!({"cron": "0 3 * * *", "max_run_ms": 7_200_000}))).unwrap();
+        assert_eq!(r.schedule.describe(), "\"0 3 * * *\" in UTC", "UTC without a time zone");
+        assert_eq!(r.max_run, Some(Duration::hours(2)));
+        let r = rules(&spec(serde_json::json!({"cron": "0 3 * * *", "time_zone": "Europe/Paris"}))).unwrap();
+        assert_eq!(r.schedule.describe(), "\"0 3 * * *\" in Europe/Paris");
+        assert_eq!(rules(&spec(serde_json::json!({}))).unwrap_err(), ScheduleError::Missing);
+        assert!(rules(&spec(serde_json::json!({"cron": "0 3 * * *", "time_zone": "Nowhere/Land"}))).is_err());
+    }
+
     #[test]
     fn ping_urls_join_without_a_double_slash() {
-        assert_eq!(super::ping_url("https://up.example/", "k"), "https://up.example/ping/k");
-        assert_eq!(super::ping_url("http://127.0.0.1:8080", "k"), "http://127.0.0.1:8080/ping/k");
+        assert_eq!(ping_url("https://up.example/", "k"), "https://up.example/ping/k");
+        assert_eq!(ping_url("http://127.0.0.1:8080", "k"), "http://127.0.0.1:8080/ping/k");
     }
 }

@@ -35,6 +35,8 @@ pub enum Schedule {
 pub enum ScheduleError {
     #[error("period must be at least one second")]
     Period,
+    #[error("set `period` or `cron`")]
+    Missing,
     #[error("invalid cron pattern \"{pattern}\": {reason} (five fields: minute hour day-of-month month day-of-week)")]
     Pattern { pattern: String, reason: String },
     #[error("the cron pattern \"{0}\" never fires")]
