@@ -240,26 +240,29 @@ async fn keys_are_made_by_the_trigger_on_checks() {
 }
 
 #[test]
-fn a_cron_schedule_that_cannot_run_is_refused_with_its_place() {
+fn bad_heartbeats_are_refused_with_their_place() {
     let dir = temp_dir();
-    std::fs::write(
-        dir.join("c.yaml"),
-        "checks:\n  - name: a\n    heartbeat: { cron: \"61 * * * *\" }\n  - name: b\n    heartbeat: { cron: \"0 0 30 2 *\" }\n",
-    )
-    .expect("write");
+    let file = "checks:
+  - name: a
+    heartbeat: { cron: \"61 * * * *\" }
+  - name: b
+    heartbeat: { cron: \"0 0 30 2 *\" }
+  - name: c
+    heartbeat: { period: 1h, key: shared-key-1 }
+  - name: d
+    heartbeat: { period: 1h, key: shared-key-1 }
+";
+    std::fs::write(dir.join("c.yaml"), file).expect("write");
     let run = sentryk8s(None, &dir, &["checks", "apply", "-f", "c.yaml"], &[], "");
     assert_eq!(run.code, Some(2), "{}", run.all());
-    assert!(
-        run.stderr.contains("c.yaml:3:24: checks[0].heartbeat.cron: invalid cron pattern \"61 * * * *\""),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("c.yaml:5:24: checks[1].heartbeat.cron: the cron pattern \"0 0 30 2 *\" never fires"),
-        "{}",
-        run.stderr
-    );
+    for expected in [
+        "c.yaml:3:24: checks[0].heartbeat.cron: invalid cron pattern \"61 * * * *\"",
+        "c.yaml:5:24: checks[1].heartbeat.cron: the cron pattern \"0 0 30 2 *\" never fires",
+        "c.yaml:8:11: checks[3].heartbeat.key: the same ping key as check \"c\" (c.yaml:6:11)",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("shared-key-1"), "the key is a secret: {}", run.stderr);
 }
 
 #[tokio::test]
