@@ -13,7 +13,8 @@
 //! rate limit (its own bucket, so pings and API calls do not starve each
 //! other). The key never reaches a log line: the request log of `mod.rs`
 //! writes the path, so this router logs nothing itself and `log_request`
-//! masks `/ping/` paths ([`loggable_path`]).
+//! masks `/ping/` paths ([`loggable_path`]). Pings are counted by outcome
+//! in `sentryk8s_heartbeat_pings_total` (the ops server's `/metrics`).
 
 use std::time::Instant;
 
@@ -69,7 +70,10 @@ async fn other(
 ) -> Response {
     let kind = match parse_kind(&what) {
         Ok(kind) => kind,
-        Err(why) => return Problem::bad_request(why).into_response(),
+        Err(why) => {
+            counted("invalid");
+            return Problem::bad_request(why).into_response();
+        }
     };
     record(&state, peer.map(|p| p.0), &key, kind, query.rid.as_deref(), &body).await
 }
@@ -112,6 +116,7 @@ async fn record(
         None => "ping:unknown".to_string(),
     };
     if let Err(wait) = state.auth.take(&bucket, Instant::now()) {
+        counted("limited");
         return Problem {
             retry_after: Some(wait.max(1)),
             ..Problem::new(StatusCode::TOO_MANY_REQUESTS, "too many pings from this address; retry later")
@@ -120,10 +125,14 @@ async fn record(
     }
     if let Some(rid) = rid {
         if let Err(why) = check_rid(rid) {
+            counted("invalid");
             return Problem::bad_request(why).into_response();
         }
     }
-    let not_found = || Problem::not_found("no check has this ping key").into_response();
+    let not_found = || {
+        counted("unknown_key");
+        Problem::not_found("no check has this ping key").into_response()
+    };
     if key.is_empty() || key.chars().count() > MAX_KEY_CHARS {
         return not_found();
     }
@@ -134,10 +143,19 @@ async fn record(
         Err(e) => return Problem::unavailable(&e).into_response(),
     };
     match store::record(&**client, key, &ping).await {
-        Ok(true) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "OK\n").into_response(),
+        Ok(true) => {
+            counted("recorded");
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "OK\n").into_response()
+        }
         Ok(false) => not_found(),
         Err(e) => Problem::unavailable(&crate::db::error_chain(&e)).into_response(),
     }
+}
+
+/// Counts a ping by outcome (`recorded`, `unknown_key`, `invalid`,
+/// `limited`): many unknown keys from one place is someone guessing.
+fn counted(outcome: &'static str) {
+    metrics::counter!("sentryk8s_heartbeat_pings_total", "outcome" => outcome).increment(1);
 }
 
 /// The path as the request log may write it: a ping path's key masked.

@@ -100,7 +100,9 @@ async fn pings_are_recorded_and_a_wrong_key_records_nothing() {
     assert!(!plain.stdout.contains(&key) && !plain.stdout.contains(DECLARED_KEY), "{}", plain.stdout);
     assert!(!plain.stdout.contains("ping_url"), "{}", plain.stdout);
 
-    let web = Web::start(&db, &[("RUST_LOG", "sentryk8s=debug,info")]).await;
+    let ops: SocketAddr = format!("127.0.0.1:{}", crate::support::free_port()).parse().expect("address");
+    let ops_text = ops.to_string();
+    let web = Web::start(&db, &[("RUST_LOG", "sentryk8s=debug,info"), ("SENTRYK8S_LISTEN", &ops_text)]).await;
     let ok = ping(web.addr, "GET", &format!("/ping/{key}"), b"").await;
     assert_eq!((ok.status, ok.text()), (200, "OK\n".to_string()));
     assert_eq!(ping(web.addr, "POST", &format!("/ping/{key}/start?rid=run-1"), b"").await.status, 200);
@@ -138,6 +140,12 @@ async fn pings_are_recorded_and_a_wrong_key_records_nothing() {
     assert_eq!(ping(web.addr, "GET", &format!("/ping/{key}/log"), b"").await.status, 400);
     assert_eq!(ping(web.addr, "GET", &format!("/ping/{key}?rid=a%20b"), b"").await.status, 400);
     assert_eq!(all_pings(&db).await, before, "nothing recorded");
+    let (status, metrics) = crate::support::http::get(ops, "/metrics").await.expect("metrics");
+    assert_eq!(status, 200);
+    for (outcome, n) in [("recorded", 7), ("unknown_key", 3), ("invalid", 3)] {
+        let line = format!("sentryk8s_heartbeat_pings_total{{outcome=\"{outcome}\"}} {n}");
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
 
     // The key is a secret: only write scopes see it through the API.
     let tokens = Tokens::new(&db).await;
