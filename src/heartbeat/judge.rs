@@ -3,7 +3,8 @@
 //! the same pings and slot always give the same verdict, so a redelivered
 //! job stores what the first delivery would have.
 //!
-//! A slot at time `t` sees only pings received at or before `t`, and is:
+//! A slot at time `t` sees only pings received at or before `t` (and not
+//! before the check was watched), and is:
 //! 1. **failed** when the latest run that ended reported failure (a `fail`
 //!    ping, or an exit code other than 0): the first slot after it is down
 //!    at once, whatever the schedule, until a success;
@@ -121,10 +122,14 @@ pub enum Verdict {
     Missed { due_since: DateTime<Utc>, last_success: Option<DateTime<Utc>> },
 }
 
-/// Judges the slot at `slot` from `pings` (any order; those after the slot
-/// are ignored). `watched_since`: when the check became a heartbeat.
+/// Judges the slot at `slot` from `pings` (any order, except that pings
+/// received at the same instant count in their order here, as the store
+/// gives them: received order; those after the slot are ignored).
+/// `watched_since`: when the check became a heartbeat.
 pub fn judge(rules: &Rules, watched_since: DateTime<Utc>, pings: &[Ping], slot: DateTime<Utc>) -> Verdict {
-    let mut seen: Vec<&Ping> = pings.iter().filter(|p| p.at <= slot).collect();
+    // Pings from before the check was watched belong to an earlier life
+    // of it (it stopped being a heartbeat and became one again).
+    let mut seen: Vec<&Ping> = pings.iter().filter(|p| p.at <= slot && p.at >= watched_since).collect();
     seen.sort_by_key(|p| p.at);
 
     // 1. The latest run that ended, failed.
@@ -148,7 +153,7 @@ pub fn judge(rules: &Rules, watched_since: DateTime<Utc>, pings: &[Ping], slot: 
             let later = &seen[i + 1..];
             let ended = later.iter().any(|p| p.kind.ended_well().is_some() && pairs(start, p));
             let cleared =
-                later.iter().any(|p| p.kind.ended_well() == Some(true) && p.at > start.at + max_run);
+                later.iter().any(|p| p.kind.ended_well() == Some(true) && p.at >= start.at + max_run);
             if !ended && !cleared {
                 return Verdict::Overrun { started_at: start.at, max_run };
             }
@@ -487,6 +492,64 @@ mod tests {
         assert_eq!(PingKind::from_row("exit", None), None);
         assert_eq!(PingKind::from_row("exit", Some(256)), None);
         assert_eq!(PingKind::from_row("success", Some(0)), None);
+    }
+
+    fn any_ping() -> impl proptest::strategy::Strategy<Value = Ping> {
+        use proptest::prelude::*;
+        let kind = prop_oneof![
+            Just(PingKind::Success),
+            Just(PingKind::Start),
+            Just(PingKind::Fail),
+            any::<u8>().prop_map(PingKind::Exit),
+        ];
+        let rid = proptest::option::of(prop_oneof![Just("a".to_string()), Just("b".to_string())]);
+        (-300i64..60, kind, rid).prop_map(|(m, kind, rid)| Ping { at: min(m), kind, rid })
+    }
+
+    proptest::proptest! {
+        /// The verdict depends on the pings up to the slot only, in any
+        /// order; a failed last run is always down; up means the
+        /// schedule was kept (or was not yet due); the pings the store
+        /// reads ([`Rules::reads_since`] plus the last end before it)
+        /// give the same up/down as all of them.
+        #[test]
+        fn verdicts_follow_the_rules(
+            mut pings in proptest::collection::vec(any_ping(), 0..12),
+            later in proptest::collection::vec(any_ping(), 0..4),
+            slot in 0i64..60,
+            watched in -400i64..0,
+        ) {
+            let r = hourly();
+            let (slot, watched) = (min(slot), min(watched));
+            // Ties keep their input order (see `judge`): distinct instants here.
+            pings.sort_by_key(|p| p.at);
+            pings.dedup_by_key(|p| p.at);
+            let verdict = judge(&r, watched, &pings, slot);
+            let mut reversed = pings.clone();
+            reversed.reverse();
+            proptest::prop_assert_eq!(&judge(&r, watched, &reversed, slot), &verdict);
+            let mut with_later = pings.clone();
+            with_later.extend(later.into_iter().map(|p| Ping { at: slot + Duration::minutes(1) + (p.at - min(-300)), ..p }));
+            proptest::prop_assert_eq!(&judge(&r, watched, &with_later, slot), &verdict);
+
+            pings.retain(|p| p.at <= slot && p.at >= watched);
+            pings.sort_by_key(|p| p.at);
+            let last_end = pings.iter().rev().find(|p| p.kind != PingKind::Start);
+            if last_end.is_some_and(|p| matches!(p.kind, PingKind::Fail) || matches!(p.kind, PingKind::Exit(c) if c != 0)) {
+                proptest::prop_assert!(matches!(verdict, Verdict::Failed { .. }), "{:?}", verdict);
+            }
+            if let Verdict::Up { .. } = verdict {
+                let due = r.schedule.due_since(slot, r.grace).unwrap();
+                let kept = pings.iter().any(|p| p.at >= due && matches!(p.kind, PingKind::Success | PingKind::Exit(0)));
+                proptest::prop_assert!(kept || due <= watched);
+            }
+
+            let since = r.reads_since(slot);
+            let mut read: Vec<Ping> = pings.iter().filter(|p| p.at > since).cloned().collect();
+            read.extend(pings.iter().rev().find(|p| p.at <= since && p.kind != PingKind::Start).cloned());
+            let up = |v: &Verdict| matches!(v, Verdict::Up { .. });
+            proptest::prop_assert_eq!(up(&judge(&r, watched, &read, slot)), up(&verdict));
+        }
     }
 
     #[test]

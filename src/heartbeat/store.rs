@@ -69,16 +69,19 @@ pub async fn pings_before(
         .query(
             "(SELECT received_at, kind, exit_code, rid FROM heartbeat_pings
                WHERE check_id = $1 AND received_at > $2 AND received_at <= $3
-               ORDER BY received_at DESC LIMIT $4)
+               ORDER BY received_at DESC, id DESC LIMIT $4)
              UNION ALL
              (SELECT received_at, kind, exit_code, rid FROM heartbeat_pings
                WHERE check_id = $1 AND received_at <= LEAST($2::timestamptz, $3::timestamptz) AND kind <> 'start'
-               ORDER BY received_at DESC LIMIT 1)",
+               ORDER BY received_at DESC, id DESC LIMIT 1)",
             &[&check_id, &since, &slot, &PINGS_READ],
         )
         .await?;
+    // Oldest first: pings received at the same instant keep the order
+    // they were received in (the judge's tie rule).
     let pings = rows
         .iter()
+        .rev()
         .filter_map(|r| {
             let kind = PingKind::from_row(r.get(1), r.get(2))?;
             Some(Ping { at: r.get(0), kind, rid: r.get(3) })
