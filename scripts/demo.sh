@@ -19,9 +19,16 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null; then
   target/debug/examples/demo_target &
   target_pid=$!
 fi
-cleanup() { [ -n "$target_pid" ] && kill "$target_pid" 2>/dev/null || true; }
-trap cleanup EXIT
-
 # The example's Authorization header reads it (an unset variable is an error).
 export EXAMPLE_TOKEN="${EXAMPLE_TOKEN:-demo-token}"
+# The demo heartbeat's ping key, and the job that pings it every 20 s.
+export EXAMPLE_PING_KEY="${EXAMPLE_PING_KEY:-demo-heartbeat-key}"
+(while sleep 20; do curl -fsS -m 5 "http://127.0.0.1:8080/ping/$EXAMPLE_PING_KEY" >/dev/null 2>&1 || true; done) &
+pinger_pid=$!
+cleanup() {
+  [ -n "$target_pid" ] && kill "$target_pid" 2>/dev/null || true
+  kill "$pinger_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
+
 target/debug/sentryk8s --listen 127.0.0.1:9090 standalone --allow-env 'EXAMPLE_*' -f examples/checks.yaml "$@"

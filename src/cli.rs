@@ -152,6 +152,9 @@ pub struct ListArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ListFormat::Table)]
     pub output: ListFormat,
+    /// Show heartbeat checks' ping URLs (their keys are secrets) [base URL: web.public_url].
+    #[arg(long = "show-ping-urls")]
+    pub show_ping_urls: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

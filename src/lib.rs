@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod health;
+pub mod heartbeat;
 pub mod history;
 pub mod migrate;
 pub mod model;

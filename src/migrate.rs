@@ -22,6 +22,8 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { name: "0006_web.sql", sql: include_str!("../migrations/0006_web.sql") },
     Migration { name: "0008_status_pages.sql", sql: include_str!("../migrations/0008_status_pages.sql") },
     Migration { name: "0009_web_sessions.sql", sql: include_str!("../migrations/0009_web_sessions.sql") },
+    Migration { name: "0010_heartbeats.sql", sql: include_str!("../migrations/0010_heartbeats.sql") },
+    Migration { name: "0011_kind_timings.sql", sql: include_str!("../migrations/0011_kind_timings.sql") },
 ];
 
 /// Advisory lock key: "sentryk8s" in ASCII, so it is recognisable in pg_locks.

@@ -39,7 +39,7 @@ const LAYERS: &[&[&str]] = &[
     &["ops_server"],
     &["db", "queue", "migrate"],
     &["probe"],
-    &["checks_file", "alerting", "status", "status_pages", "history", "tokens"],
+    &["checks_file", "alerting", "status", "status_pages", "history", "tokens", "heartbeat"],
     &["scheduler", "worker", "web"],
     &["cli", "commands"],
 ];

@@ -7,10 +7,12 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::model::bounds::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
-use crate::model::{CheckKind, CheckSpec, Expect};
+use crate::model::check::MAX_PACKETS;
+use crate::model::{CheckSpec, Expect};
 
 use super::defaults::Partial;
 use super::diagnostic::{join_key, Pos};
+use super::kinds::{keep_own_fields, kind_of};
 use super::names::{valid_name, Ref};
 use super::reader::{format_ms, item_path, parse_size, quoted, Bad, Ctx, Pairs, Slot, F};
 use super::schema;
@@ -57,8 +59,11 @@ impl Ctx<'_> {
             p.url = Slot::Invalid;
             return p;
         };
-        for (key, value, _) in entries {
+        for (key, value, key_pos) in entries {
             let fp = join_key(path, &key);
+            if key != "expect" {
+                p.written.push((key.clone(), key_pos));
+            }
             match key.as_str() {
                 "name" => p.name = self.name(value, &fp),
                 "description" => p.description = self.text(value, &fp, "description"),
@@ -77,7 +82,17 @@ impl Ctx<'_> {
                 "follow_redirects" => p.follow_redirects = self.redirects(value, &fp),
                 "tls_verify" => p.tls_verify = self.boolean(value, &fp),
                 "body_limit" => p.body_limit = self.body_limit(value, &fp),
-                "expect" => p.expect = self.expect(value, &fp),
+                "send" => p.send = self.send(value, &fp),
+                "starttls" => p.starttls = self.starttls(value, &fp),
+                "server_name" => p.server_name = self.host_name(value, &fp),
+                "dns" => p.dns = self.dns_query(value, &fp),
+                "packets" => p.packets = self.small_int(value, &fp, 1, MAX_PACKETS as i64),
+                "grpc_service" => p.grpc_service = self.string(value, &fp),
+                "heartbeat" => p.heartbeat = self.heartbeat(value, &fp),
+                "expect" => {
+                    p.expect = self.expect(value, &fp);
+                    p.written.append(&mut p.expect.written);
+                }
                 "failure_threshold" => p.failure_threshold = self.small_int(value, &fp, 1, MAX_THRESHOLD),
                 "success_threshold" => p.success_threshold = self.small_int(value, &fp, 1, MAX_THRESHOLD),
                 "labels" => p.labels = self.labels(value, &fp),
@@ -192,11 +207,21 @@ impl Ctx<'_> {
         let url = match &p.url {
             Slot::Set(f) => Some(f.clone()),
             Slot::Invalid => None,
+            Slot::Absent if p.heartbeat.set().is_some() || p.heartbeat.is_invalid() => None,
             Slot::Absent => {
-                self.error(node.pos, &field("url"), "missing: every check needs a `url`");
+                self.error(
+                    node.pos,
+                    &field("url"),
+                    "missing: every check needs a `url` (or, for a heartbeat, `heartbeat:`)",
+                );
                 None
             }
         };
+        let kind = kind_of(url.as_ref().map(|u| &u.v), p.heartbeat.set().is_some());
+        if let Some(kind) = kind {
+            self.wrong_kind_fields(kind, &p.written, path);
+            self.kind_rules(&p, kind, node, path);
+        }
         let interval_ms = p.interval.set().map_or(DEFAULT_INTERVAL_MS, |f| f.v);
         let timeout_ms = p.timeout.set().map_or(DEFAULT_TIMEOUT_MS.min(interval_ms * 4 / 5), |f| f.v);
         if let (Some(t), false) = (p.timeout.set(), p.interval.is_invalid()) {
@@ -231,9 +256,11 @@ impl Ctx<'_> {
                 );
             }
         }
-        let https = url.as_ref().is_some_and(|u| u.v.scheme() == "https");
+        // Every URL but a plain http:// one leads to a certificate (a kind
+        // without one is refused the field by its kind's rule above).
+        let has_cert = url.as_ref().is_none_or(|u| u.v.scheme() != "http");
         let mut cert_days_left = p.expect.cert_days_left.set().map(|f| f.v);
-        if let (Some(c), Some(_), false) = (p.expect.cert_days_left.set(), &url, https) {
+        if let (Some(c), Some(_), false) = (p.expect.cert_days_left.set(), &url, has_cert) {
             if c.inherited {
                 // A fleet-wide default applies to the https checks only.
                 cert_days_left = None;
@@ -245,14 +272,15 @@ impl Ctx<'_> {
                 );
             }
         }
-        let (name, url) = (name?, url?);
+        let (name, kind) = (name?, kind?);
         let pairs = |s: &Slot<Pairs>| -> BTreeMap<String, String> {
             s.set().map(|f| f.v.iter().map(|(k, v)| (k.v.clone(), v.v.clone())).collect()).unwrap_or_default()
         };
         let list = |s: &Slot<Vec<String>>| s.set().map(|f| f.v.clone()).unwrap_or_default();
-        let spec = CheckSpec {
-            kind: CheckKind::Http,
-            url: url.v.to_string(),
+        let text = |s: &Slot<String>| s.set().map(|f| f.v.clone());
+        let mut spec = CheckSpec {
+            kind,
+            url: url.map(|u| u.v.to_string()).unwrap_or_default(),
             method: p.method.set().map_or_else(|| "GET".to_string(), |f| f.v.clone()),
             headers: pairs(&p.headers),
             body: p.body.set().map(|f| f.v.clone()),
@@ -260,6 +288,13 @@ impl Ctx<'_> {
             max_redirects: p.follow_redirects.set().map_or(DEFAULT_REDIRECTS, |f| f.v),
             tls_verify: p.tls_verify.set().is_none_or(|f| f.v),
             body_limit: p.body_limit.set().map(|f| f.v),
+            send: text(&p.send),
+            starttls: p.starttls.set().map(|f| f.v),
+            server_name: text(&p.server_name),
+            dns: p.dns.set().map(|f| f.v.clone()),
+            packets: p.packets.set().map(|f| f.v),
+            grpc_service: text(&p.grpc_service),
+            heartbeat: p.heartbeat.set().map(|f| f.v.clone()),
             expect: Expect {
                 status: p.expect.status.set().map(|f| f.v.clone()).unwrap_or_default(),
                 max_response_time_ms: p.expect.max_response_time.set().map(|f| f.v),
@@ -268,6 +303,19 @@ impl Ctx<'_> {
                 body_regex: list(&p.expect.body_regex),
                 json: p.expect.json.set().map(|f| f.v.clone()).unwrap_or_default(),
                 cert_days_left,
+                connected: p.expect.connected.set().map(|f| f.v),
+                banner_contains: list(&p.expect.banner_contains),
+                banner_regex: list(&p.expect.banner_regex),
+                cert_issuer_contains: list(&p.expect.cert_issuer_contains),
+                cert_fingerprint_sha256: list(&p.expect.cert_fingerprint_sha256),
+                tls_min_version: p.expect.tls_min_version.set().map(|f| f.v),
+                rcode: text(&p.expect.rcode),
+                answers_include: list(&p.expect.answers_include),
+                answers_exactly: list(&p.expect.answers_exactly),
+                answers_in: list(&p.expect.answers_in),
+                min_ttl_s: p.expect.min_ttl.set().map(|f| f.v),
+                max_loss_percent: p.expect.max_loss.set().map(|f| f.v as u8),
+                serving: p.expect.serving.set().map(|f| f.v),
             },
             failure_threshold: p.failure_threshold.set().map_or(1, |f| f.v),
             success_threshold: p.success_threshold.set().map_or(1, |f| f.v),
@@ -275,6 +323,7 @@ impl Ctx<'_> {
             alerts: p.alerts.set().map(|f| f.v.iter().map(|i| i.v.clone()).collect()).unwrap_or_default(),
             description: p.description.set().map(|f| f.v.clone()),
         };
+        keep_own_fields(&mut spec);
         Some(DeclaredCheck {
             name: name.v,
             // At most MAX_INTERVAL_MS, which fits.

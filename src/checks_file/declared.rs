@@ -413,7 +413,7 @@ checks:
             diags,
             vec![
                 "c.yaml:3:11: checks[0].name: invalid name \"Shop_Home\": use lower-case letters, digits and `-`, starting and ending with a letter or digit, at most 63 characters, e.g. \"shop-home\"",
-                "c.yaml:4:10: checks[0].url: unsupported URL scheme `ftp` in \"ftp://x\": use http or https",
+                "c.yaml:4:10: checks[0].url: unsupported URL scheme `ftp` in \"ftp://x\": use http, https, tcp, tls, dns, icmp, grpc or grpcs",
                 "c.yaml:5:15: checks[0].interval: 0s is out of range: use 1s to 24h",
                 "c.yaml:6:5: checks[0].timout: unknown field `timout`, did you mean `timeout`?",
                 "c.yaml:10:14: checks[1].timeout: 90s must be shorter than the interval (60s)",

@@ -6,8 +6,10 @@
 
 use std::collections::HashSet;
 
+use super::diagnostic::Pos;
 use super::expect::PartialExpect;
 use super::reader::{Pairs, Slot, F};
+use crate::model::{DnsQuery, HeartbeatSpec, StartTls};
 
 /// A check entry (or `defaults:`) as written: every field a [`Slot`].
 #[derive(Debug, Clone)]
@@ -24,11 +26,22 @@ pub(super) struct Partial {
     pub(super) follow_redirects: Slot<u32>,
     pub(super) tls_verify: Slot<bool>,
     pub(super) body_limit: Slot<u64>,
+    pub(super) send: Slot<String>,
+    pub(super) starttls: Slot<StartTls>,
+    pub(super) server_name: Slot<String>,
+    pub(super) dns: Slot<DnsQuery>,
+    pub(super) packets: Slot<u32>,
+    pub(super) grpc_service: Slot<String>,
+    pub(super) heartbeat: Slot<HeartbeatSpec>,
     pub(super) expect: PartialExpect,
     pub(super) failure_threshold: Slot<u32>,
     pub(super) success_threshold: Slot<u32>,
     pub(super) labels: Slot<Pairs>,
     pub(super) alerts: Slot<Vec<F<String>>>,
+    /// The fields this entry itself writes (`method`, `expect.rcode`) and
+    /// where their keys are: a field of another kind than the check's is
+    /// an error there (inherited ones are not: they apply where they fit).
+    pub(super) written: Vec<(String, Pos)>,
 }
 
 impl Default for Partial {
@@ -46,11 +59,19 @@ impl Default for Partial {
             follow_redirects: Slot::Absent,
             tls_verify: Slot::Absent,
             body_limit: Slot::Absent,
+            send: Slot::Absent,
+            starttls: Slot::Absent,
+            server_name: Slot::Absent,
+            dns: Slot::Absent,
+            packets: Slot::Absent,
+            grpc_service: Slot::Absent,
+            heartbeat: Slot::Absent,
             expect: PartialExpect::default(),
             failure_threshold: Slot::Absent,
             success_threshold: Slot::Absent,
             labels: Slot::Absent,
             alerts: Slot::Absent,
+            written: Vec::new(),
         }
     }
 }
@@ -98,6 +119,13 @@ impl Partial {
             follow_redirects: self.follow_redirects.or_default(&d.follow_redirects),
             tls_verify: self.tls_verify.or_default(&d.tls_verify),
             body_limit: self.body_limit.or_default(&d.body_limit),
+            send: self.send.or_default(&d.send),
+            starttls: self.starttls.or_default(&d.starttls),
+            server_name: self.server_name.or_default(&d.server_name),
+            dns: self.dns.or_default(&d.dns),
+            packets: self.packets.or_default(&d.packets),
+            grpc_service: self.grpc_service.or_default(&d.grpc_service),
+            heartbeat: self.heartbeat.or_default(&d.heartbeat),
             expect: PartialExpect {
                 status: self.expect.status.or_default(&d.expect.status),
                 max_response_time: self.expect.max_response_time.or_default(&d.expect.max_response_time),
@@ -106,11 +134,32 @@ impl Partial {
                 body_regex: self.expect.body_regex.or_default(&d.expect.body_regex),
                 json: self.expect.json.or_default(&d.expect.json),
                 cert_days_left: self.expect.cert_days_left.or_default(&d.expect.cert_days_left),
+                connected: self.expect.connected.or_default(&d.expect.connected),
+                banner_contains: self.expect.banner_contains.or_default(&d.expect.banner_contains),
+                banner_regex: self.expect.banner_regex.or_default(&d.expect.banner_regex),
+                cert_issuer_contains: self
+                    .expect
+                    .cert_issuer_contains
+                    .or_default(&d.expect.cert_issuer_contains),
+                cert_fingerprint_sha256: self
+                    .expect
+                    .cert_fingerprint_sha256
+                    .or_default(&d.expect.cert_fingerprint_sha256),
+                tls_min_version: self.expect.tls_min_version.or_default(&d.expect.tls_min_version),
+                rcode: self.expect.rcode.or_default(&d.expect.rcode),
+                answers_include: self.expect.answers_include.or_default(&d.expect.answers_include),
+                answers_exactly: self.expect.answers_exactly.or_default(&d.expect.answers_exactly),
+                answers_in: self.expect.answers_in.or_default(&d.expect.answers_in),
+                min_ttl: self.expect.min_ttl.or_default(&d.expect.min_ttl),
+                max_loss: self.expect.max_loss.or_default(&d.expect.max_loss),
+                serving: self.expect.serving.or_default(&d.expect.serving),
+                written: self.expect.written,
             },
             failure_threshold: self.failure_threshold.or_default(&d.failure_threshold),
             success_threshold: self.success_threshold.or_default(&d.success_threshold),
             labels: overlay_pairs(self.labels, &d.labels, |k| k.to_string()),
             alerts: self.alerts.or_default(&d.alerts),
+            written: self.written,
         }
     }
 }

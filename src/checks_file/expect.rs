@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::bounds::MAX_INTERVAL_MS;
-use crate::model::StatusMatch;
+use crate::model::{StatusMatch, TlsVersion};
 
 use super::diagnostic::{join_index, join_key};
 use super::reader::{item_path, parse_int, quoted, Bad, Ctx, Slot, F};
@@ -27,6 +27,23 @@ pub(super) struct PartialExpect {
     pub(super) body_regex: Slot<Vec<String>>,
     pub(super) json: Slot<BTreeMap<String, serde_json::Value>>,
     pub(super) cert_days_left: Slot<u32>,
+    pub(super) connected: Slot<bool>,
+    pub(super) banner_contains: Slot<Vec<String>>,
+    pub(super) banner_regex: Slot<Vec<String>>,
+    pub(super) cert_issuer_contains: Slot<Vec<String>>,
+    pub(super) cert_fingerprint_sha256: Slot<Vec<String>>,
+    pub(super) tls_min_version: Slot<TlsVersion>,
+    pub(super) rcode: Slot<String>,
+    pub(super) answers_include: Slot<Vec<String>>,
+    pub(super) answers_exactly: Slot<Vec<String>>,
+    pub(super) answers_in: Slot<Vec<String>>,
+    /// Seconds.
+    pub(super) min_ttl: Slot<u32>,
+    /// Percent.
+    pub(super) max_loss: Slot<u32>,
+    pub(super) serving: Slot<bool>,
+    /// The keys written (`expect.rcode`) and where: see `Partial::written`.
+    pub(super) written: Vec<(String, super::diagnostic::Pos)>,
 }
 
 impl Default for PartialExpect {
@@ -39,6 +56,20 @@ impl Default for PartialExpect {
             body_regex: Slot::Absent,
             json: Slot::Absent,
             cert_days_left: Slot::Absent,
+            connected: Slot::Absent,
+            banner_contains: Slot::Absent,
+            banner_regex: Slot::Absent,
+            cert_issuer_contains: Slot::Absent,
+            cert_fingerprint_sha256: Slot::Absent,
+            tls_min_version: Slot::Absent,
+            rcode: Slot::Absent,
+            answers_include: Slot::Absent,
+            answers_exactly: Slot::Absent,
+            answers_in: Slot::Absent,
+            min_ttl: Slot::Absent,
+            max_loss: Slot::Absent,
+            serving: Slot::Absent,
+            written: Vec::new(),
         }
     }
 }
@@ -52,8 +83,9 @@ impl Ctx<'_> {
             e.status = Slot::Invalid;
             return e;
         };
-        for (key, value, _) in entries {
+        for (key, value, key_pos) in entries {
             let fp = join_key(path, &key);
+            e.written.push((format!("expect.{key}"), key_pos));
             match key.as_str() {
                 "status" => e.status = self.status(value, &fp),
                 "max_response_time" => e.max_response_time = self.duration(value, &fp, 1, MAX_INTERVAL_MS),
@@ -64,6 +96,25 @@ impl Ctx<'_> {
                 "body_regex" => e.body_regex = self.regexes(value, &fp),
                 "json" => e.json = self.json(value, &fp),
                 "cert_days_left" => e.cert_days_left = self.small_int(value, &fp, 0, 3650),
+                "connected" => e.connected = self.boolean(value, &fp),
+                "banner_contains" => e.banner_contains = plain_list(self.string_list(value, &fp, "a string")),
+                "banner_regex" => e.banner_regex = self.regexes(value, &fp),
+                "cert_issuer_contains" => {
+                    e.cert_issuer_contains = plain_list(self.string_list(value, &fp, "a string"))
+                }
+                "cert_fingerprint_sha256" => e.cert_fingerprint_sha256 = self.fingerprints(value, &fp),
+                "tls_min_version" => e.tls_min_version = self.tls_version(value, &fp),
+                "rcode" => e.rcode = self.rcode(value, &fp),
+                "answers_include" => {
+                    e.answers_include = plain_list(self.string_list(value, &fp, "an answer"))
+                }
+                "answers_exactly" => {
+                    e.answers_exactly = plain_list(self.string_list(value, &fp, "an answer"))
+                }
+                "answers_in" => e.answers_in = self.cidrs(value, &fp),
+                "min_ttl" => e.min_ttl = self.seconds(value, &fp),
+                "max_loss" => e.max_loss = self.small_int(value, &fp, 0, 100),
+                "serving" => e.serving = self.boolean(value, &fp),
                 _ => {}
             }
         }
@@ -105,6 +156,25 @@ impl Ctx<'_> {
             Slot::Set(F { v: out, pos: node.pos, written: String::new(), inherited: false })
         } else {
             Slot::Invalid
+        }
+    }
+
+    /// Whole seconds, written as a duration ("5m") or a number of seconds.
+    fn seconds(&mut self, node: &Node, path: &str) -> Slot<u32> {
+        match self.scalar(node, path) {
+            Ok(s) if s.ty == PlainType::Int => self.small_int(node, path, 0, i32::MAX as i64),
+            Err(Bad::Reported) => Slot::Invalid,
+            _ => match self.duration(node, path, 0, u32::MAX as u64 * 1000) {
+                Slot::Set(f) if f.v % 1000 != 0 => {
+                    self.error(f.pos, path, format!("{} is not a whole number of seconds", f.written));
+                    Slot::Invalid
+                }
+                Slot::Set(f) => {
+                    Slot::Set(F { v: (f.v / 1000) as u32, pos: f.pos, written: f.written, inherited: false })
+                }
+                Slot::Invalid => Slot::Invalid,
+                Slot::Absent => Slot::Absent,
+            },
         }
     }
 

@@ -10,7 +10,8 @@ use yaml_rust2::YamlEmitter;
 
 use super::check::DEFAULT_REDIRECTS;
 use super::reader::format_ms;
-use crate::model::{CheckSpec, StatusMatch};
+use crate::model::kinds::DnsTransport;
+use crate::model::{CheckKind, CheckSpec, Expect, StatusMatch};
 
 /// One stored check, as `checks list` reads it.
 #[derive(Debug, Clone)]
@@ -70,7 +71,9 @@ pub fn to_yaml(check: &StoredCheck) -> Yaml {
     if let Some(d) = &spec.description {
         put("description", s(d));
     }
-    put("url", s(&spec.url));
+    if !spec.url.is_empty() {
+        put("url", s(&spec.url));
+    }
     if !check.enabled {
         put("enabled", Yaml::Boolean(false));
     }
@@ -85,7 +88,7 @@ pub fn to_yaml(check: &StoredCheck) -> Yaml {
     if let Some(body) = &spec.body {
         put("body", s(body));
     }
-    if spec.max_redirects != DEFAULT_REDIRECTS {
+    if spec.kind == CheckKind::Http && spec.max_redirects != DEFAULT_REDIRECTS {
         put(
             "follow_redirects",
             if spec.max_redirects == 0 {
@@ -101,11 +104,13 @@ pub fn to_yaml(check: &StoredCheck) -> Yaml {
     if let Some(limit) = spec.body_limit {
         put("body_limit", Yaml::Integer(limit.min(i64::MAX as u64) as i64));
     }
+    put_kind_fields(spec, &mut put);
     let e = &spec.expect;
     let mut x = Hash::new();
     let mut putx = |k: &str, v: Yaml| {
         x.insert(Yaml::String(k.to_string()), v);
     };
+    put_kind_expect(e, &mut putx);
     if !e.status.is_empty() {
         putx(
             "status",
@@ -158,6 +163,92 @@ pub fn to_yaml(check: &StoredCheck) -> Yaml {
         put("alerts", strings(&spec.alerts));
     }
     Yaml::Hash(h)
+}
+
+/// The fields of the kinds beyond HTTP.
+fn put_kind_fields(spec: &CheckSpec, put: &mut impl FnMut(&str, Yaml)) {
+    let text = |t: &Option<String>| t.as_deref().map(s);
+    for (key, value) in [
+        ("send", text(&spec.send)),
+        ("starttls", spec.starttls.map(|t| Yaml::String(t.as_str().into()))),
+        ("server_name", text(&spec.server_name)),
+        ("packets", spec.packets.map(|n| Yaml::Integer(n.into()))),
+        ("grpc_service", text(&spec.grpc_service)),
+    ] {
+        if let Some(v) = value {
+            put(key, v);
+        }
+    }
+    if let Some(q) = &spec.dns {
+        let mut d = Hash::new();
+        d.insert(Yaml::String("name".into()), s(&q.name));
+        d.insert(Yaml::String("type".into()), Yaml::String(q.record_type.clone()));
+        if q.transport == DnsTransport::Tcp {
+            d.insert(Yaml::String("transport".into()), Yaml::String("tcp".into()));
+        }
+        put("dns", Yaml::Hash(d));
+    }
+    if let Some(hb) = &spec.heartbeat {
+        let mut d = Hash::new();
+        let mut add = |k: &str, v: Yaml| {
+            d.insert(Yaml::String(k.into()), v);
+        };
+        if let Some(p) = hb.period_ms {
+            add("period", Yaml::String(format_ms(p)));
+        }
+        if let Some(c) = &hb.cron {
+            add("cron", s(c));
+        }
+        if let Some(tz) = &hb.time_zone {
+            add("time_zone", s(tz));
+        }
+        if hb.grace_ms > 0 {
+            add("grace", Yaml::String(format_ms(hb.grace_ms)));
+        }
+        if let Some(m) = hb.max_run_ms {
+            add("max_run", Yaml::String(format_ms(m)));
+        }
+        if let Some(k) = &hb.key {
+            add("key", s(k));
+        }
+        put("heartbeat", Yaml::Hash(d));
+    }
+}
+
+/// The assertions of the kinds beyond HTTP.
+fn put_kind_expect(e: &Expect, putx: &mut impl FnMut(&str, Yaml)) {
+    let lists = [
+        ("banner_contains", &e.banner_contains),
+        ("banner_regex", &e.banner_regex),
+        ("cert_issuer_contains", &e.cert_issuer_contains),
+        ("cert_fingerprint_sha256", &e.cert_fingerprint_sha256),
+        ("answers_include", &e.answers_include),
+        ("answers_exactly", &e.answers_exactly),
+        ("answers_in", &e.answers_in),
+    ];
+    for (key, list) in lists {
+        if !list.is_empty() {
+            putx(key, strings(list));
+        }
+    }
+    let flags = [("connected", e.connected), ("serving", e.serving)];
+    for (key, flag) in flags {
+        if let Some(b) = flag {
+            putx(key, Yaml::Boolean(b));
+        }
+    }
+    if let Some(v) = e.tls_min_version {
+        putx("tls_min_version", Yaml::String(v.as_str().into()));
+    }
+    if let Some(r) = &e.rcode {
+        putx("rcode", Yaml::String(r.clone()));
+    }
+    if let Some(t) = e.min_ttl_s {
+        putx("min_ttl", Yaml::Integer(t.into()));
+    }
+    if let Some(l) = e.max_loss_percent {
+        putx("max_loss", Yaml::Integer(l.into()));
+    }
 }
 
 /// The check as a checks-file entry in JSON: the very entry [`to_yaml`]
@@ -235,6 +326,36 @@ checks:
     success_threshold: 2
     labels: { team: web, tier: "1" }
     alerts: [ops, "on-call"]
+  - name: tcp
+    url: tcp://db:5432
+    send: "PING\r\n"
+    expect: { connected: true, banner_contains: PONG, banner_regex: "^P", max_response_time: 1s }
+  - name: tls
+    url: tls://mail:25
+    starttls: smtp
+    server_name: mail.example.com
+    tls_verify: false
+    expect:
+      cert_days_left: 7
+      cert_issuer_contains: R3
+      cert_fingerprint_sha256: ["0000000000000000000000000000000000000000000000000000000000000000"]
+      tls_min_version: "1.2"
+  - name: dns
+    url: dns://10.0.0.53:5353
+    dns: { name: example.com, type: AAAA, transport: tcp }
+    expect: { rcode: NXDOMAIN, answers_include: "::1", answers_exactly: ["::1"], answers_in: "::1/128", min_ttl: 30 }
+  - name: icmp
+    url: icmp://127.0.0.1
+    packets: 4
+    expect: { max_loss: 25 }
+  - name: grpc
+    url: grpc://api:50051
+    grpc_service: x.Y
+    expect: { serving: false }
+  - name: beat
+    heartbeat: { cron: "0 3 * * *", time_zone: Europe/Paris, grace: 30m, max_run: 2h, key: abcdefgh12 }
+  - name: beat2
+    heartbeat: { period: 1h }
 "#;
         let none = |_: &str| None;
         let mut v = Validator::new(&none);
@@ -255,6 +376,10 @@ checks:
         let again = again.checks;
         assert!(diags.is_empty(), "{diags:?}\n{text}");
         assert_eq!(again[0].spec, checks[0].spec, "{text}");
+        for (a, c) in again.iter().zip(&checks) {
+            assert_eq!(a.spec, c.spec, "{text}");
+        }
+        assert_eq!(again.len(), checks.len());
         assert_eq!((again[0].interval_ms, again[0].enabled), (checks[0].interval_ms, checks[0].enabled));
     }
 }

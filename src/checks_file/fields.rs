@@ -61,11 +61,10 @@ impl Ctx<'_> {
         };
         let problem = match url::Url::parse(f.v.trim()) {
             Err(e) => Some(format!("invalid URL {shown}: {e}")),
-            Ok(u) if u.scheme() != "http" && u.scheme() != "https" => {
-                Some(format!("unsupported URL scheme `{}` in {shown}: use http or https", u.scheme()))
-            }
-            Ok(u) if u.host_str().is_none_or(str::is_empty) => Some(format!("URL {shown} has no host")),
-            Ok(u) => return Slot::Set(F { v: u, pos: f.pos, written: f.written, inherited: false }),
+            Ok(u) => match super::kinds::url_problem(&u, &shown) {
+                Some(problem) => Some(problem),
+                None => return Slot::Set(F { v: u, pos: f.pos, written: f.written, inherited: false }),
+            },
         };
         if let Some(message) = problem {
             self.error(node.pos, path, message);

@@ -187,6 +187,7 @@ pub fn validate_resolving(
         .iter()
         .map(|p| (p.slug.as_str(), p.file.as_str(), p.pos, format!("{}.slug", p.path), p.path.as_str()));
     duplicates("status page", pages, &mut diags);
+    same_ping_keys(&all, &mut diags);
     if resolve {
         let none = HashSet::new();
         diags.0.extend(unresolved(&all, &none, &none).0);
@@ -198,6 +199,30 @@ pub fn validate_resolving(
         Ok(all)
     } else {
         Err(diags)
+    }
+}
+
+/// Reports heartbeats declaring one ping key: their pings could not be
+/// told apart (and the database refuses it). The key is a secret: the
+/// message names the other check, never the key.
+fn same_ping_keys(all: &Declared, diags: &mut Diagnostics) {
+    let mut first: HashMap<&str, &super::check::DeclaredCheck> = HashMap::new();
+    for check in &all.checks {
+        let Some(key) = check.spec.heartbeat.as_ref().and_then(|h| h.key.as_deref()) else { continue };
+        match first.get(key) {
+            Some(earlier) => diags.push(Diagnostic {
+                file: check.file.clone(),
+                pos: Some(check.pos),
+                path: format!("{}.heartbeat.key", check.path),
+                message: format!(
+                    "the same ping key as check \"{}\" ({}:{}): each heartbeat needs its own key",
+                    earlier.name, earlier.file, earlier.pos
+                ),
+            }),
+            None => {
+                first.insert(key, check);
+            }
+        }
     }
 }
 

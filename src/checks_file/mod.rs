@@ -17,6 +17,7 @@ pub mod env;
 pub mod expect;
 pub mod export;
 pub mod fields;
+pub mod kinds;
 pub mod load;
 pub mod maintenance;
 pub mod names;

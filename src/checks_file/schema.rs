@@ -68,6 +68,13 @@ pub const CHECK: &[&str] = &[
     "follow_redirects",
     "tls_verify",
     "body_limit",
+    "send",
+    "starttls",
+    "server_name",
+    "dns",
+    "packets",
+    "grpc_service",
+    "heartbeat",
     "expect",
     "failure_threshold",
     "success_threshold",
@@ -84,12 +91,95 @@ pub const EXPECT: &[&str] = &[
     "body_regex",
     "json",
     "cert_days_left",
+    "connected",
+    "banner_contains",
+    "banner_regex",
+    "cert_issuer_contains",
+    "cert_fingerprint_sha256",
+    "tls_min_version",
+    "rcode",
+    "answers_include",
+    "answers_exactly",
+    "answers_in",
+    "min_ttl",
+    "max_loss",
+    "serving",
 ];
+
+/// Keys of a DNS check's `dns:`.
+pub const DNS: &[&str] = &["name", "type", "transport"];
+
+/// Keys of a heartbeat's `heartbeat:`.
+pub const HEARTBEAT: &[&str] = &["period", "cron", "time_zone", "grace", "max_run", "key"];
+
+use crate::model::CheckKind::{self, Dns, Grpc, Heartbeat, Http, Icmp, Tcp, Tls};
+
+/// The kinds of check a check field (or, with `expect.`, an assertion)
+/// applies to; `None` for the fields every kind has.
+pub fn kinds_of(field: &str) -> Option<&'static [CheckKind]> {
+    Some(match field {
+        "method" | "headers" | "body" | "follow_redirects" | "body_limit" => &[Http],
+        "tls_verify" => &[Http, Tls, Grpc],
+        "send" => &[Tcp],
+        "starttls" => &[Tls],
+        "server_name" => &[Tls, Grpc],
+        "dns" => &[Dns],
+        "packets" => &[Icmp],
+        "grpc_service" => &[Grpc],
+        "heartbeat" => &[Heartbeat],
+        "expect.status"
+        | "expect.body_contains"
+        | "expect.body_not_contains"
+        | "expect.body_regex"
+        | "expect.json" => &[Http],
+        "expect.max_response_time" => &[Http, Tcp, Tls, Dns, Icmp, Grpc],
+        "expect.cert_days_left" => &[Http, Tls],
+        "expect.connected" | "expect.banner_contains" | "expect.banner_regex" => &[Tcp],
+        "expect.cert_issuer_contains" | "expect.cert_fingerprint_sha256" | "expect.tls_min_version" => &[Tls],
+        "expect.rcode"
+        | "expect.answers_include"
+        | "expect.answers_exactly"
+        | "expect.answers_in"
+        | "expect.min_ttl" => &[Dns],
+        "expect.max_loss" => &[Icmp],
+        "expect.serving" => &[Grpc],
+        _ => return None,
+    })
+}
+
+/// The message for `field` written on a check of `kind` it does not
+/// apply to, naming the kinds it belongs to.
+pub fn wrong_kind(field: &str, kind: CheckKind, owners: &[CheckKind]) -> String {
+    let names: Vec<&str> = owners.iter().map(CheckKind::as_str).collect();
+    let list = match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    let key = field.rsplit('.').next().unwrap_or(field);
+    // "an http", "an icmp": the letters are read out.
+    let article = if matches!(kind, CheckKind::Http | CheckKind::Icmp) { "an" } else { "a" };
+    format!("`{key}` does not apply to {article} {kind} check: it belongs to {list} checks")
+}
 
 /// Names people bring from Gatus, Uptime Kuma, Kubernetes probes or habit,
 /// and what they mean here.
 const HINTS: &[(&str, &str)] = &[
-    ("conditions", "use `expect` (status, body_contains, json, …)"),
+    ("conditions", "use `expect` (status, body_contains, json, connected, rcode, serving, …)"),
+    ("query_name", "use `dns: {name: …}`"),
+    ("query-name", "use `dns: {name: …}`"),
+    ("query_type", "use `dns: {type: …}`"),
+    ("query-type", "use `dns: {type: …}`"),
+    ("group", "use `labels` (e.g. `labels: {group: …}`)"),
+    ("client", "set `timeout` and `tls_verify` on the check"),
+    ("ui", "not needed: results carry their phase timings"),
+    ("push_token", "use `heartbeat: {key: …}`"),
+    ("pushtoken", "use `heartbeat: {key: …}`"),
+    ("hostname", "use `url` (e.g. `icmp://host`, `tcp://host:port`)"),
+    ("port", "put the port in `url` (e.g. `tcp://host:5432`)"),
+    ("packet_count", "use `packets`"),
+    ("dns_resolve_server", "use `url: dns://server`"),
+    ("dns_resolve_type", "use `dns: {type: …}`"),
     ("keyword", "use `expect.body_contains`"),
     ("accepted_status_codes", "use `expect.status`"),
     ("accepted_statuscodes", "use `expect.status`"),
@@ -167,5 +257,49 @@ mod tests {
         assert!(unknown_field("conditions", CHECK, "a check").contains("use `expect`"));
         assert!(unknown_field("name", &CHECK[1..], "defaults").starts_with("`name` cannot have a default"));
         assert!(unknown_field("zzz", EXPECT, "expect").contains("known fields: status, "));
+        assert_eq!(
+            unknown_field("query-name", DNS, "dns"),
+            "unknown field `query-name`: use `dns: {name: …}`"
+        );
+        assert_eq!(
+            unknown_field("banner_contain", EXPECT, "expect"),
+            "unknown field `banner_contain`, did you mean `banner_contains`?"
+        );
+    }
+
+    #[test]
+    fn every_field_of_a_kind_is_named_with_its_kinds() {
+        for key in CHECK {
+            let owners = kinds_of(key);
+            let common = [
+                "name",
+                "description",
+                "url",
+                "enabled",
+                "interval",
+                "timeout",
+                "expect",
+                "failure_threshold",
+                "success_threshold",
+                "labels",
+                "alerts",
+            ];
+            assert_eq!(owners.is_none(), common.contains(key), "{key}");
+        }
+        for key in EXPECT {
+            assert!(kinds_of(&format!("expect.{key}")).is_some(), "{key}");
+        }
+        assert_eq!(
+            wrong_kind("expect.cert_days_left", CheckKind::Tcp, &[Http, Tls]),
+            "`cert_days_left` does not apply to a tcp check: it belongs to http and tls checks"
+        );
+        assert_eq!(
+            wrong_kind("expect.rcode", CheckKind::Http, &[Dns]),
+            "`rcode` does not apply to an http check: it belongs to dns checks"
+        );
+        assert_eq!(
+            wrong_kind("expect.max_response_time", CheckKind::Heartbeat, kinds_of("expect.max_response_time").unwrap()),
+            "`max_response_time` does not apply to a heartbeat check: it belongs to http, tcp, tls, dns, icmp and grpc checks"
+        );
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! apply validates every file before it opens a connection: a bad file
 //! prints every problem, exits 2 and writes nothing. Output never carries
-//! a secret (header values, URL passwords and tokens, request bodies).
+//! a secret (header values, URL passwords and tokens, request bodies),
+//! except heartbeat ping URLs when `--show-ping-urls` asks for them.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -22,7 +23,7 @@ use crate::config::Config;
 use crate::model::redact::{redact_spec, redact_url};
 use crate::model::CheckSpec;
 use crate::status::query::timestamp;
-use crate::{db, shutdown};
+use crate::{db, heartbeat, shutdown};
 
 pub async fn run(args: ChecksArgs, config: Config) -> anyhow::Result<ExitCode> {
     match args.command {
@@ -117,6 +118,9 @@ struct Listed {
     owner: &'static str,
     /// The stored spec (src/model/check.rs), secrets masked.
     spec: CheckSpec,
+    /// A heartbeat's ping URL, with its key: only with `--show-ping-urls`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ping_url: Option<String>,
 }
 
 async fn list(args: ListArgs, config: Config) -> anyhow::Result<ExitCode> {
@@ -126,8 +130,17 @@ async fn list(args: ListArgs, config: Config) -> anyhow::Result<ExitCode> {
     let rows = store::list(&client)
         .await
         .map_err(|e| anyhow::anyhow!("reading the checks: {}", db::error_chain(&e)))?;
+    let keys = if args.show_ping_urls {
+        heartbeat::store::keys_by_name(&client, &[])
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the ping keys: {}", db::error_chain(&e)))?
+    } else {
+        Default::default()
+    };
+    let base = config.web.public_base();
     let mut listed = Vec::with_capacity(rows.len());
     for r in rows {
+        let ping_url = keys.get(&r.name).map(|key| heartbeat::ping_url(&base, key));
         let spec: CheckSpec = serde_json::from_value(r.spec)
             .with_context(|| format!("check `{}` has a stored spec this version cannot read", r.name))?;
         listed.push(Listed {
@@ -139,6 +152,7 @@ async fn list(args: ListArgs, config: Config) -> anyhow::Result<ExitCode> {
             updated_at: timestamp(&r.updated_at),
             owner: r.owner.as_str(),
             spec: redact_spec(&spec),
+            ping_url,
         });
     }
     let text = match args.output {
@@ -190,8 +204,9 @@ fn list_table(listed: &[Listed]) -> String {
                 format_ms(l.interval_ms.max(0) as u64),
                 format_ms(l.spec.timeout_ms),
                 l.spec.method.clone(),
-                // Already redacted; redacting twice is harmless.
-                redact_url(&l.spec.url),
+                // Already redacted; redacting twice is harmless. A
+                // heartbeat has no URL: its ping URL when asked for.
+                l.ping_url.clone().unwrap_or_else(|| redact_url(&l.spec.url)),
                 l.spec.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
             ]
         })

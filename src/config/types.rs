@@ -160,6 +160,9 @@ pub struct HistoryConfig {
 pub struct WebConfig {
     /// Address of the REST API.
     pub listen: SocketAddr,
+    /// The URL jobs reach the web role at (heartbeat ping URLs); empty:
+    /// derived from `listen` ([`WebConfig::public_base`]).
+    pub public_url: String,
     /// Whether GET routes answer without a token.
     pub public_read: bool,
     pub max_connections: u32,
@@ -173,6 +176,21 @@ pub struct WebConfig {
     pub metrics_refresh: Duration,
     /// Check labels copied onto per-check metrics.
     pub metrics_labels: Vec<String>,
+}
+
+impl WebConfig {
+    /// The base of ping URLs: `public_url`, or `http://` and `listen` with
+    /// an unspecified address shown as loopback.
+    pub fn public_base(&self) -> String {
+        if !self.public_url.trim().is_empty() {
+            return self.public_url.trim().trim_end_matches('/').to_string();
+        }
+        let mut addr = self.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

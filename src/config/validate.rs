@@ -184,6 +184,17 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
         "web.rate_limit_burst",
         format!("{} is out of range 1..=1000000", web.rate_limit_burst),
     );
+    check(
+        web.public_url.trim().is_empty()
+            || url::Url::parse(web.public_url.trim()).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.query().is_none()
+            }),
+        "web.public_url",
+        format!(
+            "\"{}\" is not an http(s) URL without a query (e.g. https://uptime.example.com)",
+            web.public_url
+        ),
+    );
     let a = &config.alerts;
     range(&mut check, "alerts.poll_interval", a.poll_interval, ms(10), secs(60));
     check(

@@ -5,42 +5,19 @@
 //! defaults) are resolved before a spec is stored, so the worker reads
 //! exactly what it runs.
 //!
-//! Every spec has a [`CheckKind`]. HTTP, the only kind so far, is the
-//! default and is not written: specs stored and jobs queued before kinds
-//! existed read as HTTP, and an HTTP spec serialises exactly as it did, so
-//! `checks apply` of an unchanged file stays a no-op (it compares the
-//! stored JSON with the declared spec's, key by key).
+//! Every spec has a [`CheckKind`] (`kinds.rs`). HTTP is the default and is
+//! not written: specs stored and jobs queued before kinds existed read as
+//! HTTP, and an HTTP spec serialises exactly as it did, so `checks apply`
+//! of an unchanged file stays a no-op (it compares the stored JSON with
+//! the declared spec's, key by key). The fields of the other kinds are
+//! flat and optional, each left out when unset, for the same reason: one
+//! spec shape, and an HTTP spec that does not change.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// What kind of probe runs a check. Serialised in lower case (`"http"`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckKind {
-    /// An HTTP(S) request and assertions on its response.
-    #[default]
-    Http,
-}
-
-impl CheckKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            CheckKind::Http => "http",
-        }
-    }
-
-    fn is_http(&self) -> bool {
-        *self == CheckKind::Http
-    }
-}
-
-impl std::fmt::Display for CheckKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use super::kinds::{CheckKind, DnsQuery, HeartbeatSpec, StartTls, TlsVersion};
 
 /// `Debug` is written by hand (in `redact.rs`): header values, the body and a password in
 /// the URL are secrets, and a `{:?}` in a log line must not reveal them.
@@ -51,7 +28,9 @@ pub struct CheckSpec {
     /// serialising, so an HTTP spec's JSON is what it always was.
     #[serde(default, skip_serializing_if = "CheckKind::is_http")]
     pub kind: CheckKind,
-    /// http:// or https:// URL to request.
+    /// The target: http(s)://, tcp://, tls://, dns://, icmp://, grpc(s)://.
+    /// Empty for a heartbeat (it has no target: it is pinged).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
     /// HTTP method, upper case.
     #[serde(default = "default_method", skip_serializing_if = "is_get")]
@@ -73,6 +52,27 @@ pub struct CheckSpec {
     /// Response body bytes read at most; `None` uses the worker's limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_limit: Option<u64>,
+    /// TCP: bytes written once connected, before the banner is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<String>,
+    /// TLS: the plain-text protocol spoken before the handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starttls: Option<StartTls>,
+    /// TLS and gRPC: the name sent (SNI) and verified, instead of the URL's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// DNS: the question asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsQuery>,
+    /// ICMP: echo requests sent (`None`: [`DEFAULT_PACKETS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets: Option<u32>,
+    /// gRPC: the service asked about; empty asks about the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_service: Option<String>,
+    /// Heartbeat: when pings are due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<HeartbeatSpec>,
     /// What "up" means.
     #[serde(default, skip_serializing_if = "Expect::is_default")]
     pub expect: Expect,
@@ -114,10 +114,56 @@ pub struct Expect {
     /// JSON pointer (RFC 6901) → expected value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub json: BTreeMap<String, serde_json::Value>,
-    /// Fewest days the TLS certificate may have left.
+    /// Fewest days the TLS certificate may have left (HTTPS, TLS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_days_left: Option<u32>,
+    /// TCP: whether the port must accept (`None`: true); false asserts it is closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected: Option<bool>,
+    /// TCP: substrings the banner (the first bytes read) must contain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub banner_contains: Vec<String>,
+    /// TCP: regular expressions the banner must match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub banner_regex: Vec<String>,
+    /// TLS: substrings the certificate's issuer (its RFC 4514 text) must contain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cert_issuer_contains: Vec<String>,
+    /// TLS: SHA-256 fingerprints (lower-case hex, no colons) of which the
+    /// leaf certificate's must be one (pinning).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cert_fingerprint_sha256: Vec<String>,
+    /// TLS: the oldest protocol version accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_min_version: Option<TlsVersion>,
+    /// DNS: the response code (`None`: NOERROR), upper case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rcode: Option<String>,
+    /// DNS: values that must all be among the answers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answers_include: Vec<String>,
+    /// DNS: the answers must be exactly this set, in any order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answers_exactly: Vec<String>,
+    /// DNS (A, AAAA): networks every answer must be in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answers_in: Vec<String>,
+    /// DNS: the smallest TTL any answer may have, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ttl_s: Option<u32>,
+    /// ICMP: the largest share of echo requests that may go unanswered,
+    /// in percent (`None`: 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_loss_percent: Option<u8>,
+    /// gRPC: whether the health service must answer SERVING (`None`: true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<bool>,
 }
+
+/// Echo requests an ICMP check sends when it sets none.
+pub const DEFAULT_PACKETS: u32 = 3;
+/// Most echo requests one ICMP check may send.
+pub const MAX_PACKETS: u32 = 100;
 
 /// One accepted status: a code (`200`), a class (`"2xx"`) or a range
 /// (`"200-299"`).

@@ -6,6 +6,12 @@
 //! Documented in docs/architecture.md ("The job message"); change `v` on any change a
 //! worker of the previous version would misread.
 //!
+//! Version 2 came with the kinds beyond HTTP: a version-1 worker ignores
+//! `spec.kind` and would run a TCP check as an HTTP request to `tcp://…`,
+//! so jobs of those kinds are version 2, which it refuses (dead-letters).
+//! HTTP jobs stay version 1, so during a rolling upgrade old workers keep
+//! running them; workers of this version read both.
+//!
 //! Both ends live here: [`CheckJob::decode`] for the worker, and two
 //! encoders that write the same fields: [`CheckJob::encode`] (serde, for
 //! tests and tools) and [`encode_prepared`], the scheduler's, which splices
@@ -15,10 +21,13 @@
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::CheckSpec;
+use super::{CheckKind, CheckSpec};
 
-/// Schema version of [`CheckJob`]; workers refuse (dead-letter) others.
-pub const JOB_SCHEMA_VERSION: u32 = 1;
+/// The newest schema version of [`CheckJob`]; workers read it and
+/// [`JOB_SCHEMA_V1`], and refuse (dead-letter) others.
+pub const JOB_SCHEMA_VERSION: u32 = 2;
+/// The version of HTTP jobs, which workers from before kinds also read.
+pub const JOB_SCHEMA_V1: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckJob {
@@ -43,8 +52,35 @@ pub struct CheckJob {
 pub enum DecodeError {
     #[error("not a job: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("unsupported job schema version {0} (this worker reads {JOB_SCHEMA_VERSION})")]
+    #[error(
+        "unsupported job schema version {0} (this worker reads {JOB_SCHEMA_V1} and {JOB_SCHEMA_VERSION})"
+    )]
     Version(u32),
+    #[error("a version {JOB_SCHEMA_V1} job cannot carry a {0} check (only http)")]
+    KindInV1(CheckKind),
+}
+
+/// The schema version of a job carrying a spec of `kind`: 1 for HTTP (old
+/// workers run it), 2 for the kinds they would misread.
+pub fn version_for(kind: CheckKind) -> u32 {
+    if kind == CheckKind::Http {
+        JOB_SCHEMA_V1
+    } else {
+        JOB_SCHEMA_VERSION
+    }
+}
+
+/// The schema version of a job carrying `spec_json` (a spec as
+/// `checks.spec` stores it). Reads the whole spec, so the scheduler calls
+/// it once per check it loads, not per message; a spec that does not
+/// parse gets version 1 and is refused by the worker as before.
+pub fn version_of_spec_json(spec_json: &[u8]) -> u32 {
+    #[derive(Deserialize)]
+    struct Kind {
+        #[serde(default)]
+        kind: CheckKind,
+    }
+    serde_json::from_slice::<Kind>(spec_json).map_or(JOB_SCHEMA_V1, |k| version_for(k.kind))
 }
 
 impl CheckJob {
@@ -64,10 +100,14 @@ impl CheckJob {
             v: u32,
         }
         let version: Version = serde_json::from_slice(bytes)?;
-        if version.v != JOB_SCHEMA_VERSION {
+        if version.v != JOB_SCHEMA_VERSION && version.v != JOB_SCHEMA_V1 {
             return Err(DecodeError::Version(version.v));
         }
-        Ok(serde_json::from_slice(bytes)?)
+        let job: CheckJob = serde_json::from_slice(bytes)?;
+        if job.v == JOB_SCHEMA_V1 && job.spec.kind != CheckKind::Http {
+            return Err(DecodeError::KindInV1(job.spec.kind));
+        }
+        Ok(job)
     }
 
     /// When the job stops being worth running: its slot plus one interval.
@@ -102,12 +142,14 @@ pub fn quote_name(name: &str) -> String {
 
 /// The job message of one slot, assembled from JSON already at hand:
 /// `name_json` from [`quote_name`] and `spec_json` as `checks.spec` stores
-/// it (JSON text, spliced as is). Decodes as the [`CheckJob`]
+/// it (JSON text, spliced as is), `v` from [`version_of_spec_json`]
+/// (read once per check). Decodes as the [`CheckJob`]
 /// `{"v":1,"check_id":…,"interval_ms":…,"version":…,"name":…,"spec":…,"slot":"…"}`;
 /// the fields are in this order since version 1 and workers do not depend
 /// on it. A couple of copies per message, no JSON encoding: the scheduler
 /// publishes every slot of up to a million checks through here.
 pub fn encode_prepared(
+    v: u32,
     check_id: i64,
     interval_ms: u32,
     version: i64,
@@ -117,7 +159,7 @@ pub fn encode_prepared(
 ) -> Vec<u8> {
     let stamp = slot_from_millis(slot_ms).to_rfc3339_opts(SecondsFormat::Millis, true);
     let head = format!(
-        "{{\"v\":{JOB_SCHEMA_VERSION},\"check_id\":{check_id},\"interval_ms\":{interval_ms},\"version\":{version},\"name\":"
+        "{{\"v\":{v},\"check_id\":{check_id},\"interval_ms\":{interval_ms},\"version\":{version},\"name\":"
     );
     let mut body = Vec::with_capacity(head.len() + name_json.len() + spec_json.len() + stamp.len() + 20);
     body.extend_from_slice(head.as_bytes());
@@ -180,7 +222,7 @@ mod tests {
         let j = job();
         let value: serde_json::Value = serde_json::from_slice(&j.encode()).unwrap();
         assert_eq!(value["slot"], "2025-11-26T00:00:00.123Z");
-        assert_eq!(value["v"], 1);
+        assert_eq!(value["v"], 2);
         assert_eq!(j.message_id(), "42:1764115200123");
         assert_eq!(CheckJob::decode(&j.encode()).unwrap(), j);
     }
@@ -190,8 +232,11 @@ mod tests {
         assert!(CheckJob::decode(b"\xff\x00garbage").is_err());
         assert!(CheckJob::decode(b"{}").is_err());
         let mut v = serde_json::to_value(job()).unwrap();
-        v["v"] = 2.into();
-        assert!(matches!(CheckJob::decode(&serde_json::to_vec(&v).unwrap()), Err(DecodeError::Version(2))));
+        for other in [0, 3, 99] {
+            v["v"] = other.into();
+            let err = CheckJob::decode(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+            assert!(matches!(err, DecodeError::Version(n) if n == other), "{err}");
+        }
     }
 
     #[test]
@@ -214,13 +259,13 @@ mod tests {
     #[test]
     fn the_prepared_encoder_writes_todays_bytes() {
         let name = quote_name("check-\"7\" ü");
-        let body = encode_prepared(7, 1000, 3, name.as_bytes(), GOLDEN_SPEC.as_bytes(), 1_764_115_200_123);
+        let body = encode_prepared(1, 7, 1000, 3, name.as_bytes(), GOLDEN_SPEC.as_bytes(), 1_764_115_200_123);
         assert_eq!(String::from_utf8(body).unwrap(), GOLDEN);
         // Before the epoch, to the millisecond.
-        let early = encode_prepared(7, 1000, 3, name.as_bytes(), GOLDEN_SPEC.as_bytes(), -5);
+        let early = encode_prepared(1, 7, 1000, 3, name.as_bytes(), GOLDEN_SPEC.as_bytes(), -5);
         assert!(String::from_utf8(early).unwrap().ends_with(r#""slot":"1969-12-31T23:59:59.995Z"}"#));
         // Out of chrono's range: the epoch, as in the message id.
-        let never = encode_prepared(7, 1000, 3, name.as_bytes(), GOLDEN_SPEC.as_bytes(), i64::MAX);
+        let never = encode_prepared(1, 7, 1000, 3, name.as_bytes(), GOLDEN_SPEC.as_bytes(), i64::MAX);
         assert!(String::from_utf8(never).unwrap().ends_with(r#""slot":"1970-01-01T00:00:00.000Z"}"#));
     }
 
@@ -245,6 +290,7 @@ mod tests {
         let spec = serde_json::to_vec(&j.spec).unwrap();
         let name = quote_name(&j.name);
         let prepared = encode_prepared(
+            j.v,
             j.check_id,
             j.interval_ms as u32,
             j.version,
@@ -254,6 +300,36 @@ mod tests {
         );
         assert_eq!(CheckJob::decode(&prepared).unwrap(), j);
         assert_eq!(CheckJob::decode(&j.encode()).unwrap(), j);
+    }
+
+    #[test]
+    fn http_jobs_stay_version_1_and_other_kinds_are_version_2() {
+        // A worker from before kinds reads only v1 and ignores `kind`: it
+        // must never be handed a TCP check, and must keep getting HTTP ones.
+        let http = br#"{"url":"http://x/","timeout_ms":1}"#;
+        assert_eq!(version_of_spec_json(http), 1);
+        assert_eq!(version_of_spec_json(br#"{"kind":"http","url":"http://x/","timeout_ms":1}"#), 1);
+        for kind in crate::model::kinds::ALL_KINDS.iter().filter(|k| **k != CheckKind::Http) {
+            let spec = format!(r#"{{"timeout_ms":1,"url":"x://y","kind":"{kind}"}}"#);
+            assert_eq!(version_of_spec_json(spec.as_bytes()), 2, "{kind}");
+            assert_eq!(version_for(*kind), JOB_SCHEMA_VERSION);
+        }
+        assert_eq!(version_of_spec_json(b"not json"), 1);
+        // A v2 TCP job decodes; the same job claiming v1 is refused, not
+        // run as HTTP.
+        let tcp = r#"{"kind":"tcp","url":"tcp://127.0.0.1:1","timeout_ms":500}"#;
+        let name = quote_name("t");
+        let v2 = encode_prepared(2, 7, 1000, 3, name.as_bytes(), tcp.as_bytes(), 1_764_115_200_123);
+        let job = CheckJob::decode(&v2).unwrap();
+        assert_eq!((job.v, job.spec.kind), (2, CheckKind::Tcp));
+        let v1 = encode_prepared(1, 7, 1000, 3, name.as_bytes(), tcp.as_bytes(), 1_764_115_200_123);
+        let err = CheckJob::decode(&v1).unwrap_err();
+        assert_eq!(err.to_string(), "a version 1 job cannot carry a tcp check (only http)");
+        // HTTP jobs decode in both versions (v1 from old schedulers).
+        for v in [1, 2] {
+            let body = encode_prepared(v, 7, 1000, 3, name.as_bytes(), GOLDEN_SPEC.as_bytes(), 0);
+            assert_eq!(CheckJob::decode(&body).unwrap().v, v);
+        }
     }
 
     #[test]
@@ -283,10 +359,12 @@ mod tests {
                 serde_json::json!({"url": "http://127.0.0.1/", "timeout_ms": timeout_ms}),
             ).unwrap();
             let spec_json = serde_json::to_vec(&spec).unwrap();
-            let body = encode_prepared(check_id, interval_ms, version, quote_name(&name).as_bytes(), &spec_json, slot);
+            let body = encode_prepared(
+                JOB_SCHEMA_V1, check_id, interval_ms, version, quote_name(&name).as_bytes(), &spec_json, slot,
+            );
             let job = CheckJob::decode(&body).unwrap();
             let expected = CheckJob {
-                v: JOB_SCHEMA_VERSION,
+                v: JOB_SCHEMA_V1,
                 check_id,
                 name,
                 slot: slot_from_millis(slot),

@@ -6,10 +6,11 @@
 pub mod bounds;
 pub mod check;
 pub mod job;
+pub mod kinds;
 pub mod maintenance;
 pub mod redact;
 pub mod result;
 
-pub use check::{CheckKind, CheckSpec, Expect, StatusMatch};
+pub use check::{CheckKind, CheckSpec, DnsQuery, Expect, HeartbeatSpec, StartTls, StatusMatch, TlsVersion};
 pub use job::{CheckJob, DecodeError, JOB_SCHEMA_VERSION};
 pub use result::{CheckOutcome, ErrorClass, Timings};

@@ -108,6 +108,9 @@ pub fn redact_spec(spec: &CheckSpec) -> CheckSpec {
     if shown.body.as_deref().is_some_and(|b| !b.is_empty()) {
         shown.body = Some(MASK.to_string());
     }
+    if let Some(key) = shown.heartbeat.as_mut().and_then(|h| h.key.as_mut()) {
+        *key = MASK.to_string();
+    }
     shown
 }
 
@@ -126,6 +129,20 @@ impl std::fmt::Debug for CheckSpec {
             .field("max_redirects", &self.max_redirects)
             .field("tls_verify", &self.tls_verify)
             .field("body_limit", &self.body_limit)
+            .field("send", &self.send)
+            .field("starttls", &self.starttls)
+            .field("server_name", &self.server_name)
+            .field("dns", &self.dns)
+            .field("packets", &self.packets)
+            .field("grpc_service", &self.grpc_service)
+            .field(
+                "heartbeat",
+                &self.heartbeat.as_ref().map(|h| {
+                    let mut shown = h.clone();
+                    shown.key = shown.key.map(|_| MASK.to_string());
+                    shown
+                }),
+            )
             .field("expect", &self.expect)
             .field("failure_threshold", &self.failure_threshold)
             .field("success_threshold", &self.success_threshold)
@@ -141,6 +158,9 @@ pub fn secrets(spec: &CheckSpec) -> Vec<String> {
     let mut out: Vec<String> = spec.headers.values().cloned().collect();
     if let Some(body) = &spec.body {
         out.push(body.clone());
+    }
+    if let Some(key) = spec.heartbeat.as_ref().and_then(|h| h.key.as_ref()) {
+        out.push(key.clone());
     }
     if let Ok(url) = url::Url::parse(&spec.url) {
         // The password, or a user name standing alone (a token), as written
@@ -229,5 +249,18 @@ mod tests {
         let s = secrets(&spec());
         let text = scrub("GET https://bob:hunter22@example.com/x?token=abc123 said Bearer t0ken-value", &s);
         assert_eq!(text, "GET https://bob:***@example.com/x?token=*** said ***");
+    }
+
+    #[test]
+    fn a_heartbeat_key_is_a_secret() {
+        let spec: CheckSpec = serde_json::from_value(serde_json::json!({
+            "kind": "heartbeat", "timeout_ms": 1000,
+            "heartbeat": {"period_ms": 3600000, "key": "k3y-secret"}
+        }))
+        .unwrap();
+        for text in [serde_json::to_string(&redact_spec(&spec)).unwrap(), format!("{spec:?}")] {
+            assert!(!text.contains("k3y-secret"), "{text}");
+        }
+        assert_eq!(scrub("ping /ping/k3y-secret", &secrets(&spec)), "ping /ping/***");
     }
 }

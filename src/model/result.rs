@@ -21,6 +21,14 @@ pub enum ErrorClass {
     Assertion,
     /// The target is on the configured deny-list.
     Blocked,
+    /// The check could not run on this worker (no ICMP socket allowed).
+    Unsupported,
+    /// A heartbeat: no success ping in time.
+    Missed,
+    /// A heartbeat: the job reported failure (a fail ping, a non-zero exit code).
+    Failed,
+    /// A heartbeat: a run started and did not end within max_run.
+    Overrun,
 }
 
 impl ErrorClass {
@@ -33,19 +41,34 @@ impl ErrorClass {
             ErrorClass::Protocol => "protocol",
             ErrorClass::Assertion => "assertion",
             ErrorClass::Blocked => "blocked",
+            ErrorClass::Unsupported => "unsupported",
+            ErrorClass::Missed => "missed",
+            ErrorClass::Failed => "failed",
+            ErrorClass::Overrun => "overrun",
         }
     }
 }
 
 /// Time spent in each phase of a check, in milliseconds. A phase that did
 /// not happen (no DNS for an IP literal, no TLS for http://) is `None`.
+/// Which phases a kind goes through: docs/checks-file.md.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Timings {
     pub dns_ms: Option<f64>,
     pub connect_ms: Option<f64>,
     pub tls_ms: Option<f64>,
-    /// From sending the request to the first response byte.
+    /// From sending the request to the first response byte (HTTP, gRPC),
+    /// or from connecting to the first banner byte (TCP).
     pub first_byte_ms: Option<f64>,
+    /// DNS: from sending the question to the answer.
+    pub query_ms: Option<f64>,
+    /// ICMP: the fastest, average and slowest round trip of the answered
+    /// echo requests.
+    pub rtt_min_ms: Option<f64>,
+    pub rtt_avg_ms: Option<f64>,
+    pub rtt_max_ms: Option<f64>,
+    /// Heartbeat: from the `start` ping to the run's success.
+    pub run_ms: Option<f64>,
     /// The whole check, including redirects and the body read.
     pub total_ms: f64,
 }

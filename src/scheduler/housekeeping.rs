@@ -1,5 +1,6 @@
 //! Chores done once for the whole cluster, by whoever holds partition 0:
-//! daily result partitions ahead of time, retention, forgetting dead members.
+//! daily result partitions ahead of time, retention (heartbeat pings
+//! included), forgetting dead members.
 //!
 //! Retention never makes a writer wait: old result partitions are detached
 //! `CONCURRENTLY` (no exclusive lock on `check_results`, so result inserts
@@ -15,6 +16,7 @@ use tokio_postgres::GenericClient;
 
 use super::store::{self, OldPartition};
 use crate::alerting::store as alerting_store;
+use crate::heartbeat::store as heartbeat_store;
 use crate::history::buckets::Granularity;
 use crate::history::store as history_store;
 
@@ -74,6 +76,8 @@ pub struct Done {
     pub daily: u64,
     /// Resolved incidents deleted.
     pub incidents: u64,
+    /// Heartbeat pings deleted (kept as long as results).
+    pub pings: u64,
     pub members: u64,
 }
 
@@ -111,6 +115,7 @@ pub async fn run(
         done.incidents =
             prune(|| history_store::prune_incidents(client, retention.incidents_days, PRUNE_BATCH)).await?;
     }
+    done.pings = prune(|| heartbeat_store::prune(client, retention.results_days, PRUNE_BATCH)).await?;
     done.members = store::forget_dead_members(client).await?;
     tracing::info!(
         created = done.created,
@@ -122,6 +127,7 @@ pub async fn run(
         hourly_rollups = done.hourly,
         daily_rollups = done.daily,
         incidents = done.incidents,
+        pings = done.pings,
         members = done.members,
         "housekeeping done"
     );

@@ -12,7 +12,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use super::slots;
-use crate::model::job::{encode_prepared, quote_name};
+use crate::model::job::{encode_prepared, quote_name, version_of_spec_json};
 
 /// A check as loaded from the `checks` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,8 @@ struct Entry {
     interval_ms: u32,
     /// Bumped when `next` is rescheduled; heap entries of older generations are stale.
     generation: u32,
+    /// The job schema version of this check's kind, read once at load.
+    job_v: u8,
     /// Byte length of the JSON-quoted name at the start of `text`.
     name_len: u32,
     /// JSON-quoted name, then the spec JSON.
@@ -52,6 +54,7 @@ impl Entry {
             next,
             interval_ms: row.interval_ms.clamp(1, u32::MAX as i64) as u32,
             generation,
+            job_v: version_of_spec_json(row.spec_json.as_bytes()).min(u8::MAX as u32) as u8,
             name_len: name.len() as u32,
             text: text.into_boxed_slice(),
         }
@@ -238,7 +241,7 @@ impl PartitionSchedule {
     pub fn message(&self, check_id: i64, slot: i64) -> Option<Vec<u8>> {
         let e = self.get(check_id)?;
         let (name, spec) = e.text.split_at(e.name_len as usize);
-        Some(encode_prepared(e.id, e.interval_ms, e.version, name, spec, slot))
+        Some(encode_prepared(e.job_v.into(), e.id, e.interval_ms, e.version, name, spec, slot))
     }
 
     /// Whether `slot` of `check_id` is no longer worth publishing: later

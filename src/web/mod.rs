@@ -18,7 +18,10 @@
 //!   generated from them;
 //! - `ui/` — what every HTML page shares: security headers, embedded
 //!   assets, the base layout;
+//! - `pages/` — status pages (`/status/{slug}`), their `summary.json` and the
+//!   badges;
 //! - `dashboard/` — the operator dashboard's pages (`/`, `/checks/{name}`, …);
+//! - `ping.rs` — the heartbeat ping API (`/ping/{key}`);
 //! - `store.rs` — the SQL of the web role that no concern owns.
 
 // A `Problem` is the error response itself, built only on the error path:
@@ -32,6 +35,7 @@ pub mod dashboard;
 pub mod etag;
 pub mod metrics;
 pub mod pages;
+pub mod ping;
 pub mod problem;
 pub mod results_store;
 pub mod server;
@@ -60,7 +64,7 @@ use crate::config::{Config, WebConfig};
 pub fn app(state: AppState) -> Router {
     let web = state.web.clone();
     let routes = api::router(state.clone()).merge(ui::router()).merge(pages::router(state.clone()));
-    layered(routes.merge(dashboard::router(state)), &web)
+    layered(routes.merge(ping::routes(state.clone())).merge(dashboard::router(state)), &web)
 }
 
 /// `router` with the layers every route gets, outermost first:
@@ -93,7 +97,7 @@ async fn log_request(
 ) -> axum::response::Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    let path = ping::loggable_path(request.uri().path()).into_owned();
     let response = next.run(request).await;
     tracing::debug!(
         %method,

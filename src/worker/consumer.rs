@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::acks::Session;
+use super::heartbeat::{self, Heartbeats};
 use super::item::{Item, ResultRow};
 use super::metrics::{DeadLetterReason, WorkerMetrics};
 use crate::model::bounds::INTERVAL_MS;
@@ -64,6 +65,8 @@ pub struct Consumer {
     /// How long a drain waits for running checks before abandoning them.
     pub checks_budget: Duration,
     pub prober: Arc<Prober>,
+    /// Heartbeat jobs are judged from pings, not probed.
+    pub heartbeats: Arc<Heartbeats>,
     pub metrics: Arc<WorkerMetrics>,
     pub link: AmqpLink,
     pub results: mpsc::Sender<Item>,
@@ -204,7 +207,9 @@ impl Consumer {
             Ok(job) => job,
             Err(e) => {
                 let reason = match e {
-                    DecodeError::Version(_) => DeadLetterReason::UnsupportedVersion,
+                    DecodeError::Version(_) | DecodeError::KindInV1(_) => {
+                        DeadLetterReason::UnsupportedVersion
+                    }
                     DecodeError::Json(_) => DeadLetterReason::Undecodable,
                 };
                 let id = message.basic_properties.as_ref().and_then(|p| p.message_id().cloned());
@@ -255,6 +260,7 @@ impl Consumer {
             return;
         }
         let prober = self.prober.clone();
+        let heartbeats = self.heartbeats.clone();
         let metrics = self.metrics.clone();
         let results = self.results.clone();
         let abort = abort.clone();
@@ -263,7 +269,7 @@ impl Consumer {
             let delay = (Utc::now() - job.slot).num_microseconds().unwrap_or(0).max(0);
             metrics.queue_delay.record(delay as f64 / 1e6);
             let outcome = tokio::select! {
-                outcome = prober.run(&job.spec) => Some(outcome),
+                outcome = heartbeat::run(&prober, &heartbeats, &job) => Some(outcome),
                 // Drain budget exhausted: abandon; the delivery is requeued.
                 _ = abort.cancelled() => None,
             };

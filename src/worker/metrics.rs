@@ -22,7 +22,7 @@ use crate::model::{CheckOutcome, ErrorClass};
 
 pub struct WorkerMetrics {
     success: Counter,
-    failures: [Counter; 7],
+    failures: [Counter; CLASSES.len()],
     dns: Histogram,
     connect: Histogram,
     tls: Histogram,
@@ -36,7 +36,7 @@ pub struct WorkerMetrics {
     pub batch_failures: Counter,
 }
 
-const CLASSES: [ErrorClass; 7] = [
+const CLASSES: [ErrorClass; 11] = [
     ErrorClass::Dns,
     ErrorClass::Refused,
     ErrorClass::Timeout,
@@ -44,6 +44,10 @@ const CLASSES: [ErrorClass; 7] = [
     ErrorClass::Protocol,
     ErrorClass::Assertion,
     ErrorClass::Blocked,
+    ErrorClass::Unsupported,
+    ErrorClass::Missed,
+    ErrorClass::Failed,
+    ErrorClass::Overrun,
 ];
 
 /// Why a job went to the dead-letter queue.

@@ -5,6 +5,7 @@
 //!
 //! - `consumer.rs` — AMQP sessions, prefetch, dead-lettering, stale jobs,
 //!   the concurrency bound and the drain;
+//! - `heartbeat.rs` — heartbeat jobs judged from their pings, not probed;
 //! - `item.rs` — what a finished or stale job hands to the batcher;
 //! - `batcher.rs` — fills and flushes batches, acks after commit;
 //! - `store.rs` — the batch transaction: every SQL statement of the role;
@@ -15,6 +16,7 @@
 pub mod acks;
 pub mod batcher;
 pub mod consumer;
+pub mod heartbeat;
 pub mod item;
 pub mod metrics;
 pub mod outbox;
@@ -92,6 +94,7 @@ pub async fn run(
     // never waits to hand over its result.
     let (results_tx, results_rx) = mpsc::channel(prefetch as usize);
     let (healthy_tx, healthy_rx) = watch::channel(true);
+    let heartbeats = Arc::new(heartbeat::Heartbeats::new(pool.clone()));
     let batcher_done = CancellationToken::new();
 
     let batcher = {
@@ -117,6 +120,7 @@ pub async fn run(
         prefetch,
         checks_budget: checks_budget(config.drain_timeout),
         prober,
+        heartbeats,
         metrics,
         link,
         results: results_tx,

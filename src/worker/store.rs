@@ -151,16 +151,19 @@ async fn ensure_partitions(pool: &Pool, items: &[Item]) -> Result<(), WriteError
 const INSERT_RESULTS: &str = "
 INSERT INTO check_results (check_id, slot, started_at, success, error_class, error_message, status_code,
                            dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms, bytes_read, cert_expires_at,
-                           failed_assertions, worker, state, interval_ms)
+                           failed_assertions, worker, state, interval_ms,
+                           query_ms, rtt_min_ms, rtt_avg_ms, rtt_max_ms, run_ms)
 SELECT u.check_id, u.slot, u.started_at, u.success, u.error_class, u.error_message, u.status_code,
        u.dns_ms, u.connect_ms, u.tls_ms, u.first_byte_ms, u.total_ms, u.bytes_read, u.cert_expires_at,
        CASE WHEN u.failed IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(u.failed)) END,
-       $16, u.state, u.interval_ms
+       $16, u.state, u.interval_ms, u.query_ms, u.rtt_min_ms, u.rtt_avg_ms, u.rtt_max_ms, u.run_ms
   FROM unnest($1::int8[], $2::timestamptz[], $3::timestamptz[], $4::bool[], $5::text[], $6::text[],
               $7::int2[], $8::float4[], $9::float4[], $10::float4[], $11::float4[], $12::float4[],
-              $13::int8[], $14::timestamptz[], $15::jsonb[], $17::text[], $18::int4[])
+              $13::int8[], $14::timestamptz[], $15::jsonb[], $17::text[], $18::int4[],
+              $19::float4[], $20::float4[], $21::float4[], $22::float4[], $23::float4[])
        AS u(check_id, slot, started_at, success, error_class, error_message, status_code, dns_ms, connect_ms,
-            tls_ms, first_byte_ms, total_ms, bytes_read, cert_expires_at, failed, state, interval_ms)
+            tls_ms, first_byte_ms, total_ms, bytes_read, cert_expires_at, failed, state, interval_ms,
+            query_ms, rtt_min_ms, rtt_avg_ms, rtt_max_ms, run_ms)
 ON CONFLICT (check_id, slot) DO NOTHING
 RETURNING check_id, slot";
 
@@ -357,6 +360,9 @@ async fn insert_results(
     let mut connect: Vec<Option<f32>> = Vec::with_capacity(n);
     let mut tls: Vec<Option<f32>> = Vec::with_capacity(n);
     let mut first_byte: Vec<Option<f32>> = Vec::with_capacity(n);
+    // The phases of the other kinds (DNS query, ICMP round trips,
+    // heartbeat run), in the order of INSERT_RESULTS' $19..$23.
+    let mut kind_phases: [Vec<Option<f32>>; 5] = std::array::from_fn(|_| Vec::with_capacity(n));
     let mut total = Vec::with_capacity(n);
     let mut bytes = Vec::with_capacity(n);
     let mut certs = Vec::with_capacity(n);
@@ -376,6 +382,12 @@ async fn insert_results(
         connect.push(o.timings.connect_ms.map(|v| v as f32));
         tls.push(o.timings.tls_ms.map(|v| v as f32));
         first_byte.push(o.timings.first_byte_ms.map(|v| v as f32));
+        let t = &o.timings;
+        for (column, value) in
+            kind_phases.iter_mut().zip([t.query_ms, t.rtt_min_ms, t.rtt_avg_ms, t.rtt_max_ms, t.run_ms])
+        {
+            column.push(value.map(|v| v as f32));
+        }
         total.push(o.timings.total_ms as f32);
         bytes.push(o.bytes_read.min(i64::MAX as u64) as i64);
         certs.push(o.cert_expires_at);
@@ -408,6 +420,11 @@ async fn insert_results(
                 &worker,
                 &states,
                 &intervals,
+                &kind_phases[0],
+                &kind_phases[1],
+                &kind_phases[2],
+                &kind_phases[3],
+                &kind_phases[4],
             ],
         )
         .await?;

@@ -488,22 +488,22 @@ async fn list_shows_what_is_declared_in_three_formats() {
         Some(&db),
         &dir,
         &["checks", "apply", "--allow-env", "EXAMPLE_*", "-f", example.to_str().unwrap()],
-        &[("EXAMPLE_TOKEN", "example-secret-value")],
+        &[("EXAMPLE_TOKEN", "example-secret-value"), ("EXAMPLE_PING_KEY", "example-ping-key")],
         "",
     );
     assert_eq!(run.code, Some(0), "{}", run.all());
-    assert!(run.stdout.contains("11 created"), "{}", run.stdout);
+    assert!(run.stdout.contains("12 created"), "{}", run.stdout);
 
     let table = sentryk8s(Some(&db), &dir, &["checks", "list"], &[], "");
     assert_eq!(table.code, Some(0), "{}", table.all());
     assert!(table.stdout.starts_with("NAME "), "{}", table.stdout);
     assert!(table.stdout.contains("health "), "{}", table.stdout);
-    assert!(table.stdout.ends_with("11 checks declared\n"));
+    assert!(table.stdout.ends_with("12 checks declared\n"));
 
     let json = sentryk8s(Some(&db), &dir, &["checks", "list", "-o", "json"], &[], "");
     let listed: serde_json::Value = serde_json::from_str(&json.stdout).expect("list -o json is JSON");
     let listed = listed.as_array().expect("an array");
-    assert_eq!(listed.len(), 11);
+    assert_eq!(listed.len(), 12);
     let health = listed.iter().find(|c| c["name"] == "health").expect("health listed");
     assert_eq!(health["enabled"], true);
     assert_eq!(health["interval_ms"], 5000);
@@ -520,8 +520,17 @@ async fn list_shows_what_is_declared_in_three_formats() {
     let yaml = sentryk8s(Some(&db), &dir, &["checks", "list", "-o", "yaml"], &[], "");
     assert_eq!(yaml.code, Some(0), "{}", yaml.all());
     assert!(!yaml.stdout.contains("example-secret-value"));
-    file(&dir, "export.yaml", &yaml.stdout);
-    let again = sentryk8s(Some(&db), &dir, &["checks", "apply", "--dry-run", "-f", "export.yaml"], &[], "");
+    // A heartbeat key is refused as `***`: put it back, as the header says.
+    assert!(yaml.stdout.contains("key: \"***\""), "{}", yaml.stdout);
+    let restored = yaml.stdout.replace("key: \"***\"", "key: \"${EXAMPLE_PING_KEY}\"");
+    file(&dir, "export.yaml", &restored);
+    let again = sentryk8s(
+        Some(&db),
+        &dir,
+        &["checks", "apply", "--dry-run", "-f", "export.yaml"],
+        &[("EXAMPLE_PING_KEY", "example-ping-key")],
+        "",
+    );
     assert_eq!(again.code, Some(0), "{}", again.all());
     assert!(again.stdout.contains("0 create, "), "{}", again.stdout);
     for line in again.stdout.lines().filter(|l| l.starts_with('~')) {

@@ -12,6 +12,8 @@ mod deny_list;
 mod dns_tarpit;
 mod email_deadline;
 mod fuzz_regressions;
+mod heartbeat_pings;
+mod heartbeat_slots;
 mod history_cli;
 mod history_live;
 mod history_rebuild;

@@ -32,6 +32,7 @@ async fn standalone_runs_the_example_file_to_the_right_states() {
     let mut env = broker.env();
     env.push(("SENTRYK8S_DATABASE_URL".into(), db.url.clone()));
     env.push(("EXAMPLE_TOKEN".into(), "demo-token".into()));
+    env.push(("EXAMPLE_PING_KEY".into(), "demo-heartbeat-key".into()));
     let listen = format!("127.0.0.1:{}", free_port());
     // The example reads ${EXAMPLE_*}: allowed by name, as scripts/demo.sh does.
     let mut child = Binary::spawn(
@@ -59,6 +60,8 @@ async fn standalone_runs_the_example_file_to_the_right_states() {
         ("slow", "down"),
         ("server-error", "down"),
         ("nothing-listens", "down"),
+        // Not pinged, but new: not late before its first deadline.
+        ("demo-heartbeat", "up"),
     ]
     .into_iter()
     .collect();

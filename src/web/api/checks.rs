@@ -31,6 +31,7 @@ use utoipa_axum::routes;
 use crate::checks_file::export::{to_json, StoredCheck};
 use crate::checks_file::one::{self, OneError, Outcome};
 use crate::checks_file::Owner;
+use crate::heartbeat;
 use crate::history::buckets::{from_ms, to_ms, Granularity};
 use crate::history::uptime::Durations;
 use crate::model::redact::{redact_spec, scrub, secrets};
@@ -262,6 +263,9 @@ pub struct CheckView {
     pub version: Option<i64>,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// A heartbeat's ping URL, with its secret key: to write scopes only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ping_url: Option<String>,
 }
 
 fn shown_spec(name: &str, enabled: bool, interval_ms: i32, spec: &CheckSpec) -> serde_json::Value {
@@ -281,6 +285,7 @@ fn view(row: store::CheckRow) -> Result<CheckView, Problem> {
         version: Some(row.version),
         created_at: Some(row.created_at),
         updated_at: Some(row.updated_at),
+        ping_url: None,
     })
 }
 
@@ -288,10 +293,19 @@ fn not_found(name: &str) -> Problem {
     Problem::not_found(format!("no check is named \"{name}\""))
 }
 
-async fn read_view(state: &AppState, name: &str) -> Result<Option<CheckView>, Problem> {
+/// The check `name`; with its ping URL when `caller` may write (the key is
+/// a secret that only writers may see).
+async fn read_view(state: &AppState, name: &str, caller: &Caller) -> Result<Option<CheckView>, Problem> {
     let client = state.pool.get().await.map_err(|e| Problem::unavailable(&e))?;
     let row = store::check(&**client, name).await.map_err(|e| Problem::unavailable(&e))?;
-    row.map(view).transpose()
+    let Some(mut view) = row.map(view).transpose()? else { return Ok(None) };
+    if caller.is(Scope::Write) {
+        let keys = heartbeat::store::keys_by_name(&**client, &[name.to_string()])
+            .await
+            .map_err(|e| Problem::unavailable(&e))?;
+        view.ping_url = keys.get(name).map(|key| heartbeat::ping_url(&state.web.public_base(), key));
+    }
+    Ok(Some(view))
 }
 
 #[utoipa::path(
@@ -308,10 +322,10 @@ async fn read_view(state: &AppState, name: &str) -> Result<Option<CheckView>, Pr
 )]
 pub async fn get_check(
     State(state): State<AppState>,
-    CanRead(_caller): CanRead,
+    CanRead(caller): CanRead,
     Path(name): Path<String>,
 ) -> Result<Json<CheckView>, Problem> {
-    read_view(&state, &name).await?.map(Json).ok_or_else(|| not_found(&name))
+    read_view(&state, &name, &caller).await?.map(Json).ok_or_else(|| not_found(&name))
 }
 
 /// The options of the write routes.
@@ -414,7 +428,7 @@ pub async fn put_check(
     drop(client);
     // Cannot be empty: validate() returned one check.
     let Some(check) = declared.checks.first() else { return Err(Problem::internal(&"no check")) };
-    let stored = read_view(&state, &name).await?;
+    let stored = read_view(&state, &name, &caller).await?;
     let shown = match (query.dry_run, stored) {
         (false, Some(view)) => view,
         // Written meanwhile by nobody else (the lock): only a concurrent
@@ -434,6 +448,7 @@ pub async fn put_check(
             version: stored.as_ref().and_then(|v| v.version),
             created_at: stored.as_ref().and_then(|v| v.created_at),
             updated_at: stored.as_ref().and_then(|v| v.updated_at),
+            ping_url: stored.as_ref().and_then(|v| v.ping_url.clone()),
         },
     };
     let status = if planned.outcome == Outcome::Created { StatusCode::CREATED } else { StatusCode::OK };
@@ -484,7 +499,7 @@ async fn set_enabled(
     let mut client = state.pool.get().await.map_err(|e| Problem::unavailable(&e))?;
     one::set_enabled(&mut client, name, enabled, force).await.map_err(one_problem)?;
     drop(client);
-    read_view(state, name).await?.map(Json).ok_or_else(|| not_found(name))
+    read_view(state, name, caller).await?.map(Json).ok_or_else(|| not_found(name))
 }
 
 #[utoipa::path(
