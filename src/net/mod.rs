@@ -12,6 +12,7 @@
 //! - `connect.rs` — TCP to the first address that accepts, in time;
 //! - `dial.rs` — resolve, deny list and connect, timed, for the check
 //!   kinds that speak their own protocol (TCP, TLS, gRPC, DNS, ICMP);
+//! - `starttls.rs` — the plain-text dialogue before a TLS handshake;
 //! - `auth.rs` — basic auth from the credentials in a URL;
 //! - `http.rs` — the one-shot HTTP exchange (connect, TLS, send, read with a
 //!   cap), phase by phase.
@@ -23,4 +24,5 @@ pub mod deny;
 pub mod dial;
 pub mod http;
 pub mod resolve;
+pub mod starttls;
 pub mod tls;

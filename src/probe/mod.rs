@@ -9,7 +9,8 @@
 //!   list on every hop, body limit);
 //! - `assertions.rs` — what "up" means, evaluated on a response (pure);
 //! - `run.rs` — the clock, deadline and outcome every other kind shares;
-//! - `tcp.rs` — connect, `send`, banner; or assert a port is closed.
+//! - `tcp.rs` — connect, `send`, banner; or assert a port is closed;
+//! - `tls.rs` — STARTTLS, handshake, certificate and protocol version.
 //!
 //! It knows nothing of queues, batches or state: those stay with the role.
 
@@ -17,6 +18,7 @@ pub mod assertions;
 pub mod http;
 pub mod run;
 pub mod tcp;
+pub mod tls;
 
 use std::future::Future;
 
@@ -94,6 +96,7 @@ fn budget_from_cgroup(memory_max: Option<&str>) -> u64 {
 pub struct Prober {
     http: http::HttpProbe,
     tcp: tcp::TcpProbe,
+    tls: tls::TlsProbe,
 }
 
 impl Prober {
@@ -107,7 +110,8 @@ impl Prober {
         let http =
             http::HttpProbe::new(options.body_limit, &options.user_agent, options.deny.clone(), memory)?;
         let tcp = tcp::TcpProbe::new(options.deny.clone());
-        Ok(Prober { http, tcp })
+        let tls = tls::TlsProbe::new(options.deny.clone())?;
+        Ok(Prober { http, tcp, tls })
     }
 
     /// Runs one check to its outcome; never panics, never outlives the
@@ -121,6 +125,7 @@ impl Prober {
         let other: std::pin::Pin<Box<dyn Future<Output = CheckOutcome> + Send + 'a>> = match spec.kind {
             CheckKind::Http => return Either::Left(self.http.run(spec)),
             CheckKind::Tcp => Box::pin(self.tcp.run(spec)),
+            CheckKind::Tls => Box::pin(self.tls.run(spec)),
             other => Box::pin(not_run(other)),
         };
         Either::Right(other)

@@ -22,6 +22,7 @@ mod migrate;
 mod ops;
 mod postgres_tls;
 mod probe_tcp;
+mod probe_tls;
 mod probe_worker_kinds;
 mod retention;
 mod scheduler;
