@@ -10,11 +10,13 @@
 //! - `assertions.rs` — what "up" means, evaluated on a response (pure);
 //! - `run.rs` — the clock, deadline and outcome every other kind shares;
 //! - `tcp.rs` — connect, `send`, banner; or assert a port is closed;
-//! - `tls.rs` — STARTTLS, handshake, certificate and protocol version.
+//! - `tls.rs` — STARTTLS, handshake, certificate and protocol version;
+//! - `dns.rs` — one question, every answer judged.
 //!
 //! It knows nothing of queues, batches or state: those stay with the role.
 
 pub mod assertions;
+pub mod dns;
 pub mod http;
 pub mod run;
 pub mod tcp;
@@ -97,6 +99,7 @@ pub struct Prober {
     http: http::HttpProbe,
     tcp: tcp::TcpProbe,
     tls: tls::TlsProbe,
+    dns: dns::DnsProbe,
 }
 
 impl Prober {
@@ -111,7 +114,8 @@ impl Prober {
             http::HttpProbe::new(options.body_limit, &options.user_agent, options.deny.clone(), memory)?;
         let tcp = tcp::TcpProbe::new(options.deny.clone());
         let tls = tls::TlsProbe::new(options.deny.clone())?;
-        Ok(Prober { http, tcp, tls })
+        let dns = dns::DnsProbe::new(options.deny.clone());
+        Ok(Prober { http, tcp, tls, dns })
     }
 
     /// Runs one check to its outcome; never panics, never outlives the
@@ -126,6 +130,7 @@ impl Prober {
             CheckKind::Http => return Either::Left(self.http.run(spec)),
             CheckKind::Tcp => Box::pin(self.tcp.run(spec)),
             CheckKind::Tls => Box::pin(self.tls.run(spec)),
+            CheckKind::Dns => Box::pin(self.dns.run(spec)),
             other => Box::pin(not_run(other)),
         };
         Either::Right(other)

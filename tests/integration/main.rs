@@ -21,6 +21,7 @@ mod logs;
 mod migrate;
 mod ops;
 mod postgres_tls;
+mod probe_dns;
 mod probe_tcp;
 mod probe_tls;
 mod probe_worker_kinds;
