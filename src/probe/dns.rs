@@ -78,7 +78,6 @@ impl DnsProbe {
             other => Failure::new(ErrorClass::Protocol, format!("{server}: {other}")),
         })?;
         let (rcode, answers) = read(&response, question);
-        p.bytes_read = answers.len() as u64;
         Ok(judge(&spec.expect, question, &rcode, &answers))
     }
 }
