@@ -44,11 +44,16 @@
 //! default 6000), BENCH_CHECK_HTTP_CONCURRENCY (processes at once, default 32),
 //! BENCH_WORKER_ONLY=1 (measure the worker alone, for before/after runs).
 //!
+//! In the same run, `probe_kinds.rs` measures the TCP, TLS and DNS
+//! probes against local servers of their own (one row per kind).
+//!
 //! Writes bench/results/worker_probe.md, worker_probe.csv and
 //! worker_probe.svg.
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "probe_kinds.rs"]
+mod probe_kinds;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -488,10 +493,20 @@ async fn main() {
     bench_queue.delete().await;
     db.drop_db().await;
     drop(nginx);
-    report(&header, target_name, &url, &measured, &written, pg_ms);
+    // The network kinds beyond HTTP, in the same run.
+    let kinds = tokio::task::spawn_blocking(probe_kinds::measure).await.unwrap_or_default();
+    report(&header, target_name, &url, &measured, &written, pg_ms, &probe_kinds::section(&kinds));
 }
 
-fn report(header: &str, target: &str, url: &str, measured: &[Measured], written: &RowsWritten, pg_ms: f64) {
+fn report(
+    header: &str,
+    target: &str,
+    url: &str,
+    measured: &[Measured],
+    written: &RowsWritten,
+    pg_ms: f64,
+    kinds: &str,
+) {
     let mut md = String::from(header);
     let _ = writeln!(md, "- target: {target} at {url}, the same for every prober, in one run\n");
     let worker = &measured[0];
@@ -544,6 +559,7 @@ fn report(header: &str, target: &str, url: &str, measured: &[Measured], written:
          under its name), read before the worker starts and after it has stopped (its backends flush their \
          statistics as they exit); an upsert that updates counts as updated.\n",
     );
+    md.push_str(kinds);
     common::write_result("worker_probe.md", &md);
     println!("\n{md}");
     let rows: Vec<Vec<String>> = measured
