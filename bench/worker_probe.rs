@@ -42,7 +42,9 @@
 //! default 1000), BENCH_PROBES (blackbox probes, default 30000),
 //! BENCH_PROBE_CONCURRENCY (default 64), BENCH_CHECK_HTTP (check_http runs,
 //! default 6000), BENCH_CHECK_HTTP_CONCURRENCY (processes at once, default 32),
-//! BENCH_WORKER_ONLY=1 (measure the worker alone, for before/after runs).
+//! BENCH_WORKER_ONLY=1 (measure the worker alone, for before/after runs),
+//! BENCH_KINDS_ONLY=1 (only the network kinds' rows, to
+//! bench/results/worker_probe_kinds.md).
 //!
 //! In the same run, `probe_kinds.rs` measures the TCP, TLS and DNS
 //! probes against local servers of their own (one row per kind).
@@ -244,6 +246,12 @@ async fn main() {
     let checks = env_or("BENCH_CHECKS", 1000).clamp(1, jobs.max(1));
     let interval_ms: u64 = 60_000;
     let worker_only = env_or("BENCH_WORKER_ONLY", 0) == 1;
+    if env_or("BENCH_KINDS_ONLY", 0) == 1 {
+        // The network kinds' rows alone (no nginx, broker or database).
+        let kinds = tokio::task::spawn_blocking(probe_kinds::measure).await.unwrap_or_default();
+        common::write_result("worker_probe_kinds.md", &probe_kinds::section(&kinds));
+        return;
+    }
     let header = common::report_header(
         "Probe cost: sentryk8s worker vs blackbox_exporter vs check_http",
         "bench/run.sh probe",

@@ -136,8 +136,8 @@ impl Prober {
         Either::Right(other)
     }
 
-    /// Like [`run`](Self::run), also reporting what only tests and
-    /// diagnostics need (the HTTP version).
+    /// Like [`run`](Self::run) for an HTTP check, also reporting what only
+    /// tests and diagnostics need (the HTTP version). HTTP checks only.
     pub fn probe<'a>(&'a self, spec: &'a CheckSpec) -> impl Future<Output = Report> + Send + 'a {
         self.http.probe(spec)
     }
