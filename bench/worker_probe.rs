@@ -42,13 +42,20 @@
 //! default 1000), BENCH_PROBES (blackbox probes, default 30000),
 //! BENCH_PROBE_CONCURRENCY (default 64), BENCH_CHECK_HTTP (check_http runs,
 //! default 6000), BENCH_CHECK_HTTP_CONCURRENCY (processes at once, default 32),
-//! BENCH_WORKER_ONLY=1 (measure the worker alone, for before/after runs).
+//! BENCH_WORKER_ONLY=1 (measure the worker alone, for before/after runs),
+//! BENCH_KINDS_ONLY=1 (only the network kinds' rows, to
+//! bench/results/worker_probe_kinds.md).
+//!
+//! In the same run, `probe_kinds.rs` measures the TCP, TLS and DNS
+//! probes against local servers of their own (one row per kind).
 //!
 //! Writes bench/results/worker_probe.md, worker_probe.csv and
 //! worker_probe.svg.
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "probe_kinds.rs"]
+mod probe_kinds;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -239,6 +246,12 @@ async fn main() {
     let checks = env_or("BENCH_CHECKS", 1000).clamp(1, jobs.max(1));
     let interval_ms: u64 = 60_000;
     let worker_only = env_or("BENCH_WORKER_ONLY", 0) == 1;
+    if env_or("BENCH_KINDS_ONLY", 0) == 1 {
+        // The network kinds' rows alone (no nginx, broker or database).
+        let kinds = tokio::task::spawn_blocking(probe_kinds::measure).await.unwrap_or_default();
+        common::write_result("worker_probe_kinds.md", &probe_kinds::section(&kinds));
+        return;
+    }
     let header = common::report_header(
         "Probe cost: sentryk8s worker vs blackbox_exporter vs check_http",
         "bench/run.sh probe",
@@ -488,10 +501,20 @@ async fn main() {
     bench_queue.delete().await;
     db.drop_db().await;
     drop(nginx);
-    report(&header, target_name, &url, &measured, &written, pg_ms);
+    // The network kinds beyond HTTP, in the same run.
+    let kinds = tokio::task::spawn_blocking(probe_kinds::measure).await.unwrap_or_default();
+    report(&header, target_name, &url, &measured, &written, pg_ms, &probe_kinds::section(&kinds));
 }
 
-fn report(header: &str, target: &str, url: &str, measured: &[Measured], written: &RowsWritten, pg_ms: f64) {
+fn report(
+    header: &str,
+    target: &str,
+    url: &str,
+    measured: &[Measured],
+    written: &RowsWritten,
+    pg_ms: f64,
+    kinds: &str,
+) {
     let mut md = String::from(header);
     let _ = writeln!(md, "- target: {target} at {url}, the same for every prober, in one run\n");
     let worker = &measured[0];
@@ -544,6 +567,7 @@ fn report(header: &str, target: &str, url: &str, measured: &[Measured], written:
          under its name), read before the worker starts and after it has stopped (its backends flush their \
          statistics as they exit); an upsert that updates counts as updated.\n",
     );
+    md.push_str(kinds);
     common::write_result("worker_probe.md", &md);
     println!("\n{md}");
     let rows: Vec<Vec<String>> = measured

@@ -15,7 +15,12 @@
 //! - an alert receiver on 127.0.0.1:18090 (the example's webhook, PagerDuty
 //!   and Slack channels): accepts every POST and prints one line per alert;
 //! - a mail sink on 127.0.0.1:18025 (the example's email channel): speaks
-//!   just enough SMTP to accept a message, and prints its subject.
+//!   just enough SMTP to accept a message, and prints its subject;
+//! - for the other kinds of check: a line server on 127.0.0.1:18083 (TCP:
+//!   greets `+OK demo`, answers `PING` with `+PONG`), a TLS server on
+//!   127.0.0.1:18443 (a self-signed certificate for localhost, made at
+//!   start), and a DNS server on 127.0.0.1:18053 (UDP: `demo.test` has the
+//!   A records 127.0.0.1 and 127.0.0.2; other names are NXDOMAIN).
 //!
 //! `cargo run --example demo_target`.
 
@@ -131,13 +136,101 @@ async fn serve_smtp(listener: TcpListener) -> std::io::Result<()> {
     }
 }
 
+/// The TCP check's server: greets, then answers `PING` with `+PONG`.
+pub async fn serve_line(listener: TcpListener) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let _ = write.write_all(b"+OK demo ready\r\n").await;
+            let mut lines = BufReader::new(read).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let reply: &[u8] =
+                    if line.trim().eq_ignore_ascii_case("PING") { b"+PONG\r\n" } else { b"-ERR\r\n" };
+                let _ = write.write_all(reply).await;
+            }
+        });
+    }
+}
+
+/// The TLS check's server: a self-signed certificate for localhost,
+/// valid until 2036, made at start; each connection ends after the handshake.
+pub async fn serve_tls(listener: TcpListener) -> std::io::Result<()> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .map_err(|e| invalid(e.to_string()))?;
+    params.not_after = rcgen::date_time_ymd(2036, 1, 2);
+    let key = rcgen::KeyPair::generate().map_err(|e| invalid(e.to_string()))?;
+    let cert = params.self_signed(&key).map_err(|e| invalid(e.to_string()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .map_err(|e| invalid(e.to_string()))?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            if let Ok(mut tls) = acceptor.accept(stream).await {
+                let _ = tls.shutdown().await;
+            }
+        });
+    }
+}
+
+/// The DNS check's server: `demo.test` A 127.0.0.1 and 127.0.0.2 (TTL
+/// 300); no other records; other names NXDOMAIN.
+pub async fn serve_dns(socket: tokio::net::UdpSocket) -> std::io::Result<()> {
+    use hickory_resolver::proto::op::{Message, ResponseCode};
+    use hickory_resolver::proto::rr::{rdata::A, RData, Record, RecordType};
+    let mut buf = [0u8; 1500];
+    loop {
+        let (n, peer) = socket.recv_from(&mut buf).await?;
+        let Ok(request) = Message::from_vec(&buf[..n]) else { continue };
+        let Some(query) = request.queries.first().cloned() else { continue };
+        let mut response = Message::response(request.metadata.id, request.metadata.op_code);
+        response.metadata.authoritative = true;
+        response.add_query(query.clone());
+        if query.name().to_ascii().eq_ignore_ascii_case("demo.test.") {
+            if query.query_type() == RecordType::A {
+                for last in [1, 2] {
+                    let ip = std::net::Ipv4Addr::new(127, 0, 0, last);
+                    response.add_answer(Record::from_rdata(query.name().clone(), 300, RData::A(A(ip))));
+                }
+            }
+        } else {
+            response.metadata.response_code = ResponseCode::NXDomain;
+        }
+        if let Ok(bytes) = response.to_vec() {
+            let _ = socket.send_to(&bytes, peer).await;
+        }
+    }
+}
+
 #[allow(dead_code)] // the tests include this file as a module and use `serve`
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
     let site = TcpListener::bind("127.0.0.1:18080").await?;
     let alerts = TcpListener::bind("127.0.0.1:18090").await?;
     let mail = TcpListener::bind("127.0.0.1:18025").await?;
+    let line = TcpListener::bind("127.0.0.1:18083").await?;
+    let tls = TcpListener::bind("127.0.0.1:18443").await?;
+    let dns = tokio::net::UdpSocket::bind("127.0.0.1:18053").await?;
     eprintln!("[demo] site on http://127.0.0.1:18080, alerts on :18090, mail on :18025");
-    tokio::try_join!(serve(site), serve_http(alerts, receive_alert), serve_smtp(mail))?;
+    eprintln!("[demo] tcp on :18083, tls on :18443, dns on udp :18053");
+    tokio::try_join!(
+        serve(site),
+        serve_http(alerts, receive_alert),
+        serve_smtp(mail),
+        serve_line(line),
+        serve_tls(tls),
+        serve_dns(dns)
+    )?;
     Ok(())
 }

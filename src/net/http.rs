@@ -80,6 +80,8 @@ pub enum Phase {
     Tls,
     FirstByte,
     Body,
+    /// A DNS check waiting for its answer.
+    Query,
 }
 
 impl Phase {
@@ -90,6 +92,7 @@ impl Phase {
             Phase::Tls => "in the TLS handshake",
             Phase::FirstByte => "waiting for the response",
             Phase::Body => "reading the body",
+            Phase::Query => "waiting for the DNS answer",
         }
     }
 }

@@ -10,6 +10,10 @@
 //! - `resolve.rs` — name resolution with a deadline;
 //! - `budget.rs` — the byte budget that kept response bodies share;
 //! - `connect.rs` — TCP to the first address that accepts, in time;
+//! - `dial.rs` — resolve, deny list and connect, timed, for the check
+//!   kinds that speak their own protocol (TCP, TLS, gRPC, DNS, ICMP);
+//! - `dns_query.rs` — one DNS question to one server (the DNS check);
+//! - `starttls.rs` — the plain-text dialogue before a TLS handshake;
 //! - `auth.rs` — basic auth from the credentials in a URL;
 //! - `http.rs` — the one-shot HTTP exchange (connect, TLS, send, read with a
 //!   cap), phase by phase.
@@ -18,6 +22,9 @@ pub mod auth;
 pub mod budget;
 pub mod connect;
 pub mod deny;
+pub mod dial;
+pub mod dns_query;
 pub mod http;
 pub mod resolve;
+pub mod starttls;
 pub mod tls;

@@ -74,6 +74,16 @@ fn alpn() -> Vec<Vec<u8>> {
 
 impl TlsConfigs {
     pub fn new() -> Result<TlsConfigs, TlsSetupError> {
+        TlsConfigs::with_alpn(alpn())
+    }
+
+    /// Configurations that offer no application protocol: a TLS check
+    /// (SMTP after STARTTLS, a database) is not HTTP.
+    pub fn without_alpn() -> Result<TlsConfigs, TlsSetupError> {
+        TlsConfigs::with_alpn(Vec::new())
+    }
+
+    fn with_alpn(alpn: Vec<Vec<u8>>) -> Result<TlsConfigs, TlsSetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = trust_store();
 
@@ -81,7 +91,7 @@ impl TlsConfigs {
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        verify.alpn_protocols = alpn();
+        verify.alpn_protocols = alpn.clone();
         verify.resumption = Resumption::disabled();
 
         let mut no_verify = ClientConfig::builder_with_provider(provider.clone())
@@ -89,7 +99,7 @@ impl TlsConfigs {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
             .with_no_client_auth();
-        no_verify.alpn_protocols = alpn();
+        no_verify.alpn_protocols = alpn;
         no_verify.resumption = Resumption::disabled();
 
         Ok(TlsConfigs { verify: Arc::new(verify), no_verify: Arc::new(no_verify) })
@@ -143,6 +153,19 @@ pub fn not_after(der: &[u8]) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0)
 }
 
+/// The issuer of a DER certificate, as RFC 4514 text
+/// (`CN=R3,O=Let's Encrypt,C=US`); `None` when it does not parse.
+pub fn issuer(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.issuer().to_string())
+}
+
+/// The SHA-256 fingerprint of a DER certificate, lower-case hex.
+pub fn fingerprint_sha256(der: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A short, safe description of a TLS failure (rustls' messages name the
 /// problem — "invalid peer certificate: UnknownIssuer" — and carry no data
 /// from the peer beyond that).
@@ -166,6 +189,12 @@ mod tests {
         let expires = not_after(cert.der()).unwrap();
         assert_eq!(expires.to_rfc3339(), "2031-05-17T00:00:00+00:00");
         assert_eq!(not_after(b"not a certificate"), None);
+        assert_eq!(issuer(cert.der()).as_deref(), Some("CN=rcgen self signed cert"));
+        assert_eq!(fingerprint_sha256(b"").len(), 64);
+        assert_eq!(
+            fingerprint_sha256(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]
@@ -174,5 +203,7 @@ mod tests {
         for c in [&configs.verify, &configs.no_verify] {
             assert_eq!(c.alpn_protocols, alpn());
         }
+        let plain = TlsConfigs::without_alpn().unwrap();
+        assert!(plain.verify.alpn_protocols.is_empty() && plain.no_verify.alpn_protocols.is_empty());
     }
 }

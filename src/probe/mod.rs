@@ -7,12 +7,20 @@
 //!
 //! - `http.rs` — the HTTP check (phases, deadline, redirects with the deny
 //!   list on every hop, body limit);
-//! - `assertions.rs` — what "up" means, evaluated on a response (pure).
+//! - `assertions.rs` — what "up" means, evaluated on a response (pure);
+//! - `run.rs` — the clock, deadline and outcome every other kind shares;
+//! - `tcp.rs` — connect, `send`, banner; or assert a port is closed;
+//! - `tls.rs` — STARTTLS, handshake, certificate and protocol version;
+//! - `dns.rs` — one question, every answer judged.
 //!
 //! It knows nothing of queues, batches or state: those stay with the role.
 
 pub mod assertions;
+pub mod dns;
 pub mod http;
+pub mod run;
+pub mod tcp;
+pub mod tls;
 
 use std::future::Future;
 
@@ -89,6 +97,9 @@ fn budget_from_cgroup(memory_max: Option<&str>) -> u64 {
 /// it holds the TLS configurations and the compiled-regex cache.
 pub struct Prober {
     http: http::HttpProbe,
+    tcp: tcp::TcpProbe,
+    tls: tls::TlsProbe,
+    dns: dns::DnsProbe,
 }
 
 impl Prober {
@@ -99,8 +110,12 @@ impl Prober {
 
     /// A prober whose checks together stay within `memory`.
     pub fn with_memory(options: ProberOptions, memory: &MemoryLimits) -> Result<Prober, TlsSetupError> {
-        let http = http::HttpProbe::new(options.body_limit, &options.user_agent, options.deny, memory)?;
-        Ok(Prober { http })
+        let http =
+            http::HttpProbe::new(options.body_limit, &options.user_agent, options.deny.clone(), memory)?;
+        let tcp = tcp::TcpProbe::new(options.deny.clone());
+        let tls = tls::TlsProbe::new(options.deny.clone())?;
+        let dns = dns::DnsProbe::new(options.deny.clone());
+        Ok(Prober { http, tcp, tls, dns })
     }
 
     /// Runs one check to its outcome; never panics, never outlives the
@@ -113,13 +128,16 @@ impl Prober {
         use futures_util::future::Either;
         let other: std::pin::Pin<Box<dyn Future<Output = CheckOutcome> + Send + 'a>> = match spec.kind {
             CheckKind::Http => return Either::Left(self.http.run(spec)),
+            CheckKind::Tcp => Box::pin(self.tcp.run(spec)),
+            CheckKind::Tls => Box::pin(self.tls.run(spec)),
+            CheckKind::Dns => Box::pin(self.dns.run(spec)),
             other => Box::pin(not_run(other)),
         };
         Either::Right(other)
     }
 
-    /// Like [`run`](Self::run), also reporting what only tests and
-    /// diagnostics need (the HTTP version).
+    /// Like [`run`](Self::run) for an HTTP check, also reporting what only
+    /// tests and diagnostics need (the HTTP version). HTTP checks only.
     pub fn probe<'a>(&'a self, spec: &'a CheckSpec) -> impl Future<Output = Report> + Send + 'a {
         self.http.probe(spec)
     }

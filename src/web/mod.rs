@@ -1,5 +1,5 @@
-//! The web role: the REST API (`/api/v1`), and later status pages,
-//! badges and heartbeat pings. Stateless: it reads and writes PostgreSQL
+//! The web role: the REST API (`/api/v1`), status pages, badges, the
+//! operator dashboard and heartbeat pings. Stateless: it reads and writes PostgreSQL
 //! only, so any number of replicas serve the same answers.
 //!
 //! - `server.rs` — the listener: connection cap, header-read and request

@@ -17,13 +17,25 @@ async fn standalone_runs_the_example_file_to_the_right_states() {
     let target = listener.local_addr().unwrap();
     tokio::spawn(demo_target::serve(listener));
     let closed = free_port();
+    // The servers of the other kinds, on ports of this test.
+    let line = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dns = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (line_at, tls_at, dns_at) =
+        (line.local_addr().unwrap(), tls.local_addr().unwrap(), dns.local_addr().unwrap());
+    tokio::spawn(demo_target::serve_line(line));
+    tokio::spawn(demo_target::serve_tls(tls));
+    tokio::spawn(demo_target::serve_dns(dns));
 
     // The example as shipped, pointed at this test's target and closed port.
     let example =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/checks.yaml")).unwrap();
     let example = example
         .replace("127.0.0.1:18080", &target.to_string())
-        .replace("127.0.0.1:18081", &format!("127.0.0.1:{closed}"));
+        .replace("127.0.0.1:18081", &format!("127.0.0.1:{closed}"))
+        .replace("127.0.0.1:18083", &line_at.to_string())
+        .replace("127.0.0.1:18443", &tls_at.to_string())
+        .replace("127.0.0.1:18053", &dns_at.to_string());
     let dir = std::env::temp_dir().join(crate::support::unique_name("sk-standalone"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("checks.yaml");
@@ -60,6 +72,10 @@ async fn standalone_runs_the_example_file_to_the_right_states() {
         ("slow", "down"),
         ("server-error", "down"),
         ("nothing-listens", "down"),
+        ("line-server", "up"),
+        ("port-closed", "up"),
+        ("tls-handshake", "up"),
+        ("dns-answers", "up"),
         // Not pinged, but new: not late before its first deadline.
         ("demo-heartbeat", "up"),
     ]
