@@ -31,4 +31,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+cat <<'EOF'
+SentryK8s demo: once the checks have run (a minute or so), open
+  the status page   http://127.0.0.1:8080/status/demo
+  the dashboard     http://127.0.0.1:8080/  (sign in with a token from
+                    target/debug/sentryk8s tokens create --name me --scope admin)
+EOF
 target/debug/sentryk8s --listen 127.0.0.1:9090 standalone --allow-env 'EXAMPLE_*' -f examples/checks.yaml "$@"
