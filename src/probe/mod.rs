@@ -10,11 +10,15 @@
 //! - `assertions.rs` — what "up" means, evaluated on a response (pure);
 //! - `run.rs` — the clock, deadline and outcome every other kind shares;
 //! - `tcp.rs` — connect, `send`, banner; or assert a port is closed.
+//! - `icmp.rs` — echo requests, their loss and round trips.
+//! - `grpc.rs` — the gRPC health call on a fresh HTTP/2 connection.
 //!
 //! It knows nothing of queues, batches or state: those stay with the role.
 
 pub mod assertions;
+pub mod grpc;
 pub mod http;
+pub mod icmp;
 pub mod run;
 pub mod tcp;
 
@@ -94,6 +98,8 @@ fn budget_from_cgroup(memory_max: Option<&str>) -> u64 {
 pub struct Prober {
     http: http::HttpProbe,
     tcp: tcp::TcpProbe,
+    icmp: icmp::IcmpProbe,
+    grpc: grpc::GrpcProbe,
 }
 
 impl Prober {
@@ -107,7 +113,9 @@ impl Prober {
         let http =
             http::HttpProbe::new(options.body_limit, &options.user_agent, options.deny.clone(), memory)?;
         let tcp = tcp::TcpProbe::new(options.deny.clone());
-        Ok(Prober { http, tcp })
+        let icmp = icmp::IcmpProbe::new(options.deny.clone());
+        let grpc = grpc::GrpcProbe::new(options.deny.clone())?;
+        Ok(Prober { http, tcp, icmp, grpc })
     }
 
     /// Runs one check to its outcome; never panics, never outlives the
@@ -121,6 +129,8 @@ impl Prober {
         let other: std::pin::Pin<Box<dyn Future<Output = CheckOutcome> + Send + 'a>> = match spec.kind {
             CheckKind::Http => return Either::Left(self.http.run(spec)),
             CheckKind::Tcp => Box::pin(self.tcp.run(spec)),
+            CheckKind::Icmp => Box::pin(self.icmp.run(spec)),
+            CheckKind::Grpc => Box::pin(self.grpc.run(spec)),
             other => Box::pin(not_run(other)),
         };
         Either::Right(other)

@@ -21,6 +21,8 @@ mod logs;
 mod migrate;
 mod ops;
 mod postgres_tls;
+mod probe_grpc;
+mod probe_icmp;
 mod probe_tcp;
 mod probe_worker_kinds;
 mod retention;

@@ -13,6 +13,7 @@ pub mod binary;
 pub mod broker;
 pub mod db;
 pub mod fleet;
+pub mod grpc;
 pub mod http;
 pub mod jobs;
 pub mod proxy;
