@@ -49,6 +49,7 @@
 
 #[path = "common/mod.rs"]
 mod common;
+mod probe_kinds;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -488,10 +489,24 @@ async fn main() {
     bench_queue.delete().await;
     db.drop_db().await;
     drop(nginx);
-    report(&header, target_name, &url, &measured, &written, pg_ms);
+    // The other check kinds, the prober alone (bench/probe_kinds.rs); on a
+    // blocking thread: it builds runtimes of its own.
+    let kinds = match worker_only {
+        true => Vec::new(),
+        false => tokio::task::spawn_blocking(probe_kinds::rows).await.expect("kind rows"),
+    };
+    report(&header, target_name, &url, &measured, &written, pg_ms, &kinds);
 }
 
-fn report(header: &str, target: &str, url: &str, measured: &[Measured], written: &RowsWritten, pg_ms: f64) {
+fn report(
+    header: &str,
+    target: &str,
+    url: &str,
+    measured: &[Measured],
+    written: &RowsWritten,
+    pg_ms: f64,
+    kinds: &[probe_kinds::KindRow],
+) {
     let mut md = String::from(header);
     let _ = writeln!(md, "- target: {target} at {url}, the same for every prober, in one run\n");
     let worker = &measured[0];
@@ -543,6 +558,12 @@ fn report(header: &str, target: &str, url: &str, measured: &[Measured], written:
         "\nTuples from `pg_stat_user_tables` of the bench database (a partitioned table's partitions summed \
          under its name), read before the worker starts and after it has stopped (its backends flush their \
          statistics as they exit); an upsert that updates counts as updated.\n",
+    );
+    md.push_str(&probe_kinds::markdown(kinds));
+    common::write_csv(
+        "worker_probe_kinds.csv",
+        &["kind", "checks_per_s", "cpu_ms_per_check", "up", "checks"],
+        &probe_kinds::csv_rows(kinds),
     );
     common::write_result("worker_probe.md", &md);
     println!("\n{md}");

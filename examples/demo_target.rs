@@ -15,7 +15,9 @@
 //! - an alert receiver on 127.0.0.1:18090 (the example's webhook, PagerDuty
 //!   and Slack channels): accepts every POST and prints one line per alert;
 //! - a mail sink on 127.0.0.1:18025 (the example's email channel): speaks
-//!   just enough SMTP to accept a message, and prints its subject.
+//!   just enough SMTP to accept a message, and prints its subject;
+//! - a gRPC health server on 127.0.0.1:18051 (h2c): `demo.Greeter` is
+//!   SERVING, `demo.Legacy` NOT_SERVING.
 //!
 //! `cargo run --example demo_target`.
 
@@ -29,6 +31,13 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+
+/// The gRPC health server the tests run too (tonic-health on hyper). The
+/// standalone test includes this file beside the test support, which holds
+/// it already: the same file twice, on purpose.
+#[allow(clippy::duplicate_mod)]
+#[path = "../tests/integration/support/grpc.rs"]
+mod grpc;
 
 pub async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
@@ -137,7 +146,12 @@ async fn main() -> std::io::Result<()> {
     let site = TcpListener::bind("127.0.0.1:18080").await?;
     let alerts = TcpListener::bind("127.0.0.1:18090").await?;
     let mail = TcpListener::bind("127.0.0.1:18025").await?;
-    eprintln!("[demo] site on http://127.0.0.1:18080, alerts on :18090, mail on :18025");
+    let health = grpc::HealthServer::on(TcpListener::bind("127.0.0.1:18051").await?, None)?;
+    health.set("demo.Greeter", grpc::ServingStatus::Serving).await;
+    health.set("demo.Legacy", grpc::ServingStatus::NotServing).await;
+    eprintln!(
+        "[demo] site on http://127.0.0.1:18080, alerts on :18090, mail on :18025, gRPC health on :18051"
+    );
     tokio::try_join!(serve(site), serve_http(alerts, receive_alert), serve_smtp(mail))?;
     Ok(())
 }

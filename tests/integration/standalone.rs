@@ -16,6 +16,8 @@ async fn standalone_runs_the_example_file_to_the_right_states() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = listener.local_addr().unwrap();
     tokio::spawn(demo_target::serve(listener));
+    let health = crate::support::grpc::HealthServer::start().await.unwrap();
+    health.set("demo.Greeter", crate::support::grpc::ServingStatus::Serving).await;
     let closed = free_port();
 
     // The example as shipped, pointed at this test's target and closed port.
@@ -23,7 +25,8 @@ async fn standalone_runs_the_example_file_to_the_right_states() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/checks.yaml")).unwrap();
     let example = example
         .replace("127.0.0.1:18080", &target.to_string())
-        .replace("127.0.0.1:18081", &format!("127.0.0.1:{closed}"));
+        .replace("127.0.0.1:18081", &format!("127.0.0.1:{closed}"))
+        .replace("127.0.0.1:18051", &health.addr.to_string());
     let dir = std::env::temp_dir().join(crate::support::unique_name("sk-standalone"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("checks.yaml");
@@ -59,6 +62,8 @@ async fn standalone_runs_the_example_file_to_the_right_states() {
         ("slow", "down"),
         ("server-error", "down"),
         ("nothing-listens", "down"),
+        ("loopback-ping", "up"),
+        ("greeter-grpc", "up"),
     ]
     .into_iter()
     .collect();
