@@ -1,13 +1,15 @@
 //! The ICMP check in process (`probe::Prober`, the code the worker runs):
 //! 127.0.0.1 answers; a peer in a network namespace the test creates
 //! (a veth pair, never an address outside the machine) answers, then is
-//! made to ignore echo requests and is down; the deny list; a name that
-//! resolves.
+//! made to ignore echo requests and is down; an unprivileged socket where
+//! net.ipv4.ping_group_range allows, a raw one otherwise (each in a
+//! namespace of its own, so the machine's sysctl is untouched); the deny
+//! list; a name that resolves.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use sentryk8s::model::{CheckSpec, ErrorClass};
+use sentryk8s::model::{CheckOutcome, CheckSpec, ErrorClass};
 use sentryk8s::net::deny::DenyList;
 use serde_json::json;
 
@@ -67,6 +69,24 @@ async fn a_peer_that_drops_echo_requests_is_down() {
     assert!(lenient.success, "{lenient:?}");
 }
 
+#[test]
+fn unprivileged_sockets_where_the_sysctl_allows_and_raw_sockets_otherwise() {
+    // As the chart sets it: every group may open unprivileged ICMP sockets.
+    let allowed = Namespace::create("dgram");
+    allowed.sysctl("net/ipv4/ping_group_range", "0 2147483647");
+    // The kernel's default: no group may; root falls back to a raw socket.
+    let refused = Namespace::create("raw");
+    refused.sysctl("net/ipv4/ping_group_range", "1 0");
+    let spec = json!({"kind": "icmp", "url": "icmp://127.0.0.1", "timeout_ms": 2000, "packets": 4});
+
+    let (out, dgram, raw) = run_in(&allowed, spec.clone());
+    assert!(out.success, "{out:?}");
+    assert_eq!((dgram, raw), (1, 0), "one unprivileged socket, no raw one");
+    let (out, dgram, raw) = run_in(&refused, spec);
+    assert!(out.success, "{out:?}");
+    assert_eq!((dgram, raw), (0, 1), "one raw socket, no unprivileged one");
+}
+
 #[tokio::test]
 async fn the_deny_list_applies_to_icmp_checks() {
     let spec: CheckSpec =
@@ -77,29 +97,55 @@ async fn the_deny_list_applies_to_icmp_checks() {
     assert_eq!(out.timings.rtt_avg_ms, None, "nothing was sent");
 }
 
-/// A host of the test's own: a network namespace joined to this one by a
-/// veth pair, on a /30 of 198.18.0.0/15 (the range set aside for tests,
-/// RFC 2544) chosen from the process id, so runs side by side do not
-/// meet. Deleting the namespace (on drop, even when the test fails)
-/// removes both ends of the pair.
+/// A network namespace of the test's own, deleted on drop (even when the
+/// test fails), with its loopback up. Its sysctls are its own: setting
+/// them leaves the machine's untouched.
+struct Namespace {
+    name: String,
+}
+
+impl Namespace {
+    fn create(what: &str) -> Namespace {
+        let name = format!("sk8s-{what}-{}", std::process::id());
+        // A namespace left by a killed run of this same process id.
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        let ns = Namespace { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Writes `value` to /proc/sys/<key> inside the namespace.
+    fn sysctl(&self, key: &str, value: &str) {
+        let script = format!("echo '{value}' > /proc/sys/{key}");
+        ip(&["netns", "exec", &self.name, "sh", "-c", &script]);
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// A host of the test's own: a namespace joined to this one by a veth
+/// pair, on a /30 of 198.18.0.0/15 (the range set aside for tests, RFC
+/// 2544) chosen from the process id, so runs side by side do not meet.
+/// Deleting the namespace removes both ends of the pair.
 struct NamespacePeer {
-    namespace: String,
+    ns: Namespace,
     addr: Ipv4Addr,
 }
 
 impl NamespacePeer {
     fn create() -> NamespacePeer {
         let pid = std::process::id();
-        let namespace = format!("sk8s-icmp-{pid}");
         let (outer, inner) = (format!("sk8i{}a", pid % 100_000_000), format!("sk8i{}b", pid % 100_000_000));
         let subnet = pid % (1 << 14);
         let octets = |host: u32| Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + subnet * 4 + host);
         let (ours, theirs) = (octets(1), octets(2));
-        // A namespace left by a killed run of this same process id.
-        let _ = Command::new("ip").args(["netns", "del", &namespace]).output();
-        let peer = NamespacePeer { namespace, addr: theirs };
-        let ns = peer.namespace.as_str();
-        ip(&["netns", "add", ns]);
+        let peer = NamespacePeer { ns: Namespace::create("icmp"), addr: theirs };
+        let ns = peer.ns.name.as_str();
         ip(&["link", "add", &outer, "type", "veth", "peer", "name", &inner, "netns", ns]);
         ip(&["addr", "add", &format!("{ours}/30"), "dev", &outer]);
         ip(&["link", "set", &outer, "up"]);
@@ -108,24 +154,43 @@ impl NamespacePeer {
         peer
     }
 
-    /// The peer's kernel stops answering echo requests (a sysctl of its
-    /// own namespace: this one is untouched).
+    /// The peer's kernel stops answering echo requests.
     fn ignore_echo_requests(&self) {
-        ip(&[
-            "netns",
-            "exec",
-            &self.namespace,
-            "sh",
-            "-c",
-            "echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all",
-        ]);
+        self.ns.sysctl("net/ipv4/icmp_echo_ignore_all", "1");
     }
 }
 
-impl Drop for NamespacePeer {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.namespace]).output();
-    }
+/// Runs `spec` from a thread that joined `ns` (its own runtime: a socket
+/// is made in the namespace of the thread that makes it), and counts the
+/// ICMP sockets the namespace lists while it runs: unprivileged ones in
+/// /proc/net/icmp, raw ones in /proc/net/raw (of this thread's namespace).
+fn run_in(ns: &Namespace, spec: serde_json::Value) -> (CheckOutcome, usize, usize) {
+    let path = format!("/run/netns/{}", ns.name);
+    std::thread::spawn(move || {
+        let namespace = std::fs::File::open(&path).expect("open the namespace");
+        nix::sched::setns(namespace, nix::sched::CloneFlags::CLONE_NEWNET).expect("join the namespace");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let sockets = |table: &str| {
+                let text = std::fs::read_to_string(format!("/proc/thread-self/net/{table}")).unwrap();
+                text.lines().count().saturating_sub(1)
+            };
+            let check = run(spec);
+            tokio::pin!(check);
+            let (mut dgram, mut raw) = (0, 0);
+            loop {
+                tokio::select! {
+                    out = &mut check => return (out, dgram, raw),
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(10)) => {
+                        dgram = dgram.max(sockets("icmp"));
+                        raw = raw.max(sockets("raw"));
+                    }
+                }
+            }
+        })
+    })
+    .join()
+    .unwrap()
 }
 
 /// Runs `ip` (iproute2; the tests run as root), failing the test on error.
