@@ -59,7 +59,7 @@ impl GrpcProbe {
     }
 
     async fn execute(&self, spec: &CheckSpec, p: &mut Progress) -> Verdict {
-        let secure = spec.url.starts_with("grpcs:");
+        let secure = url::Url::parse(&spec.url).is_ok_and(|u| u.scheme() == "grpcs");
         let (host, port) = host_port(&spec.url, if secure { 443 } else { 80 })?;
         let stream = dial(&host, port, &self.deny, p).await?;
         let authority = match &host {

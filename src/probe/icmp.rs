@@ -124,13 +124,13 @@ fn next_ident() -> PingIdentifier {
 /// the kernel refuses that (surge-ping tries both in this order).
 fn open_socket(target: IpAddr) -> Result<Client, Failure> {
     let kind = if target.is_ipv6() { ICMP::V6 } else { ICMP::V4 };
+    // net.ipv4.ping_group_range governs unprivileged ICMPv6 sockets too.
     Client::new(&Config::builder().kind(kind).build()).map_err(|e| {
-        let sysctl = if target.is_ipv6() { "net.ipv6" } else { "net.ipv4" };
         Failure::new(
             ErrorClass::Unsupported,
             format!(
                 "cannot open an ICMP socket: unprivileged (SOCK_DGRAM) and raw (SOCK_RAW) both failed ({}); \
-                 allow the worker's group in {sysctl}.ping_group_range, or grant it NET_RAW",
+                 allow the worker's group in net.ipv4.ping_group_range, or grant it NET_RAW",
                 e.kind()
             ),
         )
