@@ -5,8 +5,10 @@
 //! The socket is an unprivileged ICMP socket (`SOCK_DGRAM`) where the
 //! kernel allows it (`net.ipv4.ping_group_range` holds the process's
 //! group: the chart sets it), a raw socket otherwise (root or `NET_RAW`).
-//! One socket per check: the kernel then hands each check only its own
-//! replies, as a fresh connection does for the other kinds.
+//! An unprivileged socket per check: the kernel then hands each check only
+//! its own replies, as a fresh connection does for the other kinds. Raw
+//! sockets see every reply: the checks share one, and their identifiers
+//! tell their replies apart.
 //!
 //! Phases: dns, then rtt min/avg/max over the answered requests. The
 //! requests go out [`PACKET_GAP`] apart (closer when the timeout is short)
@@ -15,6 +17,7 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use surge_ping::{Client, Config, PingIdentifier, PingSequence, SurgeError, ICMP};
@@ -34,14 +37,22 @@ pub const PACKET_GAP: Duration = Duration::from_millis(100);
 /// Payload of each echo request: 56 bytes, as ping(8) sends.
 const PAYLOAD: [u8; 56] = [0x5a; 56];
 
-/// Runs ICMP checks. Cheap to share.
+/// Runs ICMP checks. Cheap to share; lives in one tokio runtime (a shared
+/// raw socket's receiving task runs in the runtime that opened it).
 pub struct IcmpProbe {
     deny: DenyList,
+    /// The raw sockets (IPv4, IPv6) every check shares once the kernel has
+    /// refused an unprivileged one: every raw ICMP socket receives every
+    /// reply that reaches the host, so one per check would make each reply
+    /// be read once per check in flight (the probe bench measured 32 times
+    /// the CPU, and replies dropped from full buffers at 256 in flight).
+    /// Checks tell their replies apart by their identifier.
+    raw: [Mutex<Option<Client>>; 2],
 }
 
 impl IcmpProbe {
     pub fn new(deny: DenyList) -> IcmpProbe {
-        IcmpProbe { deny }
+        IcmpProbe { deny, raw: [Mutex::new(None), Mutex::new(None)] }
     }
 
     pub async fn run(&self, spec: &CheckSpec) -> CheckOutcome {
@@ -55,7 +66,10 @@ impl IcmpProbe {
         };
         // The echo requests end by the deadline themselves (a lost one
         // counts as lost, not as a timeout of the whole check).
-        let verdict = ping(spec, target, &mut run.progress).await;
+        let verdict = match self.socket(target) {
+            Ok((client, socket)) => ping(spec, target, &client, socket, &mut run.progress).await,
+            Err(failure) => Err(failure),
+        };
         // max_response_time is judged on the average round trip, not here.
         run.finish(Some(verdict), None)
     }
@@ -72,22 +86,46 @@ impl IcmpProbe {
     }
 }
 
+impl IcmpProbe {
+    /// The socket a check pings from, and its name for messages: a fresh
+    /// unprivileged one (the kernel gives each only its own replies), or
+    /// the shared raw one once the kernel has refused unprivileged ones
+    /// (which it then does for the life of the process).
+    fn socket(&self, target: IpAddr) -> Result<(Client, &'static str), Failure> {
+        let shared = &self.raw[usize::from(target.is_ipv6())];
+        let lock = || shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = lock().as_ref() {
+            return Ok((client.clone(), RAW));
+        }
+        let client = open_socket(target)?;
+        if client.get_socket().get_type() != socket2::Type::RAW {
+            return Ok((client, DGRAM));
+        }
+        Ok((lock().get_or_insert(client).clone(), RAW))
+    }
+}
+
+/// The sockets, named for messages.
+const RAW: &str = "raw (SOCK_RAW)";
+const DGRAM: &str = "unprivileged (SOCK_DGRAM)";
+
 /// Sends the echo requests to `target` and judges the answers.
-async fn ping(spec: &CheckSpec, target: IpAddr, p: &mut Progress) -> Verdict {
+async fn ping(
+    spec: &CheckSpec,
+    target: IpAddr,
+    client: &Client,
+    socket: &'static str,
+    p: &mut Progress,
+) -> Verdict {
     let packets = spec.packets.unwrap_or(DEFAULT_PACKETS).clamp(1, MAX_PACKETS);
-    let client = open_socket(target)?;
-    let socket = socket_name(&client);
     let deadline = p.deadline;
     let gap = PACKET_GAP.min(deadline.saturating_duration_since(Instant::now()) / (2 * packets));
     let ident = next_ident();
-    let sends = (0..packets).map(|i| {
-        let client = &client;
-        async move {
-            tokio::time::sleep(gap * i).await;
-            let mut pinger = client.pinger(target, ident).await;
-            pinger.timeout(deadline.saturating_duration_since(Instant::now()));
-            pinger.ping(PingSequence(i as u16), &PAYLOAD).await
-        }
+    let sends = (0..packets).map(|i| async move {
+        tokio::time::sleep(gap * i).await;
+        let mut pinger = client.pinger(target, ident).await;
+        pinger.timeout(deadline.saturating_duration_since(Instant::now()));
+        pinger.ping(PingSequence(i as u16), &PAYLOAD).await
     });
     let answers = futures_util::future::join_all(sends).await;
     let mut rtts = Vec::with_capacity(answers.len());
@@ -135,15 +173,6 @@ fn open_socket(target: IpAddr) -> Result<Client, Failure> {
             ),
         )
     })
-}
-
-/// Which kind of socket the client opened, for messages.
-fn socket_name(client: &Client) -> &'static str {
-    if client.get_socket().get_type() == socket2::Type::RAW {
-        "raw (SOCK_RAW)"
-    } else {
-        "unprivileged (SOCK_DGRAM)"
-    }
 }
 
 /// What came back from the echo requests of one check.
@@ -211,7 +240,7 @@ mod tests {
     use super::*;
 
     fn answers<'a>(packets: u32, rtts: &'a [f64], send_error: Option<&'a str>) -> Answers<'a> {
-        Answers { target: [192, 0, 2, 1].into(), packets, rtts, send_error, socket: "raw (SOCK_RAW)" }
+        Answers { target: [192, 0, 2, 1].into(), packets, rtts, send_error, socket: RAW }
     }
 
     #[test]
