@@ -1,70 +1,90 @@
-//! The probe bench's rows for the network kinds beyond HTTP (TCP, TLS,
-//! DNS): checks per second and CPU milliseconds per check of the prober
-//! (`probe::Prober`, the code the worker runs for each job) against a
-//! local server of each kind, in the same run as the HTTP rows.
+//! The probe bench's rows for the check kinds beyond HTTP: checks per
+//! second and CPU per check of the prober the worker runs
+//! (`sentryk8s::probe::Prober`), one kind at a time, against a local
+//! server, in the same run as the HTTP rows.
 //!
-//! The prober runs in process, on a runtime of its own whose threads are
-//! named `kind-prober`, and its CPU is the sum of those threads' (from
-//! `/proc/self/task/*/stat`); the local servers run on another runtime
-//! (`kind-target` threads), counted apart. No queue and no database: the
-//! HTTP row's worker figure adds those, the same for every kind.
+//! The checks run on a thread of their own (a current-thread runtime, so
+//! every task of a check, hyper's HTTP/2 tasks and surge-ping's receiver
+//! included, runs there) and that thread's CPU (getrusage RUSAGE_THREAD:
+//! user + system, the kernel's work on its sockets included) is the cost.
+//! The targets run on other threads and are not counted. These rows
+//! measure the probe alone: the queue and PostgreSQL, the same for every
+//! kind, are the HTTP row's.
 //!
-//! Knobs: BENCH_KIND_CHECKS (per kind, default 20000),
-//! BENCH_KIND_CONCURRENCY (checks at once, default 64).
+//! One function per kind (`stream_rows` for TCP, TLS and DNS, `icmp_rows`,
+//! `grpc_row`); a kind added later adds one beside them and one line in
+//! [`rows`].
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use sentryk8s::model::CheckSpec;
+use sentryk8s::net::deny::DenyList;
 use sentryk8s::probe::{Prober, ProberOptions};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The report's section for the kinds' rows.
-pub fn section(rows: &[KindRow]) -> String {
-    let mut md = String::from(
-        "\n## Network kinds (the prober in process, against a local server of each kind)\n\n\
-         | kind | checks/s | CPU ms per check (prober) | target CPU ms per check | up |\n|---|---|---|---|---|\n",
-    );
-    for r in rows {
-        md.push_str(&format!(
-            "| {} | {:.0} | {:.3} | {:.3} | {} of {} |\n",
-            r.kind, r.per_second, r.cpu_ms, r.target_cpu_ms, r.ok, r.total
-        ));
-    }
-    md.push_str(
-        "\nEach check on a new connection (a new UDP socket for DNS), the prober on one runtime thread, \
-         the servers on another; CPU from /proc/self/task of each runtime's threads. No queue and no \
-         database: the worker row above adds those, the same for every kind.\n",
-    );
-    md
-}
+#[path = "../tests/integration/support/grpc.rs"]
+mod grpc;
 
 /// One kind's figures.
 pub struct KindRow {
-    pub kind: &'static str,
+    pub name: String,
+    pub target: String,
     pub per_second: f64,
     pub cpu_ms: f64,
-    pub target_cpu_ms: f64,
     pub ok: u64,
     pub total: u64,
 }
 
-/// CPU seconds of this process's threads named `name`.
-fn threads_cpu(name: &str) -> f64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
-    tasks
-        .filter_map(Result::ok)
-        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
-        .map(|t| {
-            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-            let f: Vec<f64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
-            (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0))
-                / super::common::clock_ticks()
-        })
-        .sum()
+/// Every kind's rows. Knobs: BENCH_KIND_CHECKS (checks per kind, default
+/// 20000; ICMP runs a tenth of it: each check waits 200 ms between its
+/// three requests), BENCH_KIND_CONCURRENCY (default 64).
+pub fn rows() -> Vec<KindRow> {
+    let checks = crate::common::env_or("BENCH_KIND_CHECKS", 20_000);
+    let concurrency = crate::common::env_or("BENCH_KIND_CONCURRENCY", 64);
+    let mut rows = stream_rows(checks, concurrency);
+    rows.extend(icmp_rows((checks / 10).max(100), concurrency * 4));
+    rows.push(grpc_row(checks, concurrency));
+    rows
+}
+
+/// TCP (connect, banner), TLS (handshake, certificate) and DNS (a UDP
+/// question) against the local servers of [`targets`].
+fn stream_rows(total: u64, concurrency: u64) -> Vec<KindRow> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("target runtime");
+    let (tcp, tls, dns) = runtime.block_on(targets());
+    let kinds = [
+        (
+            "TCP, connect and banner",
+            "a greeting listener, 1 thread",
+            json!({"kind": "tcp", "url": format!("tcp://{tcp}"), "timeout_ms": 5000,
+                   "expect": {"banner_contains": ["+OK"]}}),
+        ),
+        (
+            "TLS, handshake and certificate",
+            "rustls, self-signed, 1 thread",
+            json!({"kind": "tls", "url": format!("tls://{tls}"), "timeout_ms": 5000,
+                   "tls_verify": false, "expect": {"cert_days_left": 1}}),
+        ),
+        (
+            "DNS, a UDP question",
+            "one A record, 1 thread",
+            json!({"kind": "dns", "url": format!("dns://{dns}"), "timeout_ms": 5000,
+                   "dns": {"name": "bench.test", "type": "A"}, "expect": {"answers_include": ["127.0.0.1"]}}),
+        ),
+    ];
+    let rows =
+        kinds.into_iter().map(|(name, target, json)| measure(name, target, &spec(json), total, concurrency));
+    let rows = rows.collect();
+    drop(runtime);
+    rows
 }
 
 /// The local servers: TCP (greets), TLS (self-signed), DNS (one A record).
@@ -132,86 +152,143 @@ async fn targets() -> (SocketAddr, SocketAddr, SocketAddr) {
     (tcp_at, tls_at, dns_at)
 }
 
-/// Measures every kind, one after the other. Blocking: runs its own
-/// runtimes (call it from `spawn_blocking`).
-pub fn measure() -> Vec<KindRow> {
-    let total = super::common::env_or("BENCH_KIND_CHECKS", 20_000);
-    let concurrency = super::common::env_or("BENCH_KIND_CONCURRENCY", 64).max(1);
-    let target_rt = tokio::runtime::Builder::new_multi_thread()
+/// ICMP to 127.0.0.1 (3 echo requests, the default), once on raw sockets
+/// and once on unprivileged ones, as the chart's workers use: the bench
+/// sets net.ipv4.ping_group_range for each and restores it after.
+fn icmp_rows(total: u64, concurrency: u64) -> Vec<KindRow> {
+    const RANGE: &str = "/proc/sys/net/ipv4/ping_group_range";
+    let Ok(before) = std::fs::read_to_string(RANGE) else {
+        println!("!! {RANGE} cannot be read: ICMP rows skipped");
+        return Vec::new();
+    };
+    let spec = spec(serde_json::json!({"kind": "icmp", "url": "icmp://127.0.0.1", "timeout_ms": 2000}));
+    let mut rows = Vec::new();
+    for (socket, range) in [("raw sockets", "1 0"), ("unprivileged sockets", "0 2147483647")] {
+        if std::fs::write(RANGE, range).is_err() {
+            println!("!! cannot set {RANGE} (not root?): ICMP on {socket} skipped");
+            continue;
+        }
+        rows.push(measure(&format!("ICMP, {socket}"), "the kernel, 127.0.0.1", &spec, total, concurrency));
+    }
+    let _ = std::fs::write(RANGE, before.trim());
+    rows
+}
+
+/// gRPC health (grpc://, h2c) against tonic-health's server on hyper.
+fn grpc_row(total: u64, concurrency: u64) -> KindRow {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
-        .thread_name("kind-target")
         .enable_all()
         .build()
         .expect("target runtime");
-    let prober_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("kind-prober")
-        .enable_all()
-        .build()
-        .expect("prober runtime");
-    let (tcp, tls, dns) = target_rt.block_on(targets());
-    let prober = Arc::new(
-        Prober::new(ProberOptions {
-            body_limit: 1 << 20,
-            user_agent: "bench".into(),
-            deny: Default::default(),
+    let server = runtime.block_on(grpc::HealthServer::start()).expect("gRPC health server");
+    let spec = spec(serde_json::json!({
+        "kind": "grpc", "url": format!("grpc://{}", server.addr), "timeout_ms": 5000
+    }));
+    let row =
+        measure("gRPC health, grpc:// (h2c)", "tonic-health on hyper, 1 thread", &spec, total, concurrency);
+    drop(server);
+    row
+}
+
+fn spec(json: serde_json::Value) -> CheckSpec {
+    serde_json::from_value(json).expect("bench spec")
+}
+
+/// Runs `total` checks of `spec`, `concurrency` at once, after a warm-up,
+/// on a thread of its own, and measures that thread.
+fn measure(name: &str, target: &str, spec: &CheckSpec, total: u64, concurrency: u64) -> KindRow {
+    let spec = spec.clone();
+    let (secs, cpu, ok) = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            let options = ProberOptions {
+                body_limit: 1 << 20,
+                user_agent: "sentryk8s-bench".into(),
+                deny: DenyList::default(),
+            };
+            let prober = Arc::new(Prober::new(options).expect("prober"));
+            run_many(&prober, &spec, (total / 20).max(10), concurrency).await;
+            let (t0, cpu0) = (Instant::now(), thread_cpu_seconds());
+            let ok = run_many(&prober, &spec, total, concurrency).await;
+            (t0.elapsed().as_secs_f64(), thread_cpu_seconds() - cpu0, ok)
         })
-        .expect("prober"),
+    })
+    .join()
+    .expect("bench thread");
+    let row = KindRow {
+        name: name.to_string(),
+        target: target.to_string(),
+        per_second: total as f64 / secs,
+        cpu_ms: cpu * 1000.0 / total as f64,
+        ok,
+        total,
+    };
+    println!(
+        "{}: {:.0} checks/s, {:.3} ms CPU per check, {ok} of {total} up",
+        row.name, row.per_second, row.cpu_ms
     );
-    let kinds: [(&'static str, serde_json::Value); 3] = [
-        (
-            "tcp (connect, banner)",
-            json!({"kind": "tcp", "url": format!("tcp://{tcp}"), "timeout_ms": 5000,
-            "expect": {"banner_contains": ["+OK"]}}),
-        ),
-        (
-            "tls (handshake, certificate)",
-            json!({"kind": "tls", "url": format!("tls://{tls}"), "timeout_ms": 5000,
-            "tls_verify": false, "expect": {"cert_days_left": 1}}),
-        ),
-        (
-            "dns (udp question, answers)",
-            json!({"kind": "dns", "url": format!("dns://{dns}"), "timeout_ms": 5000,
-            "dns": {"name": "bench.test", "type": "A"}, "expect": {"answers_include": ["127.0.0.1"]}}),
-        ),
-    ];
-    let mut rows = Vec::new();
-    for (kind, spec) in kinds {
-        let spec: Arc<CheckSpec> = Arc::new(serde_json::from_value(spec).expect("spec"));
-        let (cpu0, target0, t0) = (threads_cpu("kind-prober"), threads_cpu("kind-target"), Instant::now());
-        let ok = prober_rt.block_on(async {
-            let mut tasks = tokio::task::JoinSet::new();
-            let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            for _ in 0..concurrency {
-                let (prober, spec, next) = (prober.clone(), spec.clone(), next.clone());
-                tasks.spawn(async move {
-                    let mut ok = 0u64;
-                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
-                        ok += u64::from(prober.run(&spec).await.success);
-                    }
-                    ok
-                });
+    row
+}
+
+/// `total` checks, `concurrency` at a time, on this thread; how many were up.
+async fn run_many(prober: &Prober, spec: &CheckSpec, total: u64, concurrency: u64) -> u64 {
+    let next = AtomicU64::new(0);
+    let ok = AtomicU64::new(0);
+    let lane = || async {
+        while next.fetch_add(1, Ordering::Relaxed) < total {
+            if prober.run(spec).await.success {
+                ok.fetch_add(1, Ordering::Relaxed);
             }
-            let mut ok = 0;
-            while let Some(done) = tasks.join_next().await {
-                ok += done.unwrap_or(0);
-            }
-            ok
-        });
-        let secs = t0.elapsed().as_secs_f64();
-        let row = KindRow {
-            kind,
-            per_second: total as f64 / secs,
-            cpu_ms: (threads_cpu("kind-prober") - cpu0) * 1000.0 / total as f64,
-            target_cpu_ms: (threads_cpu("kind-target") - target0) * 1000.0 / total as f64,
-            ok,
-            total,
-        };
-        println!(
-            "{kind}: {:.0} checks/s, {:.3} ms CPU per check ({ok} of {total} up)",
-            row.per_second, row.cpu_ms
-        );
-        rows.push(row);
+        }
+    };
+    futures_util::future::join_all((0..concurrency).map(|_| lane())).await;
+    ok.load(Ordering::Relaxed)
+}
+
+/// CPU seconds (user + system) of the calling thread.
+fn thread_cpu_seconds() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_THREAD)
+        .map(|u| {
+            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+            t(u.user_time()) + t(u.system_time())
+        })
+        .unwrap_or(0.0)
+}
+
+/// The rows as a section of the report, and as CSV rows.
+pub fn markdown(rows: &[KindRow]) -> String {
+    let mut md = String::from(
+        "\n## Other check kinds (the prober alone)\n\n\
+         | kind | target | checks/s | CPU ms per check | up |\n|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        md.push_str(&format!(
+            "| {} | {} | {:.0} | {:.3} | {} of {} |\n",
+            r.name, r.target, r.per_second, r.cpu_ms, r.ok, r.total
+        ));
     }
-    rows
+    md.push_str(
+        "\nEach kind's checks run in process on one thread of their own (a current-thread runtime) and \
+         its CPU, user + system from getrusage(RUSAGE_THREAD), is the cost: the probe with its sockets, \
+         not the queue or PostgreSQL (the HTTP rows above carry those). A fresh socket or connection per \
+         check, as the worker does. ICMP checks send 3 echo requests 100 ms apart, so their throughput is \
+         bounded by the concurrency, not the CPU; on raw sockets every socket sees every reply.\n",
+    );
+    md
+}
+
+pub fn csv_rows(rows: &[KindRow]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| {
+            vec![
+                format!("\"{}\"", r.name),
+                format!("{:.1}", r.per_second),
+                format!("{:.4}", r.cpu_ms),
+                r.ok.to_string(),
+                r.total.to_string(),
+            ]
+        })
+        .collect()
 }

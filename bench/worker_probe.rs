@@ -46,15 +46,14 @@
 //! BENCH_KINDS_ONLY=1 (only the network kinds' rows, to
 //! bench/results/worker_probe_kinds.md).
 //!
-//! In the same run, `probe_kinds.rs` measures the TCP, TLS and DNS
-//! probes against local servers of their own (one row per kind).
+//! In the same run, `probe_kinds.rs` measures the TCP, TLS, DNS, ICMP and
+//! gRPC probes against local servers (one row per kind).
 //!
 //! Writes bench/results/worker_probe.md, worker_probe.csv and
 //! worker_probe.svg.
 
 #[path = "common/mod.rs"]
 mod common;
-#[path = "probe_kinds.rs"]
 mod probe_kinds;
 
 use std::collections::{BTreeMap, HashMap};
@@ -248,8 +247,8 @@ async fn main() {
     let worker_only = env_or("BENCH_WORKER_ONLY", 0) == 1;
     if env_or("BENCH_KINDS_ONLY", 0) == 1 {
         // The network kinds' rows alone (no nginx, broker or database).
-        let kinds = tokio::task::spawn_blocking(probe_kinds::measure).await.unwrap_or_default();
-        common::write_result("worker_probe_kinds.md", &probe_kinds::section(&kinds));
+        let kinds = tokio::task::spawn_blocking(probe_kinds::rows).await.expect("kind rows");
+        common::write_result("worker_probe_kinds.md", &probe_kinds::markdown(&kinds));
         return;
     }
     let header = common::report_header(
@@ -501,9 +500,13 @@ async fn main() {
     bench_queue.delete().await;
     db.drop_db().await;
     drop(nginx);
-    // The network kinds beyond HTTP, in the same run.
-    let kinds = tokio::task::spawn_blocking(probe_kinds::measure).await.unwrap_or_default();
-    report(&header, target_name, &url, &measured, &written, pg_ms, &probe_kinds::section(&kinds));
+    // The other check kinds, the prober alone (bench/probe_kinds.rs); on a
+    // blocking thread: it builds runtimes of its own.
+    let kinds = match worker_only {
+        true => Vec::new(),
+        false => tokio::task::spawn_blocking(probe_kinds::rows).await.expect("kind rows"),
+    };
+    report(&header, target_name, &url, &measured, &written, pg_ms, &kinds);
 }
 
 fn report(
@@ -513,7 +516,7 @@ fn report(
     measured: &[Measured],
     written: &RowsWritten,
     pg_ms: f64,
-    kinds: &str,
+    kinds: &[probe_kinds::KindRow],
 ) {
     let mut md = String::from(header);
     let _ = writeln!(md, "- target: {target} at {url}, the same for every prober, in one run\n");
@@ -567,7 +570,12 @@ fn report(
          under its name), read before the worker starts and after it has stopped (its backends flush their \
          statistics as they exit); an upsert that updates counts as updated.\n",
     );
-    md.push_str(kinds);
+    md.push_str(&probe_kinds::markdown(kinds));
+    common::write_csv(
+        "worker_probe_kinds.csv",
+        &["kind", "checks_per_s", "cpu_ms_per_check", "up", "checks"],
+        &probe_kinds::csv_rows(kinds),
+    );
     common::write_result("worker_probe.md", &md);
     println!("\n{md}");
     let rows: Vec<Vec<String>> = measured

@@ -21,6 +21,8 @@
 //!   127.0.0.1:18443 (a self-signed certificate for localhost, made at
 //!   start), and a DNS server on 127.0.0.1:18053 (UDP: `demo.test` has the
 //!   A records 127.0.0.1 and 127.0.0.2; other names are NXDOMAIN).
+//! - a gRPC health server on 127.0.0.1:18051 (h2c): `demo.Greeter` is
+//!   SERVING, `demo.Legacy` NOT_SERVING.
 //!
 //! `cargo run --example demo_target`.
 
@@ -34,6 +36,13 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+
+/// The gRPC health server the tests run too (tonic-health on hyper). The
+/// standalone test includes this file beside the test support, which holds
+/// it already: the same file twice, on purpose.
+#[allow(clippy::duplicate_mod)]
+#[path = "../tests/integration/support/grpc.rs"]
+mod grpc;
 
 pub async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
@@ -222,8 +231,11 @@ async fn main() -> std::io::Result<()> {
     let line = TcpListener::bind("127.0.0.1:18083").await?;
     let tls = TcpListener::bind("127.0.0.1:18443").await?;
     let dns = tokio::net::UdpSocket::bind("127.0.0.1:18053").await?;
+    let health = grpc::HealthServer::on(TcpListener::bind("127.0.0.1:18051").await?, None)?;
+    health.set("demo.Greeter", grpc::ServingStatus::Serving).await;
+    health.set("demo.Legacy", grpc::ServingStatus::NotServing).await;
     eprintln!("[demo] site on http://127.0.0.1:18080, alerts on :18090, mail on :18025");
-    eprintln!("[demo] tcp on :18083, tls on :18443, dns on udp :18053");
+    eprintln!("[demo] tcp on :18083, tls on :18443, dns on udp :18053, gRPC health on :18051");
     tokio::try_join!(
         serve(site),
         serve_http(alerts, receive_alert),

@@ -394,6 +394,53 @@ class RenderedObjects(unittest.TestCase):
                         self.assertIn("resources", c)
                         self.assertIn("requests", c["resources"])
 
+    def test_workers_get_the_ping_sysctl_and_stay_restricted(self):
+        # ICMP checks open unprivileged ICMP sockets: the worker pod's group
+        # must be in net.ipv4.ping_group_range, set as a pod sysctl (a safe,
+        # namespaced one the restricted Pod Security profile allows) instead
+        # of granting NET_RAW.
+        ping = {"name": "net.ipv4.ping_group_range", "value": "0 2147483647"}
+        # The sysctls the baseline (hence restricted) profile allows.
+        safe = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+                "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range"}
+        for value_set in VALUE_SETS:
+            with self.subTest(values=value_set or "defaults"):
+                objects = render(value_set)
+                worker = pod_spec(one(objects, "Deployment", "worker"))
+                sysctls = worker["securityContext"].get("sysctls")
+                self.assertEqual(sysctls, [ping])
+                self.assertEqual(worker["securityContext"]["runAsUser"], 65532, "podSecurityContext kept")
+                for c in containers(worker):
+                    self.assertNotIn("add", c["securityContext"].get("capabilities", {}), c["name"])
+                for obj in objects:
+                    spec = pod_spec(obj)
+                    if spec is None or labels(obj).get("app.kubernetes.io/component") == "worker":
+                        continue
+                    self.assertNotIn("sysctls", spec.get("securityContext") or {}, obj["metadata"]["name"])
+                for sysctl in sysctls:
+                    self.assertIn(sysctl["name"], safe)
+        # podSecurityContext's own sysctls stay, the workers' are added.
+        extra = ["podSecurityContext.sysctls[0].name=net.ipv4.ip_local_port_range",
+                 "podSecurityContext.sysctls[0].value=32768 60999"]
+        objects = render(extra=extra)
+        worker = pod_spec(one(objects, "Deployment", "worker"))
+        self.assertEqual([s["name"] for s in worker["securityContext"]["sysctls"]],
+                         ["net.ipv4.ip_local_port_range", "net.ipv4.ping_group_range"])
+        self.assertEqual(len(pod_spec(one(objects, "Deployment", "web"))["securityContext"]["sysctls"]), 1)
+        # Turned off: no sysctls at all.
+        off = pod_spec(one(render(extra=["worker.sysctls=null"]), "Deployment", "worker"))
+        self.assertNotIn("sysctls", off["securityContext"])
+        # The issue's Kubernetes versions accept the worker Deployment as rendered.
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as rendered:
+            rendered.write(yaml.safe_dump(one(render(), "Deployment", "worker")))
+            rendered.flush()
+            for version in ("1.29.0", "1.33.0"):
+                result = subprocess.run(["kubernetes-validate", "--strict", "-k", version, rendered.name],
+                                        capture_output=True, text=True)
+                out = result.stdout + result.stderr
+                self.assertEqual(result.returncode, 0, out)
+                self.assertIn(" passed ", out)
+
     def test_long_running_roles_probe_drain_and_log_json(self):
         objects = render()
         config = tomllib.loads(main_config(objects))

@@ -390,12 +390,12 @@ fn build_request(url: &Url, out: &Outgoing<'_>, h2: bool) -> Result<Request<Full
 }
 
 /// How long hyper's HTTP/2 background tasks may outlive the check's deadline.
-const DEADLINE_GRACE: Duration = Duration::from_secs(1);
+pub const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
 /// Spawns hyper's background tasks so that they end at a deadline.
 #[derive(Clone)]
-struct DeadlineExecutor {
-    deadline: Instant,
+pub struct DeadlineExecutor {
+    pub deadline: Instant,
 }
 
 impl<F> hyper::rt::Executor<F> for DeadlineExecutor

@@ -11,13 +11,17 @@
 //! - `run.rs` — the clock, deadline and outcome every other kind shares;
 //! - `tcp.rs` — connect, `send`, banner; or assert a port is closed;
 //! - `tls.rs` — STARTTLS, handshake, certificate and protocol version;
-//! - `dns.rs` — one question, every answer judged.
+//! - `dns.rs` — one question, every answer judged;
+//! - `icmp.rs` — echo requests, their loss and round trips;
+//! - `grpc.rs` — the gRPC health call on a fresh HTTP/2 connection.
 //!
 //! It knows nothing of queues, batches or state: those stay with the role.
 
 pub mod assertions;
 pub mod dns;
+pub mod grpc;
 pub mod http;
+pub mod icmp;
 pub mod run;
 pub mod tcp;
 pub mod tls;
@@ -100,6 +104,8 @@ pub struct Prober {
     tcp: tcp::TcpProbe,
     tls: tls::TlsProbe,
     dns: dns::DnsProbe,
+    icmp: icmp::IcmpProbe,
+    grpc: grpc::GrpcProbe,
 }
 
 impl Prober {
@@ -115,7 +121,9 @@ impl Prober {
         let tcp = tcp::TcpProbe::new(options.deny.clone());
         let tls = tls::TlsProbe::new(options.deny.clone())?;
         let dns = dns::DnsProbe::new(options.deny.clone());
-        Ok(Prober { http, tcp, tls, dns })
+        let icmp = icmp::IcmpProbe::new(options.deny.clone());
+        let grpc = grpc::GrpcProbe::new(options.deny.clone())?;
+        Ok(Prober { http, tcp, tls, dns, icmp, grpc })
     }
 
     /// Runs one check to its outcome; never panics, never outlives the
@@ -131,6 +139,8 @@ impl Prober {
             CheckKind::Tcp => Box::pin(self.tcp.run(spec)),
             CheckKind::Tls => Box::pin(self.tls.run(spec)),
             CheckKind::Dns => Box::pin(self.dns.run(spec)),
+            CheckKind::Icmp => Box::pin(self.icmp.run(spec)),
+            CheckKind::Grpc => Box::pin(self.grpc.run(spec)),
             other => Box::pin(not_run(other)),
         };
         Either::Right(other)

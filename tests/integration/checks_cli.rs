@@ -492,18 +492,18 @@ async fn list_shows_what_is_declared_in_three_formats() {
         "",
     );
     assert_eq!(run.code, Some(0), "{}", run.all());
-    assert!(run.stdout.contains("16 created"), "{}", run.stdout);
+    assert!(run.stdout.contains("18 created"), "{}", run.stdout);
 
     let table = sentryk8s(Some(&db), &dir, &["checks", "list"], &[], "");
     assert_eq!(table.code, Some(0), "{}", table.all());
     assert!(table.stdout.starts_with("NAME "), "{}", table.stdout);
     assert!(table.stdout.contains("health "), "{}", table.stdout);
-    assert!(table.stdout.ends_with("16 checks declared\n"));
+    assert!(table.stdout.ends_with("18 checks declared\n"));
 
     let json = sentryk8s(Some(&db), &dir, &["checks", "list", "-o", "json"], &[], "");
     let listed: serde_json::Value = serde_json::from_str(&json.stdout).expect("list -o json is JSON");
     let listed = listed.as_array().expect("an array");
-    assert_eq!(listed.len(), 16);
+    assert_eq!(listed.len(), 18);
     let health = listed.iter().find(|c| c["name"] == "health").expect("health listed");
     assert_eq!(health["enabled"], true);
     assert_eq!(health["interval_ms"], 5000);

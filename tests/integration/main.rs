@@ -24,6 +24,8 @@ mod migrate;
 mod ops;
 mod postgres_tls;
 mod probe_dns;
+mod probe_grpc;
+mod probe_icmp;
 mod probe_tcp;
 mod probe_tls;
 mod probe_worker_kinds;

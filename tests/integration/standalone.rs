@@ -16,6 +16,8 @@ async fn standalone_runs_the_example_file_to_the_right_states() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = listener.local_addr().unwrap();
     tokio::spawn(demo_target::serve(listener));
+    let health = crate::support::grpc::HealthServer::start().await.unwrap();
+    health.set("demo.Greeter", crate::support::grpc::ServingStatus::Serving).await;
     let closed = free_port();
     // The servers of the other kinds, on ports of this test.
     let line = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -35,7 +37,8 @@ async fn standalone_runs_the_example_file_to_the_right_states() {
         .replace("127.0.0.1:18081", &format!("127.0.0.1:{closed}"))
         .replace("127.0.0.1:18083", &line_at.to_string())
         .replace("127.0.0.1:18443", &tls_at.to_string())
-        .replace("127.0.0.1:18053", &dns_at.to_string());
+        .replace("127.0.0.1:18053", &dns_at.to_string())
+        .replace("127.0.0.1:18051", &health.addr.to_string());
     let dir = std::env::temp_dir().join(crate::support::unique_name("sk-standalone"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("checks.yaml");
@@ -78,6 +81,8 @@ async fn standalone_runs_the_example_file_to_the_right_states() {
         ("dns-answers", "up"),
         // Not pinged, but new: not late before its first deadline.
         ("demo-heartbeat", "up"),
+        ("loopback-ping", "up"),
+        ("greeter-grpc", "up"),
     ]
     .into_iter()
     .collect();

@@ -395,18 +395,33 @@ enableServiceLinks is off because Kubernetes would otherwise inject
 <SERVICE>_PORT… variables for every Service in the namespace.
 */}}
 {{- define "sentryk8s.podCommon" -}}
+{{- include "sentryk8s.podCommonWithSysctls" (dict "root" . "sysctls" list) -}}
+{{- end -}}
+
+{{/*
+sentryk8s.podCommonWithSysctls: sentryk8s.podCommon, with the pod sysctls of
+one role ("sysctls", a list of name/value) added to podSecurityContext's own.
+*/}}
+{{- define "sentryk8s.podCommonWithSysctls" -}}
+{{- $root := .root -}}
+{{- $securityContext := deepCopy $root.Values.podSecurityContext -}}
+{{- if .sysctls -}}
+{{- $_ := set $securityContext "sysctls" (concat (default list $securityContext.sysctls) .sysctls) -}}
+{{- end -}}
+{{- with $root -}}
 serviceAccountName: {{ include "sentryk8s.serviceAccountName" . }}
 automountServiceAccountToken: false
 enableServiceLinks: false
 terminationGracePeriodSeconds: {{ include "sentryk8s.terminationGracePeriodSeconds" . }}
 securityContext:
-  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+  {{- toYaml $securityContext | nindent 2 }}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
   {{- range . }}
   - name: {{ . }}
   {{- end }}
 {{- end }}
+{{- end -}}
 {{- end -}}
 
 {{/* sentryk8s.volumes: the config file and a writable /tmp (the root filesystem is read-only). */}}

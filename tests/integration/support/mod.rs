@@ -14,6 +14,7 @@ pub mod broker;
 pub mod browser;
 pub mod db;
 pub mod fleet;
+pub mod grpc;
 pub mod http;
 pub mod jobs;
 pub mod proxy;
