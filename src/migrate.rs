@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { name: "0004_retention.sql", sql: include_str!("../migrations/0004_retention.sql") },
     Migration { name: "0005_history.sql", sql: include_str!("../migrations/0005_history.sql") },
     Migration { name: "0006_web.sql", sql: include_str!("../migrations/0006_web.sql") },
+    Migration { name: "0007_rollup_totals.sql", sql: include_str!("../migrations/0007_rollup_totals.sql") },
 ];
 
 /// Advisory lock key: "sentryk8s" in ASCII, so it is recognisable in pg_locks.
