@@ -228,7 +228,7 @@ pub async fn rebuild(
         let fix = corrections(&expected, &stored);
         report.add(&fix);
         if !fix.is_empty() {
-            write(&mut client, &fix).await?;
+            apply_corrections(&mut client, &fix).await?;
         }
         if chunks > 1 {
             tracing::info!(
@@ -248,7 +248,10 @@ pub async fn rebuild(
 /// Applies one chunk's corrections in one transaction, retrying a
 /// deadlock with a concurrent writer (the increments stay valid whenever
 /// they are applied, exactly once).
-async fn write(client: &mut deadpool_postgres::Client, fix: &Corrections) -> Result<(), RebuildError> {
+pub async fn apply_corrections(
+    client: &mut deadpool_postgres::Client,
+    fix: &Corrections,
+) -> Result<(), RebuildError> {
     let mut attempt = 0;
     loop {
         attempt += 1;

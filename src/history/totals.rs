@@ -202,7 +202,7 @@ mod tests {
                 // A window [from, from + len) of days.
                 let (a, b) = (from * DAY_MS, (from + len) * DAY_MS);
                 let mut summed = Tally::default();
-                for ((_, day), t) in after.range((c, a)..(c, b)) {
+                for (_, t) in after.range((c, a)..(c, b)) {
                     summed.merge(t);
                 }
                 let hi = at(&totals, c, b - 1);

@@ -15,6 +15,7 @@ mod fuzz_regressions;
 mod history_cli;
 mod history_live;
 mod history_rebuild;
+mod history_totals;
 mod http_check;
 mod lease_release;
 mod logs;
