@@ -4,11 +4,13 @@
 //! take, through the real API (`sentryk8s::history::report`):
 //!
 //! (a) a 30-day report of every check (`report::report`, answered from the
-//!     daily rollups: 31 rows per check summed in SQL);
+//!     cumulative daily totals: two rows per check);
 //! (b) the 90 daily bars of 100 checks (`report::bars`).
 //!
 //! and, for scale, (c) a 7-day report of every check (answered from the
-//! hourly rollups, 168 rows per check).
+//! hourly rollups, 168 rows per check), and for comparison (a′) the sums
+//! of (a) as they were read before the totals existed: the 31 daily rows
+//! per check summed in SQL (`store::sum_rollup_rows`, the sums alone).
 //!
 //! The data: a fresh database migrated by the real code (`bench/common`),
 //! 10,000 checks (intervals 30 s, 60 s, 5 min; labels), one `rollup_days`
@@ -18,7 +20,8 @@
 //! down time, no data or maintenance; runs and failures from the interval;
 //! 40-element latency histograms with four non-zero buckets around each
 //! check's typical latency), three incidents per check over the 90 days;
-//! then VACUUM ANALYZE. Each read runs warm: 3 unmeasured runs, then
+//! the daily totals counted from the daily rows by the rebuild's own
+//! recount (`store::recount_day_totals`); then VACUUM ANALYZE. Each read runs warm: 3 unmeasured runs, then
 //! BENCH_RUNS (default 20) timed ones; median and p95 of the wall time the
 //! caller sees (query, transfer, decoding into `Report` / `Tally`).
 //!
@@ -43,6 +46,7 @@ use chrono::{DateTime, Utc};
 use common::{env_or, percentile};
 use sentryk8s::history::buckets::{from_ms, to_ms, Granularity};
 use sentryk8s::history::report::{self, Retention, Selection, Source};
+use sentryk8s::history::store;
 
 /// Builds one day's or hour's rows for every check: `$1`/`$2` the first and
 /// last bucket, `$3` the bucket width in ms, `$4`–`$6` the chances that a
@@ -175,14 +179,19 @@ async fn main() {
     load("rollup_hours", this_hour - (hours as i64 - 1) * hour_ms, this_hour, hour_ms, (0.01, 0.005, 0.002))
         .await;
     let incidents = client.execute(INCIDENTS, &[&(days as i32)]).await.expect("insert incidents");
-    for table in ["checks", "rollup_days", "rollup_hours", "incidents"] {
+    let t0 = Instant::now();
+    let all_ids: Vec<i64> =
+        client.query("SELECT id FROM checks", &[]).await.expect("ids").iter().map(|r| r.get(0)).collect();
+    store::recount_day_totals(client, &all_ids).await.expect("count the daily totals");
+    println!("rollup_day_totals counted in {:.1} s", t0.elapsed().as_secs_f64());
+    for table in ["checks", "rollup_days", "rollup_hours", "rollup_day_totals", "incidents"] {
         client.batch_execute(&format!("VACUUM ANALYZE {table}")).await.expect("vacuum analyze");
     }
     let loaded = loading.elapsed().as_secs_f64();
     println!("loaded in {loaded:.0} s ({incidents} incidents)");
 
     let mut sizes = Vec::new();
-    for table in ["rollup_days", "rollup_hours", "incidents"] {
+    for table in ["rollup_days", "rollup_day_totals", "rollup_hours", "incidents"] {
         let row = client
             .query_one(
                 &format!(
@@ -249,6 +258,29 @@ async fn main() {
             samples,
         });
     }
+    // (a′): the sums of (a)'s window, summed from the daily rows.
+    let (from, to) = {
+        let r = report::report(client, now - chrono::Duration::days(30), now, now, retention, &all).await;
+        let r = r.expect("report");
+        (r.from, r.to)
+    };
+    let summed = store::sum_rollup_rows(client, Granularity::Day, None, from, to).await.expect("sum rows");
+    let totals = store::sum_day_totals(client, None, from, to).await.expect("totals");
+    assert!(summed == totals, "(a′) and (a) read the same sums");
+    let samples = time(runs, || async {
+        let s = store::sum_rollup_rows(client, Granularity::Day, None, from, to).await.expect("sum rows");
+        assert_eq!(s.len(), checks as usize);
+    })
+    .await;
+    timed.push(Timed {
+        name: "(a′) the sums of (a) from the daily rows (before the totals; for comparison)".into(),
+        api: "store::sum_rollup_rows(client, Granularity::Day, None, from, to)".into(),
+        detail: format!(
+            "{} checks, the same window; equal to what (a) reads from the totals (`store::sum_day_totals`)",
+            summed.len()
+        ),
+        samples,
+    });
     let first = report::bars(client, &bar_ids, bars_from, now, Granularity::Day).await.expect("bars");
     assert_eq!(first.len(), bar_ids.len());
     assert!(first.values().all(|b| b.len() == 90), "90 daily bars per check");
@@ -298,7 +330,7 @@ fn write_report(
     );
     md.push_str("| read | median ms | p95 ms | min ms | max ms | goal |\n|---|---|---|---|---|---|\n");
     for t in timed {
-        let goal = if t.name.starts_with("(c)") {
+        let goal = if t.name.starts_with("(c)") || t.name.starts_with("(a′)") {
             "—".to_string()
         } else if t.p95() < 200.0 {
             "< 200 ms: met".to_string()

@@ -259,7 +259,7 @@ pub async fn apply_corrections(
         let applied = async {
             store::upsert_rollups(&tx, &fix.deltas).await?;
             store::delete_empty_rollups(&tx, &fix.emptied).await?;
-            store::recount_day_totals(&tx, &fix.day_checks()).await?;
+            store::recount_day_totals(&*tx, &fix.day_checks()).await?;
             Ok::<_, tokio_postgres::Error>(())
         }
         .await;

@@ -69,7 +69,13 @@ fn batch(rng: &mut Lcg, days: &[i64]) -> Rollups {
             }
             if rng.next(5) == 0 {
                 let first_ms = today - day * DAY_MS + rng.next(24) as i64 * HOUR_MS;
-                let fact = MissedFact { check_id, first_ms, last_ms: first_ms + 2 * 20 * HOUR_MS, slots: 3, interval_ms: 20 * HOUR_MS };
+                let fact = MissedFact {
+                    check_id,
+                    first_ms,
+                    last_ms: first_ms + 2 * 20 * HOUR_MS,
+                    slots: 3,
+                    interval_ms: 20 * HOUR_MS,
+                };
                 rollup::add_missed(&mut rollups, &fact, None);
             }
         }
@@ -94,7 +100,10 @@ fn windows() -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
     let mut out = Vec::new();
     for (from, to) in [(45, -1), (30, 0), (40, 20), (7, 0), (1, 0), (0, -1), (25, 24), (60, 50), (33, 3)] {
         out.push((t - Duration::days(from), t - Duration::days(to)));
-        out.push((t - Duration::days(from) + Duration::hours(5), t - Duration::days(to) + Duration::minutes(90)));
+        out.push((
+            t - Duration::days(from) + Duration::hours(5),
+            t - Duration::days(to) + Duration::minutes(90),
+        ));
     }
     out
 }
@@ -104,7 +113,8 @@ fn windows() -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
 async fn assert_windows_match(client: &Client, what: &str) {
     let some: Vec<i64> = vec![2, 4, 77];
     for (from, to) in windows() {
-        let summed = store::sum_rollup_rows(client, Granularity::Day, None, from, to).await.expect("sum rows");
+        let summed =
+            store::sum_rollup_rows(client, Granularity::Day, None, from, to).await.expect("sum rows");
         let totals = store::sum_day_totals(client, None, from, to).await.expect("totals");
         assert_eq!(sorted(&totals), sorted(&summed), "{what}: window {from} → {to}, every check");
         let summed =
@@ -147,12 +157,18 @@ async fn seed_checks(client: &Client) {
 
 /// The rollups as stored, for the rebuild step.
 async fn stored_days(client: &Client, ids: &[i64]) -> Rollups {
-    store::rollup_rows(client, Granularity::Day, ids, today() - Duration::days(400), today() + Duration::days(1))
-        .await
-        .expect("daily rows")
-        .into_iter()
-        .map(|(id, bucket, t)| ((id, Granularity::Day, to_ms(bucket)), t))
-        .collect()
+    store::rollup_rows(
+        client,
+        Granularity::Day,
+        ids,
+        today() - Duration::days(400),
+        today() + Duration::days(1),
+    )
+    .await
+    .expect("daily rows")
+    .into_iter()
+    .map(|(id, bucket, t)| ((id, Granularity::Day, to_ms(bucket)), t))
+    .collect()
 }
 
 #[tokio::test]
@@ -194,7 +210,10 @@ async fn day_windows_from_totals_equal_the_summed_daily_rows_through_upkeep_rebu
     // the rebuild's own code; check 3's totals had drifted meanwhile and are
     // recounted from its daily rows.
     client
-        .execute("UPDATE rollup_day_totals SET up_ms = up_ms + 999 WHERE check_id = 3 AND bucket > '-infinity'", &[])
+        .execute(
+            "UPDATE rollup_day_totals SET up_ms = up_ms + 999 WHERE check_id = 3 AND bucket > '-infinity'",
+            &[],
+        )
         .await
         .unwrap();
     let stored = stored_days(&client, &[1, 3]).await;
@@ -232,7 +251,8 @@ async fn day_windows_from_totals_equal_the_summed_daily_rows_through_upkeep_rebu
     let retention = housekeeping::Retention { daily_days: 21, ..housekeeping::Retention::of(&config) };
     let done = housekeeping::run(&client, "keeper", 1, retention).await.expect("housekeeping");
     assert!(done.daily > 0, "{done:?}");
-    let oldest: DateTime<Utc> = client.query_one("SELECT min(bucket) FROM rollup_days", &[]).await.unwrap().get(0);
+    let oldest: DateTime<Utc> =
+        client.query_one("SELECT min(bucket) FROM rollup_days", &[]).await.unwrap().get(0);
     assert!(oldest > today() - Duration::days(22), "oldest daily row kept: {oldest}");
     let old_totals: i64 = client
         .query_one(
@@ -251,7 +271,7 @@ async fn day_windows_from_totals_equal_the_summed_daily_rows_through_upkeep_rebu
     let before = totals_rows(&client).await;
     let mut pooled = pool.get().await.expect("pooled");
     let tx = pooled.transaction().await.expect("begin");
-    store::recount_day_totals(&tx, &(1..=CHECKS).chain([77]).collect::<Vec<_>>()).await.expect("recount");
+    store::recount_day_totals(&*tx, &(1..=CHECKS).chain([77]).collect::<Vec<_>>()).await.expect("recount");
     tx.commit().await.expect("commit");
     assert_eq!(totals_rows(&client).await, before, "live upkeep wrote what a recount computes");
 }
@@ -304,14 +324,20 @@ async fn concurrent_writers_of_a_new_day_lose_no_delta() {
         for t in tasks {
             t.await.expect("writer");
         }
-        let summed = store::sum_rollup_rows(&client, Granularity::Day, None, from_ms(day), from_ms(day + 2 * DAY_MS))
+        let summed =
+            store::sum_rollup_rows(&client, Granularity::Day, None, from_ms(day), from_ms(day + 2 * DAY_MS))
+                .await
+                .expect("sum rows");
+        let totals = store::sum_day_totals(&client, None, from_ms(day), from_ms(day + 2 * DAY_MS))
             .await
-            .expect("sum rows");
-        let totals =
-            store::sum_day_totals(&client, None, from_ms(day), from_ms(day + 2 * DAY_MS)).await.expect("totals");
+            .expect("totals");
         assert_eq!(sorted(&totals), sorted(&summed), "round {round}");
         let runs = summed.get(&1).map(|t| t.runs).unwrap_or(0);
-        assert_eq!(runs, writers as i64 + writers as i64 / 2, "round {round}: every writer's runs of check 1");
+        assert_eq!(
+            runs,
+            writers as i64 + writers as i64 / 2,
+            "round {round}: every writer's runs of check 1"
+        );
     }
     assert_windows_match(&client, "after the races").await;
 }
@@ -333,7 +359,10 @@ async fn the_migration_fills_the_totals_from_the_stored_daily_rows() {
     for m in &all[..at] {
         client.batch_execute(m.sql).await.expect(m.name);
         client
-            .execute("INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", &[&m.name, &m.checksum()])
+            .execute(
+                "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)",
+                &[&m.name, &m.checksum()],
+            )
             .await
             .expect("record");
     }
@@ -377,7 +406,7 @@ async fn the_migration_fills_the_totals_from_the_stored_daily_rows() {
     let pool = pool(&db);
     let mut pooled = pool.get().await.expect("pooled");
     let tx = pooled.transaction().await.expect("begin");
-    store::recount_day_totals(&tx, &(1..=CHECKS).collect::<Vec<_>>()).await.expect("recount");
+    store::recount_day_totals(&*tx, &(1..=CHECKS).collect::<Vec<_>>()).await.expect("recount");
     tx.commit().await.expect("commit");
     assert_eq!(totals_rows(&client).await, before, "the migration computes what a recount does");
     // Live upkeep continues from them.

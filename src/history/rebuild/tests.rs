@@ -115,13 +115,7 @@ fn old_rows_use_the_checks_interval_and_are_skipped_when_it_is_gone() {
     c.result(&result(1, 0, None, None));
     c.result(&result(2, 0, None, None));
     c.result(&result(3, 0, Some("down"), Some(10_000)));
-    c.missed(&StoredMissed {
-        check_id: 1,
-        first_ms: 60_000,
-        last_ms: 60_000,
-        slots: 1,
-        interval_ms: None,
-    });
+    c.missed(&StoredMissed { check_id: 1, first_ms: 60_000, last_ms: 60_000, slots: 1, interval_ms: None });
     c.missed(&StoredMissed { check_id: 9, first_ms: 0, last_ms: 0, slots: 1, interval_ms: None });
     let rows = c.finish(whole_days(1));
     let day = |id| &rows[&(id, Granularity::Day, 0)];

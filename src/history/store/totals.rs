@@ -37,7 +37,11 @@ pub async fn sum_day_totals(
     let hi_day = from_ms(Granularity::Day.ceil(to_ms(to)) - DAY_MS);
     let lo_day = from_ms(Granularity::Day.ceil(to_ms(from)) - DAY_MS);
     let pick = |end: &str| -> String {
-        ROLLUP_COLUMNS.split(", ").map(|c| format!("coalesce({end}_day.{c}, {end}_before.{c})")).collect::<Vec<_>>().join(", ")
+        ROLLUP_COLUMNS
+            .split(", ")
+            .map(|c| format!("coalesce({end}_day.{c}, {end}_before.{c})"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let checks = match ids {
         None => "(SELECT id FROM checks) AS c(id)",
@@ -111,13 +115,16 @@ fn recount_sql() -> String {
 /// baseline: whatever the totals held before, they then match the daily
 /// rows exactly. Locks the checks' totals first, as live upkeep does.
 pub async fn recount_day_totals(
-    client: &impl deadpool_postgres::GenericClient,
+    client: &impl tokio_postgres::GenericClient,
     ids: &[i64],
 ) -> Result<(), tokio_postgres::Error> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
     if ids.is_empty() {
         return Ok(());
     }
-    super::lock_totals(client, ids).await?;
+    client.execute(super::LOCK_TOTALS, &[&ids, &(BUCKETS as i32)]).await?;
     client
         .execute("DELETE FROM rollup_day_totals WHERE check_id = ANY($1) AND bucket > '-infinity'", &[&ids])
         .await?;
