@@ -1,19 +1,17 @@
 -- 0007_rollup_totals: cumulative daily totals, "an odometer" (docs/history.md).
 --
 -- Row (c, D) holds the sum of every rollup_days row of check c with a
--- bucket at or before day D, plus the check's baseline. A report over a
--- window of days [A, B) is then, per check, the latest row before B minus
--- the latest row before A: two rows per check instead of one per day (a
--- 30-day report of 10,000 checks summed 300,000 rows of 40-bucket
--- histograms). A check has a row for each day it has a daily row, and
--- one anchor row at bucket '-infinity': its baseline, zero until
--- retention prunes daily rows (their sums are then folded into it), and the
--- row writers lock to serialize a check's upkeep
--- (src/history/store/mod.rs, LOCK_TOTALS).
---
--- Kept by the same statement that upserts the daily rows (worker result
--- batches, the scheduler's missed-slot flush, rollups rebuild), which adds
--- each increment to the check's rows from that day on.
+-- bucket at or before day D, plus the check's baseline (what retention
+-- pruned, kept in an anchor row at bucket '-infinity'). Rows exist for
+-- CLOSED days only: days that have ended and that the scheduler's
+-- housekeeping has closed (rollup_day_totals_closed; store/totals.rs,
+-- close_day_totals), and only where the check has a daily row that day.
+-- The value of a check before day X is then its latest totals row before
+-- X plus the daily rows after that row and before X (usually today's
+-- only): a report over a window of days reads ~2 totals rows and a daily
+-- row per check instead of one row per day. Live writers only add a late
+-- increment to the totals rows of closed days at or after its day (in the
+-- common case, today, none), so they write no extra rows.
 CREATE TABLE rollup_day_totals (LIKE rollup_days INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
 ALTER TABLE rollup_day_totals ADD PRIMARY KEY (check_id, bucket);
 
@@ -21,10 +19,14 @@ ALTER TABLE rollup_day_totals ADD PRIMARY KEY (check_id, bucket);
 -- each end of its window) as one range of this index.
 CREATE INDEX rollup_day_totals_bucket_idx ON rollup_day_totals (bucket);
 
--- The daily rows already stored: every check's anchor, then the running sums.
-INSERT INTO rollup_day_totals (check_id, bucket, latency_histogram)
-SELECT DISTINCT check_id, '-infinity'::timestamptz, array_fill(0, ARRAY[40]) FROM rollup_days;
+-- The first day not closed yet: all earlier days are closed.
+CREATE TABLE rollup_day_totals_closed (
+    one bool PRIMARY KEY DEFAULT true CHECK (one),
+    day timestamptz NOT NULL
+);
+INSERT INTO rollup_day_totals_closed (day) VALUES (date_trunc('day', now(), 'UTC'));
 
+-- The daily rows already stored, of the days closed above: running sums.
 INSERT INTO rollup_day_totals (check_id, bucket, up_ms, down_ms, no_data_ms, maintenance_ms, runs, failures,
                                total_us_sum, latency_histogram)
 SELECT check_id, bucket,
@@ -73,4 +75,5 @@ SELECT check_id, bucket,
            sum(latency_histogram[40]) OVER w
        ]::int4[]
   FROM rollup_days
+ WHERE bucket < date_trunc('day', now(), 'UTC')
 WINDOW w AS (PARTITION BY check_id ORDER BY bucket);

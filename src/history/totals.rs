@@ -1,12 +1,16 @@
 //! Cumulative daily totals ("an odometer", docs/history.md): row (c, D)
 //! of `rollup_day_totals` holds the sum of every daily rollup row of check
 //! c with a bucket at or before day D, plus the check's baseline (what
-//! retention pruned). A window of days is then the difference of two rows
-//! per check, whatever its length, instead of a sum over one row per day.
+//! retention pruned). Rows exist for closed days only (housekeeping closes
+//! each ended day, `store::close_day_totals`); a check's value before day
+//! X is its latest totals row before X plus the daily rows after it and
+//! before X. A window of days is then the difference of two values per
+//! check (~2 totals rows and today's daily row), whatever its length,
+//! instead of a sum over one row per day.
 //!
 //! Pure: what one batch of daily rollup increments does to the totals
 //! rows ([`steps`]). The SQL that applies the steps is in
-//! `store/mod.rs` (`UPSERT_ROLLUPS`), the window read in
+//! `store/mod.rs` (`UPSERT_ROLLUPS`), the close and the window read in
 //! `store/totals.rs`.
 
 use super::buckets::Granularity;
@@ -17,11 +21,9 @@ use super::rollup::{Rollups, Tally};
 /// batch's daily increments of that check with a bucket at or before
 /// `from`. The steps of one check cover disjoint ranges, so every stored
 /// totals row gets exactly one of them; a check's first step starts at its
-/// earliest day in the batch, and rows before it are unchanged.
-///
-/// A step also says which totals row must exist afterwards: (check,
-/// `from`), the day the batch wrote a daily row for. When it does not
-/// exist yet it is created as (the latest row before `from`) + `added`.
+/// earliest day in the batch, and rows before it are unchanged. Steps
+/// never create rows: a day not closed yet has none, and a closed day
+/// the check had no daily row on is read from the rows around it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     pub check_id: i64,
@@ -106,22 +108,38 @@ mod tests {
     }
 
     /// What `UPSERT_ROLLUPS` does with the steps: add each step to the
-    /// stored rows in its range, and create (check, from) from the row
-    /// before it when missing (reading the rows as they were before the
-    /// statement, as the statement's snapshot does).
+    /// stored rows in its range; create none.
     fn apply(totals: &mut Totals, steps: &[Step]) {
-        let before = totals.clone();
         for s in steps {
             let upper = s.until.unwrap_or(i64::MAX);
-            for ((_, day), t) in totals.range_mut((s.check_id, s.from)..(s.check_id, upper)) {
-                if before.contains_key(&(s.check_id, *day)) {
-                    t.merge(&s.added);
-                }
+            for (_, t) in totals.range_mut((s.check_id, s.from)..(s.check_id, upper)) {
+                t.merge(&s.added);
             }
-            if !before.contains_key(&(s.check_id, s.from)) {
-                let mut created = at(&before, s.check_id, s.from - 1);
-                created.merge(&s.added);
-                totals.insert((s.check_id, s.from), created);
+        }
+    }
+
+    /// What the SQL's value before day `x` reads: the latest totals row
+    /// before `x` plus the daily rows after it and before `x`.
+    fn value_before(totals: &Totals, days: &BTreeMap<(i64, i64), Tally>, check: i64, x: i64) -> Tally {
+        let latest = totals.range((check, i64::MIN)..(check, x)).next_back();
+        let (mut value, after) = match latest {
+            Some(((_, day), t)) => (t.clone(), day + 1),
+            None => (Tally::default(), i64::MIN),
+        };
+        for (_, t) in days.range((check, after)..(check, x)) {
+            value.merge(t);
+        }
+        value
+    }
+
+    /// What the close of `day` does: a totals row for each check with a
+    /// daily row that day, its value before the day plus that row.
+    fn close(totals: &mut Totals, days: &BTreeMap<(i64, i64), Tally>, day: i64) {
+        for ((check, d), t) in days {
+            if *d == day {
+                let mut value = value_before(totals, days, *check, day);
+                value.merge(t);
+                totals.insert((*check, day), value);
             }
         }
     }
@@ -168,51 +186,62 @@ mod tests {
     }
 
     proptest! {
-        /// Stored daily rows, a batch of increments (negative ones too, as
-        /// a rebuild sends; new days before, between and after stored
-        /// ones): applying the steps to the totals of the stored rows gives
-        /// the totals of the rows after the batch, at every day, and every
+        /// Stored daily rows with days closed up to `closed`, a batch of
+        /// increments (negative ones too, as a rebuild sends; new days
+        /// before, between and after stored ones, on closed days and open
+        /// ones), then days closed up to `closed_after`: at every day the
+        /// value read equals the running sum of the daily rows, so every
         /// window of days is the sum of its daily rows.
         #[test]
-        fn steps_keep_totals_equal_to_running_sums(
+        fn steps_and_closes_keep_values_equal_to_running_sums(
             stored in proptest::collection::btree_map((0i64..3, 0i64..12), -50i64..50, 0..30),
             batch in proptest::collection::btree_map((0i64..3, 0i64..12), -50i64..50, 0..12),
+            closed in 0i64..13,
+            closed_more in 0i64..13,
             from in 0i64..13,
             len in 0i64..13,
         ) {
-            let days: BTreeMap<(i64, i64), Tally> =
+            let mut days: BTreeMap<(i64, i64), Tally> =
                 stored.iter().map(|((c, d), s)| ((*c, d * DAY_MS), tally(*s))).collect();
+            let mut totals = Totals::new();
+            for d in 0..closed {
+                close(&mut totals, &days, d * DAY_MS);
+            }
             let mut rollups = Rollups::new();
             for ((c, d), s) in &batch {
                 rollups.insert((*c, Granularity::Day, d * DAY_MS), tally(*s));
                 rollups.insert((*c, Granularity::Hour, d * DAY_MS + HOUR_MS), tally(s + 1));
             }
-            let mut totals = totals_of(&days);
             apply(&mut totals, &steps(&rollups));
-
-            let mut after = days.clone();
             for ((c, d), s) in &batch {
-                after.entry((*c, d * DAY_MS)).or_default().merge(&tally(*s));
+                days.entry((*c, d * DAY_MS)).or_default().merge(&tally(*s));
             }
-            let want = totals_of(&after);
+            for d in closed..closed.max(closed_more) {
+                close(&mut totals, &days, d * DAY_MS);
+            }
+
+            let want = totals_of(&days);
             for c in 0..3 {
                 for d in -1..13 {
-                    prop_assert_eq!(at(&totals, c, d * DAY_MS), at(&want, c, d * DAY_MS), "check {} day {}", c, d);
+                    prop_assert_eq!(
+                        value_before(&totals, &days, c, (d + 1) * DAY_MS),
+                        at(&want, c, d * DAY_MS),
+                        "check {} day {}", c, d
+                    );
                 }
                 // A window [from, from + len) of days.
                 let (a, b) = (from * DAY_MS, (from + len) * DAY_MS);
                 let mut summed = Tally::default();
-                for (_, t) in after.range((c, a)..(c, b)) {
+                for (_, t) in days.range((c, a)..(c, b)) {
                     summed.merge(t);
                 }
-                let hi = at(&totals, c, b - 1);
-                let lo = at(&totals, c, a - 1);
+                let hi = value_before(&totals, &days, c, b);
+                let lo = value_before(&totals, &days, c, a);
                 prop_assert_eq!(window(&hi, Some(&lo)), summed);
             }
-            // Every daily row has its totals row.
-            for key in after.keys() {
-                prop_assert!(totals.contains_key(key), "totals row {:?}", key);
-            }
+            // Rows exist for closed days only.
+            let last_closed = closed.max(closed_more) * DAY_MS;
+            prop_assert!(totals.keys().all(|(_, d)| *d < last_closed));
         }
     }
 }

@@ -38,17 +38,16 @@ use crate::model::maintenance::WindowSpec;
 /// bucket). In place costs PostgreSQL about half as much per row (20,000
 /// upserts: 0.30–0.35 s against 0.59–0.76 s on the 2-core machine).
 ///
-/// The same statement keeps the cumulative daily totals
-/// (`rollup_day_totals`, see `totals.rs`) equal to the running sums of the
-/// daily rows: `x` holds the batch's steps (`totals::Step`, $13–$24); each adds its
-/// sum to the stored totals rows in its range of days (`totals_one` in
-/// place, like `g` 1, when `k` names the one histogram bucket it adds to;
-/// `totals_any` adds the whole array), and `totals_new` creates the row of
-/// a day written for the first time as the latest row before it plus the
-/// step. The three touch disjoint rows: the updates see only rows that
-/// existed before the statement, and a step's rows do not overlap another
-/// step's. The check's anchor row (bucket `-infinity`, made by
-/// [`LOCK_TOTALS`]) guarantees that a row before any day exists.
+/// The same statement adds a late increment to the cumulative daily
+/// totals (`rollup_day_totals`, see `totals.rs`), which exist for closed
+/// days only: `x` holds the batch's steps (`totals::Step`, $13–$24); each
+/// adds its sum to the stored totals rows in its range of days
+/// (`totals_one` in place, like `g` 1, when `k` names the one histogram
+/// bucket it adds to; `totals_any` adds the whole array). A step's rows do
+/// not overlap another step's. Writers never create totals rows (the
+/// close does, [`close_day_totals`]) and take no lock for them: a batch of
+/// today's results, today not being closed, updates none. Why that is
+/// safe while a day is being closed: see [`close_day_totals`].
 const UPSERT_ROLLUPS: &str = "
 WITH u AS (
     SELECT * FROM unnest($1::int2[], $2::int8[], $3::timestamptz[], $4::int8[], $5::int8[], $6::int8[],
@@ -124,20 +123,6 @@ WITH u AS (
      WHERE x.k IS NULL AND t.check_id = x.check_id AND t.bucket >= x.since
        AND (x.until IS NULL OR t.bucket < x.until)
     RETURNING 1
-), totals_new AS (
-    INSERT INTO rollup_day_totals (check_id, bucket, up_ms, down_ms, no_data_ms, maintenance_ms, runs, failures,
-                                   total_us_sum, latency_histogram)
-    SELECT x.check_id, x.since, p.up_ms + x.up, p.down_ms + x.down, p.no_data_ms + x.no_data,
-           p.maintenance_ms + x.maint, p.runs + x.runs, p.failures + x.failures, p.total_us_sum + x.us,
-           ARRAY(SELECT a + b FROM unnest(p.latency_histogram,
-                                          ($24::int4[])[(x.ord - 1) * $12::int4 + 1 : x.ord * $12::int4])
-                     WITH ORDINALITY AS h(a, b, i) ORDER BY i)
-      FROM x CROSS JOIN LATERAL (SELECT * FROM rollup_day_totals t
-                                  WHERE t.check_id = x.check_id AND t.bucket < x.since
-                                  ORDER BY t.bucket DESC LIMIT 1) p
-     WHERE NOT EXISTS (SELECT 1 FROM rollup_day_totals t WHERE t.check_id = x.check_id AND t.bucket = x.since)
-     ORDER BY x.ord
-    RETURNING 1
 )
 INSERT INTO rollup_days AS r (check_id, bucket, up_ms, down_ms, no_data_ms, maintenance_ms, runs, failures,
                                total_us_sum, latency_histogram)
@@ -151,52 +136,6 @@ ON CONFLICT (check_id, bucket) DO UPDATE SET
     total_us_sum = r.total_us_sum + excluded.total_us_sum,
     latency_histogram = ARRAY(SELECT a + b FROM unnest(r.latency_histogram, excluded.latency_histogram)
                                   WITH ORDINALITY AS t(a, b, i) ORDER BY i)";
-
-/// Serializes the upkeep of a check's totals, as the first statement of
-/// [`upsert_rollups`]: locks each check's anchor row of
-/// `rollup_day_totals` (bucket `-infinity`: the baseline that retention
-/// folds pruned days into, zero until then), creating it the first time.
-/// `ON CONFLICT DO UPDATE … WHERE false` locks an existing row without
-/// writing it, and waits for a concurrent transaction that is inserting
-/// the same anchor.
-///
-/// Why: a totals row is computed from the row before it. Two transactions
-/// that both add the first row of a check's day would each read the same
-/// row before it, and one of them would lose the other's delta (the
-/// scheduler's missed-slot flush takes no lock on `check_state`, unlike the
-/// worker). Holding the anchor, a transaction is alone in writing the
-/// check's totals, and its next statement (READ COMMITTED: a new snapshot)
-/// sees everything the previous holder committed.
-///
-/// Why it cannot deadlock: the ids are locked in ascending order, and
-/// every writer locks them before it touches any rollup row of those
-/// checks (the worker after its `check_state` rows, which it also locks
-/// in ascending order and before this; the scheduler and a rebuild lock
-/// nothing of history before). So waits follow one order: `check_state`,
-/// anchors, rollup rows. Row locks rather than advisory locks: a flush after
-/// a scheduler outage may record misses of every check in one transaction,
-/// and 10,000 advisory locks would overflow PostgreSQL's lock table
-/// (`max_locks_per_transaction` × connections); row locks are kept on the
-/// rows themselves.
-const LOCK_TOTALS: &str = "
-INSERT INTO rollup_day_totals AS r (check_id, bucket, latency_histogram)
-SELECT id, '-infinity', array_fill(0, ARRAY[$2::int4]) FROM unnest($1::int8[]) WITH ORDINALITY AS u(id, ord)
- ORDER BY ord
-ON CONFLICT (check_id, bucket) DO UPDATE SET check_id = excluded.check_id WHERE false";
-
-/// Locks (creating where missing) the anchors of `ids` ([`LOCK_TOTALS`]),
-/// in ascending order, each once.
-pub async fn lock_totals(client: &impl GenericClient, ids: &[i64]) -> Result<(), tokio_postgres::Error> {
-    let mut ids = ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let statement = client.prepare_cached(LOCK_TOTALS).await?;
-    client.execute(&statement, &[&ids, &(BUCKETS as i32)]).await?;
-    Ok(())
-}
 
 /// How a row's histogram is added ([`UPSERT_ROLLUPS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,9 +177,8 @@ fn int4(v: i64) -> i32 {
 }
 
 /// Adds `rollups` to the stored rows (creating missing ones) and to the
-/// cumulative daily totals, in the caller's transaction (which then holds
-/// the totals of the checks until it ends: see [`LOCK_TOTALS`]). Also how a
-/// rebuild applies its corrections (negative amounts included).
+/// cumulative daily totals of closed days, in the caller's transaction.
+/// Also how a rebuild applies its corrections (negative amounts included).
 pub async fn upsert_rollups(
     client: &impl GenericClient,
     rollups: &Rollups,
@@ -248,8 +186,6 @@ pub async fn upsert_rollups(
     if rollups.is_empty() {
         return Ok(());
     }
-    let checks: Vec<i64> = rollups.keys().map(|(check_id, _, _)| *check_id).collect();
-    lock_totals(client, &checks).await?;
     let n = rollups.len();
     let mut g = Vec::with_capacity(n);
     let mut ids = Vec::with_capacity(n);

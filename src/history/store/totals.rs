@@ -1,97 +1,202 @@
 //! The SQL of the cumulative daily totals (`rollup_day_totals`, see
-//! `history/totals.rs` and docs/history.md): a window of days read as two
-//! rows per check, a rebuild's recount from the daily rows, and the
-//! baseline retention folds pruned days into. Their live upkeep is part of
-//! `UPSERT_ROLLUPS` (`mod.rs`).
+//! `history/totals.rs` and docs/history.md): the value of a check's totals
+//! before a day, a window of days read from it, the close of ended days
+//! (housekeeping), a rebuild's recount from the daily rows, and the
+//! baseline retention folds pruned days into. Their live upkeep (late
+//! increments to closed days) is part of `UPSERT_ROLLUPS` (`mod.rs`).
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
 use super::{tally_from_row, ROLLUP_COLUMNS, ROLLUP_FIELDS};
-use crate::history::buckets::{from_ms, to_ms, Granularity, DAY_MS};
+use crate::history::buckets::{from_ms, to_ms, Granularity};
 use crate::history::histogram::BUCKETS;
 use crate::history::rollup::Tally;
 use crate::history::totals::window;
 
-/// The sums of the daily rows of `ids` (every declared check when `None`)
-/// with buckets in `[from, to)`, from the totals rows at both ends of the
-/// window; what summing those daily rows gives (`sum_rollup_rows`),
-/// exactly. A check with no daily row in the window is absent.
+/// A subquery (for a `LATERAL` join) giving one row: the sums of every
+/// daily row of check `{check}` before day `{x}` (SQL expressions), plus
+/// its baseline, as `at` (the latest bucket counted: a totals or daily
+/// row's; NULL when nothing) and the columns of [`ROLLUP_COLUMNS`].
 ///
-/// Each end is "the latest totals row before it". Done as one index
-/// lookup per check and end (a `LATERAL … ORDER BY bucket DESC LIMIT 1`)
-/// that takes ~130 ms for 10,000 checks on the 2-core machine; instead the
-/// rows of the one day where that row almost always is (the day before
-/// the end: a check that ran that day has a row for it) are read as one
-/// range of `rollup_day_totals_bucket_idx` and hash-joined (~40 ms), and
-/// only a check without a row that day falls back to the lookup (a
-/// `LATERAL` gated on that, run for no other check).
+/// It is the check's latest totals row before `x` (or nothing) plus the
+/// daily rows after that row and before `x`: totals rows exist for closed
+/// days only and may miss a day whose daily row came after its close, but
+/// every totals row is the exact running sum at its day, so this is exact
+/// whatever the close has done. With days closed up to yesterday, a value
+/// before tomorrow is yesterday's totals row plus today's daily row.
+fn value_before(check: &str, x: &str) -> String {
+    let sum = |c: &str, ty: &str| format!("(coalesce(p.{c}, 0) + coalesce(sum(g.{c}), 0))::{ty} AS {c}");
+    let histogram = (1..=BUCKETS)
+        .map(|i| format!("coalesce(p.latency_histogram[{i}], 0) + coalesce(sum(g.latency_histogram[{i}]), 0)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "(SELECT greatest(p.bucket, max(g.bucket)) AS at, {up}, {down}, {no_data}, {maint}, {runs}, {failures},
+                 {us}, ARRAY[{histogram}]::int4[] AS latency_histogram
+            FROM (SELECT 1) one
+            LEFT JOIN LATERAL (SELECT * FROM rollup_day_totals t WHERE t.check_id = {check} AND t.bucket < {x}
+                                ORDER BY t.bucket DESC LIMIT 1) p ON true
+            LEFT JOIN rollup_days g ON g.check_id = {check} AND g.bucket < {x}
+                                   AND g.bucket > coalesce(p.bucket, '-infinity')
+           GROUP BY p.bucket, p.up_ms, p.down_ms, p.no_data_ms, p.maintenance_ms, p.runs, p.failures,
+                    p.total_us_sum, p.latency_histogram)",
+        up = sum("up_ms", "int8"),
+        down = sum("down_ms", "int8"),
+        no_data = sum("no_data_ms", "int8"),
+        maint = sum("maintenance_ms", "int8"),
+        runs = sum("runs", "int4"),
+        failures = sum("failures", "int4"),
+        us = sum("total_us_sum", "int8"),
+    )
+}
+
+/// The sums of the daily rows of `ids` (every declared check when `None`)
+/// with buckets in `[from, to)`, as the difference of the checks' values
+/// before each end ([`value_before`]); what summing those daily rows gives
+/// (`sum_rollup_rows`), exactly, whether or not the days are closed. A
+/// check with no daily row in the window is absent.
 pub async fn sum_day_totals(
     client: &impl tokio_postgres::GenericClient,
     ids: Option<&[i64]>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<HashMap<i64, Tally>, tokio_postgres::Error> {
-    // The last bucket before each end (buckets are whole UTC days).
-    let hi_day = from_ms(Granularity::Day.ceil(to_ms(to)) - DAY_MS);
-    let lo_day = from_ms(Granularity::Day.ceil(to_ms(from)) - DAY_MS);
-    let pick = |end: &str| -> String {
-        ROLLUP_COLUMNS
-            .split(", ")
-            .map(|c| format!("coalesce({end}_day.{c}, {end}_before.{c})"))
-            .collect::<Vec<_>>()
-            .join(", ")
+    // Buckets are whole UTC days: a bucket is before `to` when it is
+    // before the first day boundary at or after it.
+    let hi_x = from_ms(Granularity::Day.ceil(to_ms(to)));
+    let lo_x = from_ms(Granularity::Day.ceil(to_ms(from)));
+    let columns = |end: &str| -> String {
+        ROLLUP_COLUMNS.split(", ").map(|c| format!("{end}.{c}")).collect::<Vec<_>>().join(", ")
     };
     let checks = match ids {
         None => "(SELECT id FROM checks) AS c(id)",
         Some(_) => "unnest($3::int8[]) AS c(id)",
     };
-    // Buckets are compared here, not decoded: an anchor's is -infinity.
     let sql = format!(
-        "SELECT c.id, {hi}, {lo}
+        "SELECT c.id, {hi}, lo.at IS NOT NULL, {lo}
            FROM {checks}
-           LEFT JOIN rollup_day_totals hi_day ON hi_day.check_id = c.id AND hi_day.bucket = $1
-           LEFT JOIN rollup_day_totals lo_day ON lo_day.check_id = c.id AND lo_day.bucket = $2
-           LEFT JOIN LATERAL (SELECT * FROM rollup_day_totals t
-                               WHERE hi_day.check_id IS NULL AND t.check_id = c.id AND t.bucket < $1
-                               ORDER BY t.bucket DESC LIMIT 1) hi_before ON true
-           LEFT JOIN LATERAL (SELECT * FROM rollup_day_totals t
-                               WHERE lo_day.check_id IS NULL AND t.check_id = c.id AND t.bucket < $2
-                               ORDER BY t.bucket DESC LIMIT 1) lo_before ON true
-          WHERE coalesce(hi_day.bucket, hi_before.bucket) IS NOT NULL
-            AND coalesce(hi_day.bucket, hi_before.bucket) IS DISTINCT FROM coalesce(lo_day.bucket, lo_before.bucket)",
-        hi = pick("hi"),
-        lo = pick("lo"),
+           CROSS JOIN LATERAL {hi_value} hi
+           CROSS JOIN LATERAL {lo_value} lo
+          WHERE hi.at >= $2",
+        hi = columns("hi"),
+        lo = columns("lo"),
+        hi_value = value_before("c.id", "$1"),
+        lo_value = value_before("c.id", "$2"),
     );
     let id_list: Vec<i64> = ids.map(<[i64]>::to_vec).unwrap_or_default();
     let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match ids {
-        None => vec![&hi_day, &lo_day],
-        Some(_) => vec![&hi_day, &lo_day, &id_list],
+        None => vec![&hi_x, &lo_x],
+        Some(_) => vec![&hi_x, &lo_x, &id_list],
     };
-    // The planner's estimate of the gated lookups (10,000 of them, never
-    // run) passes `jit_above_cost`; compiling then costs more than the
-    // statement (30 ms). Off for this statement only, and reset: the
-    // connection may be a pool's.
+    // The planner's estimate of the per-check lookups passes
+    // `jit_above_cost`; compiling then costs more than the statement. Off
+    // for this statement only, and reset: the connection may be a pool's.
     client.batch_execute("SET jit = off").await?;
     let rows = client.query(&sql, &params).await;
     let reset = client.batch_execute("RESET jit").await;
     let rows = rows?;
     reset?;
-    let lo_at = 1 + ROLLUP_FIELDS;
+    let lo_at = 2 + ROLLUP_FIELDS;
     let mut out = HashMap::with_capacity(rows.len());
     for r in &rows {
         let hi = tally_from_row(r, 1);
-        // Every check with totals rows has its anchor, so a row before the
-        // start exists; without one the window counts from nothing.
-        let lo = r.get::<_, Option<i64>>(lo_at).is_some().then(|| tally_from_row(r, lo_at));
+        let lo = r.get::<_, bool>(lo_at - 1).then(|| tally_from_row(r, lo_at));
         out.insert(r.get::<_, i64>(0), window(&hi, lo.as_ref()));
     }
     Ok(out)
 }
 
-/// The running sums of a check's daily rows, plus its anchor (the
-/// baseline): one totals row per daily row.
+/// The first day not closed yet (every earlier day is).
+pub async fn first_open_day(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<DateTime<Utc>, tokio_postgres::Error> {
+    Ok(client.query_one("SELECT day FROM rollup_day_totals_closed", &[]).await?.get(0))
+}
+
+/// Closes the oldest day not closed yet if it has ended: adds its totals
+/// rows, one per check with a daily row that day, valued the check's value
+/// before the day plus that row. Returns whether it closed one.
+///
+/// Runs in a transaction that first takes `LOCK TABLE rollup_days IN
+/// SHARE MODE`. Every writer of daily rows holds ROW EXCLUSIVE on
+/// `rollup_days` from its upsert until it commits, so the lock waits for
+/// every writer in flight and holds new ones back for the few ms the
+/// close takes. Why that is enough for exact totals: a writer that
+/// committed before the close is counted by the close through its daily
+/// row; a writer's statement waiting behind the close takes its table
+/// locks before its snapshot (PostgreSQL locks a statement's tables, then
+/// takes its snapshot), so it sees the closed rows and adds its increment
+/// to them; and no writer's statement runs during the close. A writer
+/// whose statement ran before the close began has committed before the
+/// close reads (SHARE waits for it), and its totals UPDATE needed no row
+/// of the day being closed (none existed). Writers that wait on the lock
+/// hold nothing the close needs (they never create or lock totals rows of
+/// an open day, nor `rollup_day_totals_closed`): no deadlock.
+async fn close_one_day(client: &impl tokio_postgres::GenericClient) -> Result<bool, tokio_postgres::Error> {
+    client.batch_execute("LOCK TABLE rollup_days IN SHARE MODE").await?;
+    // `24 hours`, not `1 day`: days are UTC days whatever the session's zone.
+    let Some(row) = client
+        .query_opt(
+            "SELECT day FROM rollup_day_totals_closed WHERE day + interval '24 hours' <= now() FOR UPDATE",
+            &[],
+        )
+        .await?
+    else {
+        return Ok(false);
+    };
+    let day: DateTime<Utc> = row.get(0);
+    let histogram = "ARRAY(SELECT a + b FROM unnest(v.latency_histogram, d.latency_histogram)
+                                 WITH ORDINALITY AS h(a, b, i) ORDER BY i)";
+    let sql = format!(
+        "INSERT INTO rollup_day_totals (check_id, bucket, {ROLLUP_COLUMNS})
+         SELECT d.check_id, d.bucket, v.up_ms + d.up_ms, v.down_ms + d.down_ms, v.no_data_ms + d.no_data_ms,
+                v.maintenance_ms + d.maintenance_ms, v.runs + d.runs, v.failures + d.failures,
+                v.total_us_sum + d.total_us_sum, {histogram}
+           FROM rollup_days d CROSS JOIN LATERAL {value} v
+          WHERE d.bucket = $1
+          ORDER BY d.check_id",
+        value = value_before("d.check_id", "$1"),
+    );
+    client.execute(&sql, &[&day]).await?;
+    client.execute("UPDATE rollup_day_totals_closed SET day = day + interval '24 hours'", &[]).await?;
+    Ok(true)
+}
+
+/// Closes every ended day not closed yet, oldest first, each in its own
+/// short transaction ([`close_one_day`]), at most `max_days` in one call
+/// (a backlog after an outage drains over the next calls; reads are
+/// exact meanwhile). `client` must be a plain connection, not a
+/// transaction. Returns how many days it closed.
+pub async fn close_day_totals(
+    client: &impl tokio_postgres::GenericClient,
+    max_days: u32,
+) -> Result<u32, tokio_postgres::Error> {
+    let mut closed = 0;
+    while closed < max_days {
+        client.batch_execute("BEGIN").await?;
+        match close_one_day(client).await {
+            Ok(done) => {
+                client.batch_execute("COMMIT").await?;
+                if !done {
+                    break;
+                }
+                closed += 1;
+            }
+            Err(e) => {
+                // The error is what matters; a failed rollback leaves the
+                // connection broken, which the pool then discards.
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(closed)
+}
+
+/// The running sums of a check's daily rows of closed days, plus its
+/// anchor (the baseline, zero without one): one totals row per daily row.
 fn recount_sql() -> String {
     let histogram = (1..=BUCKETS)
         .map(|i| format!("a.latency_histogram[{i}] + sum(d.latency_histogram[{i}]) OVER w"))
@@ -99,13 +204,14 @@ fn recount_sql() -> String {
         .join(", ");
     format!(
         "INSERT INTO rollup_day_totals (check_id, bucket, {ROLLUP_COLUMNS})
-         SELECT d.check_id, d.bucket, a.up_ms + sum(d.up_ms) OVER w, a.down_ms + sum(d.down_ms) OVER w,
-                a.no_data_ms + sum(d.no_data_ms) OVER w, a.maintenance_ms + sum(d.maintenance_ms) OVER w,
-                a.runs + sum(d.runs) OVER w, a.failures + sum(d.failures) OVER w,
-                a.total_us_sum + sum(d.total_us_sum) OVER w, ARRAY[{histogram}]::int4[]
+         SELECT d.check_id, d.bucket, coalesce(a.up_ms, 0) + sum(d.up_ms) OVER w,
+                coalesce(a.down_ms, 0) + sum(d.down_ms) OVER w, coalesce(a.no_data_ms, 0) + sum(d.no_data_ms) OVER w,
+                coalesce(a.maintenance_ms, 0) + sum(d.maintenance_ms) OVER w,
+                coalesce(a.runs, 0) + sum(d.runs) OVER w, coalesce(a.failures, 0) + sum(d.failures) OVER w,
+                coalesce(a.total_us_sum, 0) + sum(d.total_us_sum) OVER w, ARRAY[{histogram}]::int4[]
            FROM rollup_days d
-           JOIN rollup_day_totals a ON a.check_id = d.check_id AND a.bucket = '-infinity'
-          WHERE d.check_id = ANY($1)
+           LEFT JOIN rollup_day_totals a ON a.check_id = d.check_id AND a.bucket = '-infinity'
+          WHERE d.check_id = ANY($1) AND d.bucket < (SELECT day FROM rollup_day_totals_closed)
          WINDOW w AS (PARTITION BY d.check_id ORDER BY d.bucket)"
     )
 }
@@ -113,7 +219,15 @@ fn recount_sql() -> String {
 /// Recomputes the totals rows of `ids` from their daily rows (after a
 /// rebuild's corrections, in its transaction), keeping each check's
 /// baseline: whatever the totals held before, they then match the daily
-/// rows exactly. Locks the checks' totals first, as live upkeep does.
+/// rows exactly.
+///
+/// No close can run between the caller's upsert and this recount: the
+/// upsert holds ROW EXCLUSIVE on `rollup_days` until the caller commits,
+/// and a close waits for it ([`close_one_day`]). A live writer adding a
+/// late increment to a closed day of the same check meanwhile can race
+/// the recount (its UPDATE may find the rows the recount deleted); rare
+/// (a rebuild of a closed day while late results of it arrive) and
+/// repaired by the next rebuild.
 pub async fn recount_day_totals(
     client: &impl tokio_postgres::GenericClient,
     ids: &[i64],
@@ -124,7 +238,6 @@ pub async fn recount_day_totals(
     if ids.is_empty() {
         return Ok(());
     }
-    client.execute(super::LOCK_TOTALS, &[&ids, &(BUCKETS as i32)]).await?;
     client
         .execute("DELETE FROM rollup_day_totals WHERE check_id = ANY($1) AND bucket > '-infinity'", &[&ids])
         .await?;
@@ -133,9 +246,11 @@ pub async fn recount_day_totals(
 }
 
 /// Deletes up to `batch` daily rollup rows whose day ended more than
-/// `keep_days` ago, oldest first (as `prune_rollups` does hours), and folds the totals rows of those days into
-/// each check's baseline (its anchor row, bucket `-infinity`): the latest
-/// totals row of a pruned day becomes the baseline, it and older rows go.
+/// `keep_days` ago, oldest first (as `prune_rollups` does hours), and folds
+/// those days into each check's baseline (its anchor row, bucket
+/// `-infinity`): the baseline becomes the check's value up to its latest
+/// pruned day ([`value_before`]: read before the deletes, as the whole
+/// statement sees one snapshot), and the totals rows of pruned days go.
 /// A window starting before the oldest day kept then reads the baseline
 /// at its start: what summing the daily rows left gives. One statement:
 /// the daily rows and their totals go together. Returns how many daily
@@ -160,10 +275,7 @@ pub async fn prune_days(
          ), edge AS (
              SELECT check_id, max(bucket) AS upto FROM gone GROUP BY check_id
          ), latest AS (
-             SELECT t.* FROM edge e CROSS JOIN LATERAL (
-                 SELECT * FROM rollup_day_totals t WHERE t.check_id = e.check_id AND t.bucket <= e.upto
-                  ORDER BY t.bucket DESC LIMIT 1) t
-              WHERE t.bucket > '-infinity'
+             SELECT e.check_id, v.* FROM edge e CROSS JOIN LATERAL {value} v
          ), folded AS (
              DELETE FROM rollup_day_totals t USING edge e
               WHERE t.check_id = e.check_id AND t.bucket > '-infinity' AND t.bucket <= e.upto
@@ -177,7 +289,8 @@ pub async fn prune_days(
                  maintenance_ms = excluded.maintenance_ms, runs = excluded.runs, failures = excluded.failures,
                  total_us_sum = excluded.total_us_sum, latency_histogram = excluded.latency_histogram
          )
-         SELECT count(*)::int8 FROM gone"
+         SELECT count(*)::int8 FROM gone",
+        value = value_before("e.check_id", "e.upto + interval '24 hours'"),
     );
     let n: i64 = client.query_one(&sql, &[&f64::from(keep_days), &batch]).await?.get(0);
     Ok(n as u64)
