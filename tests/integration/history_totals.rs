@@ -2,8 +2,9 @@
 //! against real PostgreSQL: a window of days read from them is exactly
 //! the sum of its daily rows, through live upkeep (late results, missed
 //! ranges over several days, maintenance, several days of a check in one
-//! batch), a rebuild's corrections, retention and the migration's
-//! backfill; and concurrent writers of the same check's new day lose
+//! batch), with days closed at various points (none, some, all; late
+//! writes to closed days), a rebuild's corrections, retention and the
+//! migration's backfill; and writers running while a day is closed lose
 //! nothing.
 
 use std::collections::{BTreeMap, HashMap};
@@ -93,6 +94,19 @@ async fn write(pool: &deadpool_postgres::Pool, rollups: &Rollups) {
     tx.commit().await.expect("commit");
 }
 
+/// Marks every day from `day` on as not closed. Only before any totals
+/// row of those days exists (a fresh database's migration closed every
+/// day before today, with nothing to count).
+async fn reopen_from(client: &Client, day: DateTime<Utc>) {
+    let later: i64 = client
+        .query_one("SELECT count(*) FROM rollup_day_totals WHERE bucket >= $1", &[&day])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(later, 0, "no totals rows from {day} on");
+    client.execute("UPDATE rollup_day_totals_closed SET day = $1", &[&day]).await.expect("reopen");
+}
+
 /// The windows compared: whole days, and times inside days, from before
 /// the oldest row to after the newest.
 fn windows() -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
@@ -178,14 +192,36 @@ async fn day_windows_from_totals_equal_the_summed_daily_rows_through_upkeep_rebu
     seed_checks(&client).await;
     let pool = pool(&db);
     let mut rng = Lcg(14);
+    reopen_from(&client, today() - Duration::days(60)).await;
 
-    // Live upkeep, oldest days first, several days of a check per batch.
-    for days in [[40, 39, 38], [37, 36, 30], [29, 20, 10], [9, 5, 2], [1, 0, 0]] {
+    // Live upkeep, oldest days first, several days of a check per batch;
+    // no day closed yet.
+    for days in [[40, 39, 38], [37, 36, 30]] {
         write(&pool, &batch(&mut rng, &days)).await;
     }
-    // Late results and misses: days already written, and days with no row
-    // yet between written ones (a row is created in the middle).
-    for days in [[35, 31, 0], [12, 3, 33]] {
+    assert_windows_match(&client, "no day closed").await;
+    // Days closed up to 36 days ago (-60 … -36), as housekeeping does.
+    assert_eq!(store::close_day_totals(&client, 25).await.expect("close"), 25);
+    assert_eq!(store::first_open_day(&client).await.expect("open day"), today() - Duration::days(35));
+    let closed_rows: i64 =
+        client.query_one("SELECT count(*) FROM rollup_day_totals", &[]).await.unwrap().get(0);
+    assert!(closed_rows >= 3 * CHECKS, "the closed days have totals rows: {closed_rows}");
+    assert_windows_match(&client, "some days closed").await;
+    for days in [[29, 20, 10], [9, 5, 2], [1, 0, 0]] {
+        write(&pool, &batch(&mut rng, &days)).await;
+    }
+    // Late results and misses: days already written, closed or not, and
+    // days with no row yet between written ones (a row is created in the
+    // middle, of a closed day too).
+    for days in [[35, 31, 0], [12, 3, 33], [39, 38, 37]] {
+        write(&pool, &batch(&mut rng, &days)).await;
+    }
+    assert_windows_match(&client, "late writes to closed days").await;
+    // Every ended day closed; today stays open.
+    assert_eq!(store::close_day_totals(&client, 100).await.expect("close"), 35);
+    assert_eq!(store::close_day_totals(&client, 100).await.expect("close"), 0, "today has not ended");
+    assert_windows_match(&client, "every ended day closed").await;
+    for days in [[35, 31, 0], [12, 3, 44]] {
         write(&pool, &batch(&mut rng, &days)).await;
     }
     // A check written for the first time with an old day.
@@ -273,30 +309,57 @@ async fn day_windows_from_totals_equal_the_summed_daily_rows_through_upkeep_rebu
     let tx = pooled.transaction().await.expect("begin");
     store::recount_day_totals(&*tx, &(1..=CHECKS).chain([77]).collect::<Vec<_>>()).await.expect("recount");
     tx.commit().await.expect("commit");
-    assert_eq!(totals_rows(&client).await, before, "live upkeep wrote what a recount computes");
+    // The recount also makes the rows of days written after their close
+    // (which reads count from the daily rows); every row upkeep kept
+    // agrees with it.
+    let after = totals_rows(&client).await;
+    for row in &before {
+        assert!(after.contains(row), "live upkeep wrote what a recount computes: {row}");
+    }
+    assert!(after.len() > before.len(), "late rows of closed days are recounted too");
+    assert_windows_match(&client, "after a recount").await;
 }
 
-/// Writers of the same check's first row of a day, at the same time (the
-/// worker's batches and the scheduler's missed-slot flush need not share
-/// a `check_state` lock): each holds its transaction open a moment after
-/// its upsert, so without the per-check lock they would compute the new
-/// row from the same row before it (or collide on its key).
+/// Writers of day D and the day after (as the worker's batches and the
+/// scheduler's missed-slot flush do), each holding its transaction open a
+/// moment after its upsert, while housekeeping closes D: the close must
+/// count every writer exactly once (through the daily row, or through
+/// the writer's update of the closed row). Without the close's `SHARE`
+/// lock on `rollup_days`, a writer committing after the close read the
+/// daily rows but before the close's rows existed for its update would
+/// be lost from D's totals, and the window would come out short.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers_of_a_new_day_lose_no_delta() {
+async fn writers_racing_the_close_of_their_day_lose_no_delta() {
     let db = TestDb::migrated_named("sk_totals_race", 4).await;
     let client = db.client().await;
     seed_checks(&client).await;
     let pool = pool(&db);
-    let writers = 6;
-    for round in 0..4i64 {
-        let day = to_ms(today() - Duration::days(10 - 3 * round));
-        let barrier = Arc::new(tokio::sync::Barrier::new(writers));
+    let writers = 8;
+    let first = today() - Duration::days(12);
+    reopen_from(&client, first).await;
+    for round in 0..6i64 {
+        let day = to_ms(first + Duration::days(round));
+        // A row of D committed before the race: the close has one to count.
+        let mut before = Rollups::new();
+        rollup::add_result(
+            &mut before,
+            &ResultFact {
+                check_id: 5,
+                slot_ms: day + HOUR_MS,
+                interval_ms: 60_000,
+                category: Category::Up,
+                success: true,
+                total_ms: 3.0,
+            },
+        );
+        write(&pool, &before).await;
+        let barrier = Arc::new(tokio::sync::Barrier::new(writers + 1));
         let mut tasks = Vec::new();
         for w in 0..writers as i64 {
             let (pool, barrier) = (pool.clone(), barrier.clone());
             tasks.push(tokio::spawn(async move {
                 let mut rollups = Rollups::new();
-                // Two checks (one shared by all), the new day, and for odd
+                // Two checks (one shared by all), day D, and for odd
                 // writers the day after as well.
                 for check_id in [1, 2 + w % 3] {
                     for d in 0..1 + w % 2 {
@@ -314,30 +377,52 @@ async fn concurrent_writers_of_a_new_day_lose_no_delta() {
                     }
                 }
                 let mut client = pool.get().await.expect("pooled");
-                let tx = client.transaction().await.expect("begin");
                 barrier.wait().await;
+                // Staggered: some write before the close, some while it
+                // waits or runs, some after.
+                tokio::time::sleep(std::time::Duration::from_millis(10 * w as u64)).await;
+                let tx = client.transaction().await.expect("begin");
                 store::upsert_rollups(&tx, &rollups).await.expect("upsert");
-                tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(40)).await;
                 tx.commit().await.expect("commit");
             }));
         }
+        let closer = {
+            let (pool, barrier) = (pool.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let client = pool.get().await.expect("pooled");
+                barrier.wait().await;
+                tokio::time::sleep(std::time::Duration::from_millis(15 + 7 * round as u64)).await;
+                store::close_day_totals(&**client, 1).await.expect("close")
+            })
+        };
         for t in tasks {
             t.await.expect("writer");
         }
-        let summed =
-            store::sum_rollup_rows(&client, Granularity::Day, None, from_ms(day), from_ms(day + 2 * DAY_MS))
-                .await
-                .expect("sum rows");
-        let totals = store::sum_day_totals(&client, None, from_ms(day), from_ms(day + 2 * DAY_MS))
+        assert_eq!(closer.await.expect("closer"), 1, "round {round}: the day was closed");
+        let closed: i64 = client
+            .query_one("SELECT count(*) FROM rollup_day_totals WHERE bucket = $1", &[&from_ms(day)])
             .await
-            .expect("totals");
-        assert_eq!(sorted(&totals), sorted(&summed), "round {round}");
-        let runs = summed.get(&1).map(|t| t.runs).unwrap_or(0);
-        assert_eq!(
-            runs,
-            writers as i64 + writers as i64 / 2,
-            "round {round}: every writer's runs of check 1"
-        );
+            .unwrap()
+            .get(0);
+        assert!(closed >= 1, "round {round}: the close made totals rows");
+        for (from, to) in [(day, day + DAY_MS), (day, day + 2 * DAY_MS), (day + DAY_MS, day + 2 * DAY_MS)] {
+            let (from, to) = (from_ms(from), from_ms(to));
+            let summed =
+                store::sum_rollup_rows(&client, Granularity::Day, None, from, to).await.expect("sum rows");
+            let totals = store::sum_day_totals(&client, None, from, to).await.expect("totals");
+            assert_eq!(sorted(&totals), sorted(&summed), "round {round}: {from} → {to}");
+        }
+        let runs = store::sum_rollup_rows(&client, Granularity::Day, None, from_ms(day), from_ms(day + DAY_MS))
+            .await
+            .expect("sum rows")
+            .get(&1)
+            .map(|t| t.runs)
+            .unwrap_or(0);
+        // Round 0's odd writers also wrote round 1's day D, and so on.
+        let earlier = if round > 0 { writers as i64 / 2 } else { 0 };
+        assert_eq!(runs, writers as i64 + earlier, "round {round}: every writer's run of check 1 on day D");
+        // Next round's day D+1 is closed next: its totals start from D's.
     }
     assert_windows_match(&client, "after the races").await;
 }
@@ -373,6 +458,8 @@ async fn the_migration_fills_the_totals_from_the_stored_daily_rows() {
     let rollups = batch(&mut rng, &[30, 12, 11, 3, 0]);
     let mut rows = 0;
     for ((check_id, g, bucket), t) in rollups.iter().filter(|(k, _)| k.1 == Granularity::Day) {
+        // The migration counts days before today (the days it closes).
+        rows += usize::from(*bucket < to_ms(today()));
         let histogram: Vec<i32> = t.histogram.iter().map(|c| *c as i32).collect();
         client
             .execute(
@@ -394,15 +481,14 @@ async fn the_migration_fills_the_totals_from_the_stored_daily_rows() {
             )
             .await
             .unwrap_or_else(|e| panic!("{g:?} row: {e}"));
-        rows += 1;
     }
-    assert!(rows > 15, "{rows} daily rows");
+    assert!(rows > 15, "{rows} daily rows before today");
     let mut migrating = db.client().await;
     let report = sentryk8s::migrate::run(&mut migrating, 4).await.expect("migrate");
     assert!(report.applied.iter().any(|n| n == "0007_rollup_totals.sql"), "{report:?}");
     assert_windows_match(&client, "after the migration").await;
     let before = totals_rows(&client).await;
-    assert_eq!(before.len(), rows + CHECKS as usize, "one row per daily row, one anchor per check with rows");
+    assert_eq!(before.len(), rows, "one row per daily row of a closed day");
     let pool = pool(&db);
     let mut pooled = pool.get().await.expect("pooled");
     let tx = pooled.transaction().await.expect("begin");

@@ -199,7 +199,7 @@ pub async fn close_day_totals(
 /// anchor (the baseline, zero without one): one totals row per daily row.
 fn recount_sql() -> String {
     let histogram = (1..=BUCKETS)
-        .map(|i| format!("a.latency_histogram[{i}] + sum(d.latency_histogram[{i}]) OVER w"))
+        .map(|i| format!("coalesce(a.latency_histogram[{i}], 0) + sum(d.latency_histogram[{i}]) OVER w"))
         .collect::<Vec<_>>()
         .join(", ");
     format!(
