@@ -413,12 +413,13 @@ async fn writers_racing_the_close_of_their_day_lose_no_delta() {
             let totals = store::sum_day_totals(&client, None, from, to).await.expect("totals");
             assert_eq!(sorted(&totals), sorted(&summed), "round {round}: {from} → {to}");
         }
-        let runs = store::sum_rollup_rows(&client, Granularity::Day, None, from_ms(day), from_ms(day + DAY_MS))
-            .await
-            .expect("sum rows")
-            .get(&1)
-            .map(|t| t.runs)
-            .unwrap_or(0);
+        let runs =
+            store::sum_rollup_rows(&client, Granularity::Day, None, from_ms(day), from_ms(day + DAY_MS))
+                .await
+                .expect("sum rows")
+                .get(&1)
+                .map(|t| t.runs)
+                .unwrap_or(0);
         // Round 0's odd writers also wrote round 1's day D, and so on.
         let earlier = if round > 0 { writers as i64 / 2 } else { 0 };
         assert_eq!(runs, writers as i64 + earlier, "round {round}: every writer's run of check 1 on day D");

@@ -29,7 +29,9 @@ use crate::history::totals::window;
 fn value_before(check: &str, x: &str) -> String {
     let sum = |c: &str, ty: &str| format!("(coalesce(p.{c}, 0) + coalesce(sum(g.{c}), 0))::{ty} AS {c}");
     let histogram = (1..=BUCKETS)
-        .map(|i| format!("coalesce(p.latency_histogram[{i}], 0) + coalesce(sum(g.latency_histogram[{i}]), 0)"))
+        .map(|i| {
+            format!("coalesce(p.latency_histogram[{i}], 0) + coalesce(sum(g.latency_histogram[{i}]), 0)")
+        })
         .collect::<Vec<_>>()
         .join(", ");
     format!(
