@@ -1,5 +1,8 @@
 //! Chores done once for the whole cluster, by whoever holds partition 0:
-//! daily result partitions ahead of time, retention, forgetting dead members.
+//! daily result partitions ahead of time, closing the cumulative daily
+//! totals of ended days (`history::store::close_day_totals`: it holds
+//! rollup writers back for the few ms of each close, once a day),
+//! retention, forgetting dead members.
 //!
 //! Retention never makes a writer wait: old result partitions are detached
 //! `CONCURRENTLY` (no exclusive lock on `check_results`, so result inserts
