@@ -221,6 +221,12 @@ async fn day_windows_from_totals_equal_the_summed_daily_rows_through_upkeep_rebu
     assert_eq!(store::close_day_totals(&client, 100).await.expect("close"), 35);
     assert_eq!(store::close_day_totals(&client, 100).await.expect("close"), 0, "today has not ended");
     assert_windows_match(&client, "every ended day closed").await;
+    // Live results of today (the common case) write no totals row: the
+    // worker's rows per check stay those of the hourly and daily upserts.
+    let before = totals_rows(&client).await;
+    write(&pool, &batch(&mut rng, &[0, 0])).await;
+    assert_eq!(totals_rows(&client).await, before, "today's results touch no totals row");
+    assert_windows_match(&client, "today written after every ended day closed").await;
     for days in [[35, 31, 0], [12, 3, 44]] {
         write(&pool, &batch(&mut rng, &days)).await;
     }
