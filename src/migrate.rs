@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { name: "0004_retention.sql", sql: include_str!("../migrations/0004_retention.sql") },
     Migration { name: "0005_history.sql", sql: include_str!("../migrations/0005_history.sql") },
     Migration { name: "0006_web.sql", sql: include_str!("../migrations/0006_web.sql") },
+    Migration { name: "0007_rollup_totals.sql", sql: include_str!("../migrations/0007_rollup_totals.sql") },
     Migration { name: "0008_status_pages.sql", sql: include_str!("../migrations/0008_status_pages.sql") },
     Migration { name: "0009_web_sessions.sql", sql: include_str!("../migrations/0009_web_sessions.sql") },
     Migration { name: "0010_heartbeats.sql", sql: include_str!("../migrations/0010_heartbeats.sql") },

@@ -9,6 +9,8 @@
 //!   percentiles (pure);
 //! - `rollup.rs` — what results and missed slots add to the hourly and
 //!   daily rollup rows (pure);
+//! - `totals.rs` — the cumulative daily totals a window of days is read
+//!   from, and what a batch of daily rows does to them (pure);
 //! - `incidents.rs` — incident rows and what a batch does to them (pure);
 //! - `windows.rs` — the maintenance windows as the writers see them;
 //! - `report.rs` — reports over any window (raw results, hourly or daily
@@ -30,5 +32,6 @@ pub mod render;
 pub mod report;
 pub mod rollup;
 pub mod store;
+pub mod totals;
 pub mod uptime;
 pub mod windows;

@@ -38,6 +38,23 @@ async fn row_versions(client: &Client) -> Vec<String> {
     out
 }
 
+/// The cumulative daily totals give what summing the daily rows gives,
+/// for yesterday, today and both.
+async fn assert_totals_agree(client: &Client, what: &str) {
+    use sentryk8s::history::{buckets::Granularity, store};
+    let today = chrono::DurationRound::duration_trunc(chrono::Utc::now(), chrono::Duration::days(1)).unwrap();
+    let day = chrono::Duration::days(1);
+    for (from, to) in [(today - day, today), (today, today + day), (today - day, today + day)] {
+        let summed =
+            store::sum_rollup_rows(client, Granularity::Day, None, from, to).await.expect("sum rows");
+        let totals = store::sum_day_totals(client, None, from, to).await.expect("totals");
+        assert_eq!(totals, summed, "{what}: {from} → {to}");
+        if to - from > day {
+            assert!(!summed.is_empty(), "{what}: rows to compare in {from} → {to}");
+        }
+    }
+}
+
 fn db_env(db: &TestDb) -> Vec<(String, String)> {
     vec![("SENTRYK8S_DATABASE_URL".into(), db.url.clone())]
 }
@@ -175,6 +192,7 @@ checks:
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("already right: nothing written"), "the concurrent rebuild composed: {out}");
     assert_eq!(rollup_rows(&client).await, live);
+    assert_totals_agree(&client, "after live upkeep and a rebuild racing it").await;
 
     // Deleted on a quiet database: restored exactly.
     client.batch_execute("DELETE FROM rollup_hours; DELETE FROM rollup_days").await.expect("delete");
@@ -182,6 +200,7 @@ checks:
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains(&format!("fixed {} rows: {} created", live.len(), live.len())), "{out}");
     assert_eq!(rollup_rows(&client).await, live, "the rows live upkeep wrote");
+    assert_totals_agree(&client, "after restoring deleted rollups").await;
 
     // And again: nothing to write, no row version changes.
     let versions = row_versions(&client).await;
@@ -212,6 +231,7 @@ checks:
     assert!(out.contains(&format!("across 2 checks\nfixed {closed} row")), "{out}");
     assert!(out.contains(&format!("0 created, {closed} corrected, 0 deleted")), "{out}");
     assert_eq!(rollup_rows(&client).await, live);
+    assert_totals_agree(&client, "after correcting damaged rows").await;
     let _ = std::fs::remove_file(&file);
 }
 

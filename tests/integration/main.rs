@@ -17,6 +17,7 @@ mod heartbeat_slots;
 mod history_cli;
 mod history_live;
 mod history_rebuild;
+mod history_totals;
 mod http_check;
 mod lease_release;
 mod logs;

@@ -1,13 +1,16 @@
 //! Every SQL statement of history. This file: what the writers run inside
 //! their own transactions (rollup upserts, incident rows, the maintenance
 //! windows they count with). `reads.rs`: reports, bars, incident lists.
-//! `rebuild.rs`: `rollups rebuild` and retention.
+//! `rebuild.rs`: `rollups rebuild` and retention. `totals.rs`: the
+//! cumulative daily totals (window sums, recount, retention's baseline).
 
 mod reads;
 mod rebuild;
+mod totals;
 
 pub use reads::*;
 pub use rebuild::*;
+pub use totals::*;
 
 use std::sync::Arc;
 
@@ -18,6 +21,7 @@ use crate::history::buckets::{from_ms, Granularity};
 use crate::history::histogram::BUCKETS;
 use crate::history::incidents::{compact, IncidentOp};
 use crate::history::rollup::{Rollups, Tally};
+use crate::history::totals::steps;
 use crate::history::windows::{Cache, Windows};
 use crate::model::maintenance::WindowSpec;
 
@@ -33,6 +37,17 @@ use crate::model::maintenance::WindowSpec;
 /// whole arrays (a rebuild's corrections, several runs of one check in one
 /// bucket). In place costs PostgreSQL about half as much per row (20,000
 /// upserts: 0.30–0.35 s against 0.59–0.76 s on the 2-core machine).
+///
+/// The same statement adds a late increment to the cumulative daily
+/// totals (`rollup_day_totals`, see `totals.rs`), which exist for closed
+/// days only: `x` holds the batch's steps (`totals::Step`, $13–$24); each
+/// adds its sum to the stored totals rows in its range of days
+/// (`totals_one` in place, like `g` 1, when `k` names the one histogram
+/// bucket it adds to; `totals_any` adds the whole array). A step's rows do
+/// not overlap another step's. Writers never create totals rows (the
+/// close does, [`close_day_totals`]) and take no lock for them: a batch of
+/// today's results, today not being closed, updates none. Why that is
+/// safe while a day is being closed: see [`close_day_totals`].
 const UPSERT_ROLLUPS: &str = "
 WITH u AS (
     SELECT * FROM unnest($1::int2[], $2::int8[], $3::timestamptz[], $4::int8[], $5::int8[], $6::int8[],
@@ -82,6 +97,32 @@ WITH u AS (
         latency_histogram = ARRAY(SELECT a + b FROM unnest(r.latency_histogram, excluded.latency_histogram)
                                       WITH ORDINALITY AS t(a, b, i) ORDER BY i)
     RETURNING 1
+), x AS (
+    SELECT * FROM unnest($13::int8[], $14::timestamptz[], $15::timestamptz[], $16::int8[], $17::int8[], $18::int8[],
+                         $19::int8[], $20::int4[], $21::int4[], $22::int8[], $23::int4[])
+           WITH ORDINALITY AS x(check_id, since, until, up, down, no_data, maint, runs, failures, us, k, ord)
+), totals_one AS (
+    UPDATE rollup_day_totals t SET
+        up_ms = t.up_ms + x.up, down_ms = t.down_ms + x.down, no_data_ms = t.no_data_ms + x.no_data,
+        maintenance_ms = t.maintenance_ms + x.maint, runs = t.runs + x.runs, failures = t.failures + x.failures,
+        total_us_sum = t.total_us_sum + x.us,
+        latency_histogram[x.k] = t.latency_histogram[x.k] + (x.runs - x.failures)
+      FROM x
+     WHERE x.k IS NOT NULL AND t.check_id = x.check_id AND t.bucket >= x.since
+       AND (x.until IS NULL OR t.bucket < x.until)
+    RETURNING 1
+), totals_any AS (
+    UPDATE rollup_day_totals t SET
+        up_ms = t.up_ms + x.up, down_ms = t.down_ms + x.down, no_data_ms = t.no_data_ms + x.no_data,
+        maintenance_ms = t.maintenance_ms + x.maint, runs = t.runs + x.runs, failures = t.failures + x.failures,
+        total_us_sum = t.total_us_sum + x.us,
+        latency_histogram = ARRAY(SELECT a + b FROM unnest(t.latency_histogram,
+                                                           ($24::int4[])[(x.ord - 1) * $12::int4 + 1 : x.ord * $12::int4])
+                                      WITH ORDINALITY AS h(a, b, i) ORDER BY i)
+      FROM x
+     WHERE x.k IS NULL AND t.check_id = x.check_id AND t.bucket >= x.since
+       AND (x.until IS NULL OR t.bucket < x.until)
+    RETURNING 1
 )
 INSERT INTO rollup_days AS r (check_id, bucket, up_ms, down_ms, no_data_ms, maintenance_ms, runs, failures,
                                total_us_sum, latency_histogram)
@@ -121,13 +162,23 @@ fn class(t: &Tally) -> Class {
     }
 }
 
+/// The 1-based histogram element a one-bucket tally adds its successes to
+/// (element 1, adding 0, when it has none); `None` for any other tally.
+fn one_bucket(t: &Tally) -> Option<i32> {
+    if class(t) != Class::OneBucket {
+        return None;
+    }
+    let at = t.histogram.iter().position(|c| *c != 0).unwrap_or(0);
+    Some(at as i32 + 1)
+}
+
 fn int4(v: i64) -> i32 {
     v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
-/// Adds `rollups` to the stored rows (creating missing ones), in the
-/// caller's transaction. Also how a rebuild applies its corrections
-/// (negative amounts included).
+/// Adds `rollups` to the stored rows (creating missing ones) and to the
+/// cumulative daily totals of closed days, in the caller's transaction.
+/// Also how a rebuild applies its corrections (negative amounts included).
 pub async fn upsert_rollups(
     client: &impl GenericClient,
     rollups: &Rollups,
@@ -162,6 +213,31 @@ pub async fn upsert_rollups(
         us.push(t.total_us_sum);
         histograms.extend(t.histogram.iter().map(|c| int4(*c)));
     }
+    let steps = steps(rollups);
+    let m = steps.len();
+    let mut s_ids = Vec::with_capacity(m);
+    let mut s_from: Vec<DateTime<Utc>> = Vec::with_capacity(m);
+    let mut s_until: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(m);
+    let (mut s_up, mut s_down, mut s_no_data, mut s_maint) =
+        (Vec::with_capacity(m), Vec::with_capacity(m), Vec::with_capacity(m), Vec::with_capacity(m));
+    let (mut s_runs, mut s_failures, mut s_us, mut s_k) =
+        (Vec::with_capacity(m), Vec::with_capacity(m), Vec::with_capacity(m), Vec::with_capacity(m));
+    let mut s_histograms: Vec<i32> = Vec::with_capacity(m * BUCKETS);
+    for s in &steps {
+        let t = &s.added;
+        s_ids.push(s.check_id);
+        s_from.push(from_ms(s.from));
+        s_until.push(s.until.map(from_ms));
+        s_up.push(t.durations.up_ms);
+        s_down.push(t.durations.down_ms);
+        s_no_data.push(t.durations.no_data_ms);
+        s_maint.push(t.durations.maintenance_ms);
+        s_runs.push(int4(t.runs));
+        s_failures.push(int4(t.failures));
+        s_us.push(t.total_us_sum);
+        s_k.push(one_bucket(t));
+        s_histograms.extend(t.histogram.iter().map(|c| int4(*c)));
+    }
     let statement = client.prepare_cached(UPSERT_ROLLUPS).await?;
     client
         .execute(
@@ -179,6 +255,18 @@ pub async fn upsert_rollups(
                 &us,
                 &histograms,
                 &(BUCKETS as i32),
+                &s_ids,
+                &s_from,
+                &s_until,
+                &s_up,
+                &s_down,
+                &s_no_data,
+                &s_maint,
+                &s_runs,
+                &s_failures,
+                &s_us,
+                &s_k,
+                &s_histograms,
             ],
         )
         .await?;
@@ -206,6 +294,9 @@ pub fn tally_from_row(row: &tokio_postgres::Row, at: usize) -> Tally {
 /// The columns [`tally_from_row`] reads, in order.
 pub const ROLLUP_COLUMNS: &str =
     "up_ms, down_ms, no_data_ms, maintenance_ms, runs, failures, total_us_sum, latency_histogram";
+
+/// How many columns [`ROLLUP_COLUMNS`] names.
+pub const ROLLUP_FIELDS: usize = 8;
 
 const OPEN_INCIDENTS: &str = "
 INSERT INTO incidents (id, check_id, check_name, opened_at, confirmed_at, first_error, last_error, in_maintenance)
@@ -337,5 +428,21 @@ mod tests {
         assert_eq!(class(&f), Class::Any, "a histogram that is not the successes");
         let negative = Tally { runs: -1, failures: -1, ..Tally::default() };
         assert_eq!(class(&negative), Class::Any, "a rebuild's correction");
+    }
+
+    #[test]
+    fn a_one_bucket_tally_names_its_bucket() {
+        let mut t = Tally::default();
+        assert_eq!(one_bucket(&t), Some(1), "nothing to add: any element, adding 0");
+        t.runs = 2;
+        t.histogram[12] = 2;
+        assert_eq!(one_bucket(&t), Some(13), "1-based");
+        t.histogram[3] = 1;
+        assert_eq!(one_bucket(&t), None);
+    }
+
+    #[test]
+    fn the_field_count_matches_the_column_list() {
+        assert_eq!(ROLLUP_COLUMNS.split(", ").count(), ROLLUP_FIELDS);
     }
 }

@@ -82,9 +82,26 @@ pub(crate) fn histogram_sums() -> String {
 }
 
 /// The rollup rows of `granularity` with buckets in `[from, to)` summed per
-/// check, for the checks `ids` (all checks when `None`). Checks without
-/// rows are absent.
+/// check, for the checks `ids` (every declared check when `None`). Checks
+/// without rows are absent. Days are read from the cumulative totals (two
+/// rows per check, whatever the window: [`sum_day_totals`]), hours summed.
 pub async fn sum_rollups(
+    client: &impl tokio_postgres::GenericClient,
+    granularity: Granularity,
+    ids: Option<&[i64]>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<std::collections::HashMap<i64, Tally>, tokio_postgres::Error> {
+    match granularity {
+        Granularity::Day => super::sum_day_totals(client, ids, from, to).await,
+        Granularity::Hour => sum_rollup_rows(client, granularity, ids, from, to).await,
+    }
+}
+
+/// The rows of `granularity` with buckets in `[from, to)` summed row by
+/// row, per check, for the checks `ids` (all checks with rows when
+/// `None`). What the daily totals must equal; the bench times both.
+pub async fn sum_rollup_rows(
     client: &impl tokio_postgres::GenericClient,
     granularity: Granularity,
     ids: Option<&[i64]>,

@@ -282,13 +282,18 @@ pub async fn delete_empty_rollups(
 
 /// Deletes up to `batch` rollup rows of `granularity` whose bucket ended
 /// more than `keep_days` ago, oldest first, through the `bucket` index
-/// (`rollup_hours_bucket_idx`, `rollup_days_bucket_idx`). Returns how many.
+/// (`rollup_hours_bucket_idx`, `rollup_days_bucket_idx`); days with their
+/// totals ([`super::prune_days`]). Returns how many.
 pub async fn prune_rollups(
     client: &impl tokio_postgres::GenericClient,
     granularity: Granularity,
     keep_days: u32,
     batch: i64,
 ) -> Result<u64, tokio_postgres::Error> {
+    if granularity == Granularity::Day {
+        // The daily totals keep what these rows added, as a baseline.
+        return super::prune_days(client, keep_days, batch).await;
+    }
     let sql = format!(
         "DELETE FROM {t} WHERE (check_id, bucket) IN (
              SELECT check_id, bucket FROM {t}
