@@ -9,9 +9,11 @@
 //! are there without JavaScript and never by colour alone. No-data days
 //! are also drawn shorter, so they differ by shape too.
 
-use chrono::NaiveDate;
+use std::fmt::Write as _;
 
-use super::{duration_text, escape, percent_text};
+use chrono::{Datelike, NaiveDate};
+
+use super::{duration_text, escape};
 use crate::history::uptime::Durations;
 
 /// One day of one check.
@@ -98,74 +100,148 @@ pub fn shade(durations: &Durations) -> Shade {
 /// Width of a bar and of the gap after it, in SVG units.
 const BAR: usize = 3;
 const GAP: usize = 2;
-/// Height of the drawing; a no-data bar is [`SHORT`] high.
+/// Height of the drawing; a no-data bar is 12 high, at the bottom.
 const HEIGHT: usize = 32;
-const SHORT: usize = 12;
+/// A bar's geometry as attributes, written as constants (a test checks
+/// them against [`BAR`] and [`HEIGHT`]).
+const FULL_GEOMETRY: &str = "width=\"3\" height=\"32\"";
+const NO_DATA_GEOMETRY: &str = "y=\"20\" width=\"3\" height=\"12\"";
 
 /// The `data-uptime` value of a day: two decimals, empty without data.
 pub fn uptime_attr(durations: &Durations) -> String {
-    durations.uptime_percent().map(percent_text).unwrap_or_default()
+    let mut out = String::new();
+    if let Some(p) = durations.uptime_percent() {
+        push_percent(&mut out, p);
+    }
+    out
 }
 
 /// The words of a day's `<title>`: "2026-11-29: 99.93 % up, 1 min down,
 /// 1 incident".
 pub fn day_text(bar: &DayBar) -> String {
-    let s = shade(&bar.durations);
-    let mut text = format!("{}: ", bar.day.format("%Y-%m-%d"));
+    let mut out = String::new();
+    push_day_text(&mut out, bar, &date_text(bar.day));
+    out
+}
+
+/// `day` as `YYYY-MM-DD`, without chrono's `format` (which parses its
+/// pattern on every call: 36,000 times for a page of 200 checks).
+fn date_text(day: NaiveDate) -> [u8; 10] {
+    let year = day.year().clamp(0, 9999) as u32;
+    let digit = |n: u32| b'0' + (n % 10) as u8;
+    let (month, dom) = (day.month(), day.day());
+    [
+        digit(year / 1000),
+        digit(year / 100),
+        digit(year / 10),
+        digit(year),
+        b'-',
+        digit(month / 10),
+        digit(month),
+        b'-',
+        digit(dom / 10),
+        digit(dom),
+    ]
+}
+
+/// Appends `percent` as [`super::percent_text`] writes it ("99.93"), from whole
+/// hundredths, so no float formatting per bar.
+fn push_percent(out: &mut String, percent: f64) {
+    // The same flooring and clamping as percent_text (the test compares them).
+    let hundredths = ((percent * 100.0).floor() as i64).clamp(0, 10_000);
+    if hundredths == 10_000 {
+        out.push_str("100.00");
+    } else {
+        let _ = write!(out, "{}.{:02}", hundredths / 100, hundredths % 100);
+    }
+}
+
+/// Appends the words of [`day_text`]; `date` is the day's `YYYY-MM-DD`.
+/// Nothing in them needs escaping (digits, words, `%` and commas).
+fn push_day_text(out: &mut String, bar: &DayBar, date: &[u8; 10]) {
+    push_date(out, date);
+    out.push_str(": ");
     match bar.durations.uptime_percent() {
-        Some(p) => text.push_str(&format!("{} % up", percent_text(p))),
-        None => text.push_str(s.describe()),
+        Some(p) => {
+            push_percent(out, p);
+            out.push_str(" % up");
+        }
+        None => out.push_str(shade(&bar.durations).describe()),
     }
     if bar.durations.down_ms > 0 {
-        text.push_str(&format!(", {} down", duration_text(bar.durations.down_ms)));
+        out.push_str(", ");
+        out.push_str(&duration_text(bar.durations.down_ms));
+        out.push_str(" down");
     }
     if bar.durations.maintenance_ms > 0 {
-        text.push_str(&format!(", {} maintenance", duration_text(bar.durations.maintenance_ms)));
+        out.push_str(", ");
+        out.push_str(&duration_text(bar.durations.maintenance_ms));
+        out.push_str(" maintenance");
     }
     match bar.incidents {
         0 => {}
-        1 => text.push_str(", 1 incident"),
-        n => text.push_str(&format!(", {n} incidents")),
+        1 => out.push_str(", 1 incident"),
+        n => {
+            let _ = write!(out, ", {n} incidents");
+        }
     }
-    text
+}
+
+fn push_date(out: &mut String, date: &[u8; 10]) {
+    // Only ASCII digits and '-' are ever written into a date.
+    out.push_str(std::str::from_utf8(date).unwrap_or("0000-00-00"));
 }
 
 /// The bars of `days` (oldest first) as one inline `<svg>`; `label` names
 /// the check for screen readers.
 pub fn daily_bars(days: &[DayBar], label: &str) -> String {
+    // About 150 bytes a bar; one buffer, grown at most once.
+    let mut out = String::with_capacity(days.len() * 160 + 300);
     let width = (days.len() * (BAR + GAP)).saturating_sub(GAP).max(1);
-    let mut out = String::with_capacity(days.len() * 190 + 300);
-    out.push_str(&format!(
+    let _ = write!(
+        out,
         "<svg class=\"bars\" viewBox=\"0 0 {width} {HEIGHT}\" width=\"100%\" height=\"{HEIGHT}\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"{} daily uptime, {} days\">",
         escape(label),
         days.len()
-    ));
+    );
     for (i, bar) in days.iter().enumerate() {
-        let s = shade(&bar.durations);
-        // Kept short: a page of 200 checks has 18,000 bars. Attributes at
-        // their default (y = 0, nothing down, no incident) are left out,
-        // and the fill comes from status.css (the class).
-        out.push_str(&format!("<rect class=\"bar {}\" x=\"{}\" ", s.class(), i * (BAR + GAP)));
-        if s == Shade::NoData {
-            out.push_str(&format!("y=\"{}\" width=\"{BAR}\" height=\"{SHORT}\"", HEIGHT - SHORT));
-        } else {
-            out.push_str(&format!("width=\"{BAR}\" height=\"{HEIGHT}\""));
-        }
-        out.push_str(&format!(
-            " data-day=\"{}\" data-uptime=\"{}\"",
-            bar.day.format("%Y-%m-%d"),
-            uptime_attr(&bar.durations)
-        ));
-        if bar.durations.down_ms > 0 {
-            out.push_str(&format!(" data-down=\"{}\"", bar.durations.down_ms));
-        }
-        if bar.incidents > 0 {
-            out.push_str(&format!(" data-incidents=\"{}\"", bar.incidents));
-        }
-        out.push_str(&format!("><title>{}</title></rect>", escape(&day_text(bar))));
+        push_bar(&mut out, i, bar);
     }
     out.push_str("</svg>");
     out
+}
+
+/// One bar. Kept short and cheap: a page of 200 checks has 18,000 of
+/// them. Attributes at their default (y = 0, nothing down, no incident)
+/// are left out, the fill comes from the stylesheet (the class), and
+/// everything is appended to the one buffer (no `format!` per piece).
+fn push_bar(out: &mut String, i: usize, bar: &DayBar) {
+    let s = shade(&bar.durations);
+    let date = date_text(bar.day);
+    out.push_str("<rect class=\"bar ");
+    out.push_str(s.class());
+    let _ = write!(out, "\" x=\"{}\" ", i * (BAR + GAP));
+    if s == Shade::NoData {
+        out.push_str(NO_DATA_GEOMETRY);
+    } else {
+        out.push_str(FULL_GEOMETRY);
+    }
+    out.push_str(" data-day=\"");
+    push_date(out, &date);
+    out.push_str("\" data-uptime=\"");
+    if let Some(p) = bar.durations.uptime_percent() {
+        push_percent(out, p);
+    }
+    out.push('"');
+    if bar.durations.down_ms > 0 {
+        let _ = write!(out, " data-down=\"{}\"", bar.durations.down_ms);
+    }
+    if bar.incidents > 0 {
+        let _ = write!(out, " data-incidents=\"{}\"", bar.incidents);
+    }
+    out.push_str("><title>");
+    push_day_text(out, bar, &date);
+    out.push_str("</title></rect>");
 }
 
 #[cfg(test)]
@@ -220,6 +296,32 @@ mod tests {
         assert_eq!(day_text(&bar), "2026-11-29: maintenance, 2 h maintenance");
         let bar = DayBar { day, durations: d(1, 1, 0, 0), incidents: 3 };
         assert!(day_text(&bar).ends_with("3 incidents"));
+    }
+
+    #[test]
+    fn the_cheap_writers_agree_with_the_plain_ones() {
+        // Percents: every hundredth, and values between them and at the ends.
+        for k in 0..=100_000 {
+            let p = k as f64 / 1000.0;
+            let mut fast = String::new();
+            push_percent(&mut fast, p);
+            assert_eq!(fast, super::super::percent_text(p), "{p}");
+        }
+        for p in [0.0, 1e-9, 99.999_999, 99.9, 99.93, 100.0, 100.000_1, -1.0] {
+            let mut fast = String::new();
+            push_percent(&mut fast, p);
+            assert_eq!(fast, super::super::percent_text(p), "{p}");
+        }
+        // Dates: every day of a leap year and a few far ones.
+        let first = NaiveDate::from_ymd_opt(2028, 1, 1).unwrap();
+        let far = [NaiveDate::from_ymd_opt(1, 1, 1).unwrap(), NaiveDate::from_ymd_opt(9999, 12, 31).unwrap()];
+        for day in (0..366).map(|i| first + chrono::Days::new(i)).chain(far) {
+            assert_eq!(std::str::from_utf8(&date_text(day)).unwrap(), day.format("%Y-%m-%d").to_string());
+        }
+        // The geometry strings follow the constants.
+        assert_eq!(FULL_GEOMETRY, format!("width=\"{BAR}\" height=\"{HEIGHT}\""));
+        let short = 12;
+        assert_eq!(NO_DATA_GEOMETRY, format!("y=\"{}\" width=\"{BAR}\" height=\"{short}\"", HEIGHT - short));
     }
 
     #[test]
