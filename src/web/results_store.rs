@@ -39,6 +39,11 @@ pub struct ResultRow {
     pub connect_ms: Option<f32>,
     pub tls_ms: Option<f32>,
     pub first_byte_ms: Option<f32>,
+    pub query_ms: Option<f32>,
+    pub rtt_min_ms: Option<f32>,
+    pub rtt_avg_ms: Option<f32>,
+    pub rtt_max_ms: Option<f32>,
+    pub run_ms: Option<f32>,
     pub total_ms: f32,
     pub bytes_read: Option<i64>,
     pub cert_expires_at: Option<DateTime<Utc>>,
@@ -74,7 +79,7 @@ pub async fn page(
         .query(
             "SELECT slot, started_at, success, error_class, error_message, status_code, dns_ms, connect_ms,
                     tls_ms, first_byte_ms, total_ms, bytes_read, cert_expires_at, failed_assertions, worker,
-                    state, interval_ms
+                    state, interval_ms, query_ms, rtt_min_ms, rtt_avg_ms, rtt_max_ms, run_ms
                FROM check_results
               WHERE check_id = $1
                 AND ($2::timestamptz IS NULL OR slot >= $2)
@@ -98,6 +103,11 @@ pub async fn page(
             connect_ms: r.get(7),
             tls_ms: r.get(8),
             first_byte_ms: r.get(9),
+            query_ms: r.get(17),
+            rtt_min_ms: r.get(18),
+            rtt_avg_ms: r.get(19),
+            rtt_max_ms: r.get(20),
+            run_ms: r.get(21),
             total_ms: r.get(10),
             bytes_read: r.get(11),
             cert_expires_at: r.get(12),

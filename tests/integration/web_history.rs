@@ -132,6 +132,11 @@ async fn results_carry_every_stored_field_with_secrets_masked() {
         "connect_ms",
         "tls_ms",
         "first_byte_ms",
+        "query_ms",
+        "rtt_min_ms",
+        "rtt_avg_ms",
+        "rtt_max_ms",
+        "run_ms",
         "total_ms",
         "bytes_read",
         "cert_expires_at",
@@ -159,6 +164,10 @@ async fn results_carry_every_stored_field_with_secrets_masked() {
         ]
         .map(|v| v.as_f64().unwrap()),
         [1.5, 2.5, 3.5, 50.0, 100.0]
+    );
+    assert_eq!(
+        ["query_ms", "rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "run_ms"].map(|k| slot0[k].as_f64().unwrap()),
+        [4.5, 0.25, 0.5, 0.75, 60.0]
     );
     assert_eq!(slot0["bytes_read"], 1234);
     assert_eq!(time(&slot0["cert_expires_at"]), time(&Value::from("2027-01-01T00:00:00Z")));

@@ -92,6 +92,19 @@ pub struct CheckResult {
     pub tls_ms: Option<f32>,
     #[schema(required = true)]
     pub first_byte_ms: Option<f32>,
+    /// DNS checks: the query, from sending the question to the answer.
+    #[schema(required = true)]
+    pub query_ms: Option<f32>,
+    /// ICMP checks: the round trips of the echo requests answered.
+    #[schema(required = true)]
+    pub rtt_min_ms: Option<f32>,
+    #[schema(required = true)]
+    pub rtt_avg_ms: Option<f32>,
+    #[schema(required = true)]
+    pub rtt_max_ms: Option<f32>,
+    /// Heartbeats: the run, from its `start` ping to its success.
+    #[schema(required = true)]
+    pub run_ms: Option<f32>,
     /// The whole run, in milliseconds.
     pub total_ms: f32,
     /// Bytes of the answer read.
@@ -179,6 +192,11 @@ fn shown(row: ResultRow, secrets: Option<&[String]>) -> CheckResult {
         connect_ms: row.connect_ms,
         tls_ms: row.tls_ms,
         first_byte_ms: row.first_byte_ms,
+        query_ms: row.query_ms,
+        rtt_min_ms: row.rtt_min_ms,
+        rtt_avg_ms: row.rtt_avg_ms,
+        rtt_max_ms: row.rtt_max_ms,
+        run_ms: row.run_ms,
         total_ms: row.total_ms,
         bytes_read: row.bytes_read,
         cert_expires_at: row.cert_expires_at,
@@ -295,6 +313,11 @@ mod tests {
             connect_ms: Some(1.0),
             tls_ms: None,
             first_byte_ms: Some(2.0),
+            query_ms: None,
+            rtt_min_ms: None,
+            rtt_avg_ms: None,
+            rtt_max_ms: None,
+            run_ms: None,
             total_ms: 3.0,
             bytes_read: Some(10),
             cert_expires_at: None,
