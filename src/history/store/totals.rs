@@ -212,15 +212,18 @@ pub async fn first_open_day(
 /// hold nothing the close needs (they never create or lock totals rows of
 /// an open day, nor `rollup_day_totals_closed`): no deadlock.
 async fn close_one_day(client: &impl tokio_postgres::GenericClient) -> Result<bool, tokio_postgres::Error> {
-    client.batch_execute("LOCK TABLE rollup_days IN SHARE MODE").await?;
     // `24 hours`, not `1 day`: days are UTC days whatever the session's zone.
-    let Some(row) = client
-        .query_opt(
-            "SELECT day FROM rollup_day_totals_closed WHERE day + interval '24 hours' <= now() FOR UPDATE",
-            &[],
-        )
-        .await?
-    else {
+    const ENDED: &str = "SELECT day FROM rollup_day_totals_closed WHERE day + interval '24 hours' <= now()";
+    // Nearly every call has nothing to close: look first, so that the lock
+    // (which holds writers back) is taken only on the one call a day that
+    // closes one.
+    if client.query_opt(ENDED, &[]).await?.is_none() {
+        return Ok(false);
+    }
+    // The coordinator runs housekeeping inline: never wait long behind a
+    // writer (the next round retries).
+    client.batch_execute("SET LOCAL lock_timeout = '2s'; LOCK TABLE rollup_days IN SHARE MODE").await?;
+    let Some(row) = client.query_opt(&format!("{ENDED} FOR UPDATE"), &[]).await? else {
         return Ok(false);
     };
     let day: DateTime<Utc> = row.get(0);
