@@ -215,6 +215,7 @@ max_file_bytes = {{ $c.checks.maxFileBytes | int64 }}
 [web]
 listen = {{ printf "0.0.0.0:%d" (int .Values.web.port) | toJson }}
 public_read = {{ $c.web.publicRead }}
+public_url = {{ $c.web.publicUrl | toJson }}
 max_connections = {{ $c.web.maxConnections | int64 }}
 header_read_timeout = {{ $c.web.headerReadTimeout | toJson }}
 request_timeout = {{ $c.web.requestTimeout | toJson }}
