@@ -66,8 +66,10 @@ pub struct DatabaseConfig {
 pub struct AmqpConfig {
     /// Exchange the scheduler publishes jobs to.
     pub exchange: String,
-    /// Quorum queue the workers consume.
+    /// Quorum queue the workers consume (the first of `queues`).
     pub queue: String,
+    /// Number of job queues: `queue`, then `queue.1` … `queue.{n-1}`.
+    pub queues: u32,
     /// Deliveries of one message before the broker dead-letters it.
     pub delivery_limit: u32,
     /// Backlog bound of the job queue.
@@ -103,6 +105,9 @@ pub struct SchedulerConfig {
     /// Longest sleep of the dispatch loop.
     #[serde(with = "duration")]
     pub tick: Duration,
+    /// Most slots one job message carries (1: the one-slot format of
+    /// versions 1 and 2, which workers from before batches read).
+    pub slots_per_message: u32,
     /// Largest difference between this host's clock and PostgreSQL's
     /// before dispatch halts (and `/readyz` fails).
     #[serde(with = "duration")]

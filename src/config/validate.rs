@@ -63,6 +63,11 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
         format!("{} is out of range 1..=1000", config.amqp.delivery_limit),
     );
     check(config.amqp.max_queue_length >= 1, "amqp.max_queue_length", "must be at least 1".into());
+    check(
+        (1..=64).contains(&config.amqp.queues),
+        "amqp.queues",
+        format!("{} is out of range 1..=64", config.amqp.queues),
+    );
     range(&mut check, "amqp.heartbeat", config.amqp.heartbeat, secs(0), secs(600));
     check(
         config.amqp.heartbeat.subsec_nanos() == 0,
@@ -72,6 +77,11 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     range(&mut check, "amqp.reconnect_max_backoff", config.amqp.reconnect_max_backoff, ms(100), secs(600));
 
     let s = &config.scheduler;
+    check(
+        (1..=500).contains(&s.slots_per_message),
+        "scheduler.slots_per_message",
+        format!("{} is out of range 1..=500", s.slots_per_message),
+    );
     if let Some(shards) = s.shards {
         check((1..=1024).contains(&shards), "scheduler.shards", format!("{shards} is out of range 1..=1024"));
     }

@@ -23,8 +23,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{CheckKind, CheckSpec};
 
-/// The newest schema version of [`CheckJob`]; workers read it and
-/// [`JOB_SCHEMA_V1`], and refuse (dead-letter) others.
+pub mod batch;
+pub use batch::{batch_message_id, encode_batch, JobMessage, SlotError, JOB_SCHEMA_BATCH};
+
+/// The newest schema version of a one-slot job; workers read it,
+/// [`JOB_SCHEMA_V1`] and [`JOB_SCHEMA_BATCH`] (several slots, `batch.rs`),
+/// and refuse (dead-letter) others.
 pub const JOB_SCHEMA_VERSION: u32 = 2;
 /// The version of HTTP jobs, which workers from before kinds also read.
 pub const JOB_SCHEMA_V1: u32 = 1;
@@ -58,6 +62,8 @@ pub enum DecodeError {
     Version(u32),
     #[error("a version {JOB_SCHEMA_V1} job cannot carry a {0} check (only http)")]
     KindInV1(CheckKind),
+    #[error("a version 3 message without slots")]
+    EmptyBatch,
 }
 
 /// The schema version of a job carrying a spec of `kind`: 1 for HTTP (old
@@ -127,8 +133,15 @@ pub fn message_id_at(check_id: i64, slot_ms: i64) -> String {
     message_id(check_id, slot_from_millis(slot_ms))
 }
 
-/// `<check_id>:<slot ms>` → (check_id, slot ms); `None` for anything else.
+/// `<check_id>:<slot ms>` → (check_id, slot ms), also for the id of a
+/// batch (`<check_id>:<slot ms>+<count>`, its first slot); `None` for
+/// anything else.
 pub fn parse_message_id(id: &str) -> Option<(i64, i64)> {
+    let id = match id.split_once('+') {
+        Some((first, count)) if !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit()) => first,
+        Some(_) => return None,
+        None => id,
+    };
     let (check, slot) = id.split_once(':')?;
     Some((check.parse().ok()?, slot.parse().ok()?))
 }
@@ -337,7 +350,8 @@ mod tests {
         assert_eq!(parse_message_id("42:1764115200123"), Some((42, 1_764_115_200_123)));
         assert_eq!(parse_message_id(&message_id_at(-3, -5)), Some((-3, -5)));
         assert_eq!(parse_message_id(&message_id_at(1, i64::MAX)), Some((1, 0)), "clamped to the epoch");
-        for bad in ["", "42", "42:", ":1", "a:1", "1:b", "1:2:3"] {
+        assert_eq!(parse_message_id("42:17+3"), Some((42, 17)));
+        for bad in ["", "42", "42:", ":1", "a:1", "1:b", "1:2:3", "1:2+", "1:2+x", "1:2+3+4"] {
             assert_eq!(parse_message_id(bad), None, "{bad}");
         }
     }

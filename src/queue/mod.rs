@@ -12,4 +12,4 @@ mod topology;
 pub use connection::{
     connect, connect_with_backoff, AmqpLink, AmqpProbe, AmqpTarget, LogChannel, QueueError,
 };
-pub use topology::{declare_topology, Topology, JOB_ROUTING_KEY};
+pub use topology::{declare_topology, JobQueue, Topology, JOB_ROUTING_KEY};

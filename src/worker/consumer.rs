@@ -210,7 +210,7 @@ impl Consumer {
                     DecodeError::Version(_) | DecodeError::KindInV1(_) => {
                         DeadLetterReason::UnsupportedVersion
                     }
-                    DecodeError::Json(_) => DeadLetterReason::Undecodable,
+                    DecodeError::Json(_) | DecodeError::EmptyBatch => DeadLetterReason::Undecodable,
                 };
                 let id = message.basic_properties.as_ref().and_then(|p| p.message_id().cloned());
                 // Neither the content nor serde's message (which quotes
