@@ -35,7 +35,7 @@
 //! ```
 //!
 //! Knobs: BENCH_CHECKS (10000), BENCH_DAYS (90), BENCH_HOURS (168),
-//! BENCH_BAR_CHECKS (100), BENCH_RUNS (20).
+//! BENCH_BAR_CHECKS (100), BENCH_RUNS (20); BENCH_KEEP_DB=1 keeps the database.
 //!
 //! Writes bench/results/history.md and history.csv.
 
@@ -327,7 +327,12 @@ async fn main() {
         println!("{}: median {:.1} ms, p95 {:.1} ms", t.name, t.median(), t.p95());
     }
 
-    db.drop_db().await;
+    // BENCH_KEEP_DB=1 keeps the loaded database, to EXPLAIN the reads by hand.
+    if env_or("BENCH_KEEP_DB", 0) == 1 {
+        println!("kept database {} (drop it by hand)", db.name);
+    } else {
+        db.drop_db().await;
+    }
     write_report(&header, checks, days, hours, loaded, &sizes, &timed, runs);
 }
 

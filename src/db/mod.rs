@@ -83,8 +83,18 @@ fn pg_config(config: &Config, application: &str) -> Result<tokio_postgres::Confi
 /// scheduler that died between a lease UPDATE and its COMMIT would otherwise
 /// hold row locks (and block every other scheduler's claim) until the
 /// server's own keepalive noticed, hours later.
-const ROLE_SESSION_LIMITS: &str =
-    "-c lock_timeout=5s -c statement_timeout=60s -c idle_in_transaction_session_timeout=30s";
+///
+/// `plan_cache_mode=force_custom_plan`: our statements are prepared once per
+/// connection (`prepare_cached`) and most take an array of ids. After five
+/// runs PostgreSQL may switch to a generic plan, costed with the table
+/// statistics of that moment and an array of unknown length, and keep it
+/// for the connection's life. A worker that started while `checks` was
+/// nearly empty kept `Seq Scan … Filter: id = ANY($1)`: 88 ms per batch of
+/// 500 ids at 50,000 checks, 0.2 of the 2 cores in the capacity bench
+/// (docs/performance.md, "Where the CPU goes"). A custom plan costs about
+/// 0.1 ms of planning per statement, a few statements per batch.
+const ROLE_SESSION_LIMITS: &str = "-c lock_timeout=5s -c statement_timeout=60s \
+     -c idle_in_transaction_session_timeout=30s -c plan_cache_mode=force_custom_plan";
 
 /// Builds the pool; connections are opened lazily on first use.
 ///
