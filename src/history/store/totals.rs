@@ -9,11 +9,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{tally_from_row, ROLLUP_COLUMNS, ROLLUP_FIELDS};
+use super::{tally_from_row, ROLLUP_COLUMNS};
 use crate::history::buckets::{from_ms, to_ms, Granularity};
 use crate::history::histogram::BUCKETS;
 use crate::history::rollup::Tally;
-use crate::history::totals::window;
 
 /// A subquery (for a `LATERAL` join) giving one row: the sums of every
 /// daily row of check `{check}` before day `{x}` (SQL expressions), plus
@@ -71,10 +70,11 @@ fn sums(g: &str) -> String {
 
 /// One end of a window for [`sum_day_totals`], read as [`value_before`]
 /// reads it but set-wise, for the check `c.id`: `x` (before which) and
-/// `cut` (`x` or the first day not closed, the earlier; SQL parameters).
-/// Returns (the CTE of the days not closed, the joins, `at`: the latest
-/// bucket counted, NULL when nothing, the value's columns: those of
-/// [`ROLLUP_COLUMNS`]).
+/// `cut` (`x` or the first day not closed, the earlier; SQL parameters),
+/// with `open_days` days in `[cut, x)`. Returns (the CTE of the days not
+/// closed, if any; the joins; `at`: the latest bucket counted, NULL when
+/// nothing; the value's columns, one SQL expression per column of
+/// [`ROLLUP_COLUMNS`], the histogram one per bucket).
 ///
 /// The latest totals row before `cut` is almost always that of the day
 /// before it (a check that ran that day has one), so the rows of that one
@@ -82,15 +82,28 @@ fn sums(g: &str) -> String {
 /// hash-joined (`{e}p`); only a check without a row that day looks up its
 /// latest row (`{e}q`) and sums the closed days' daily rows after it
 /// (`{e}g`: days written after their close), both gated on that. The days
-/// not closed yet (`[cut, x)`: today, usually) are summed per check from
-/// one range of `rollup_days_bucket_idx` (`{e}o`). Per-check lookups for
-/// every check took ~0.5 s for 10,000 checks on the loaded machine.
-fn window_end(e: &str, x: &str, cut: &str) -> (String, String, String, String) {
-    let cte = format!(
-        "{e}o AS (SELECT g.check_id, {sums} FROM rollup_days g
-                   WHERE g.bucket >= {cut} AND g.bucket < {x} GROUP BY g.check_id)",
-        sums = sums("g"),
-    );
+/// not closed yet (`[cut, x)`) are, in order of likelihood: none (a window
+/// start in the past), one (today: its daily rows are joined as they are,
+/// one range of `rollup_days_bucket_idx`), or several (closes lagging:
+/// summed per check, `{e}o`). Per-check lookups for every check took
+/// ~0.5 s for 10,000 checks on the loaded machine; grouping today's single
+/// rows per check cost a fifth of the statement (40 sums each, spilled to
+/// disk at the default work_mem).
+fn window_end(e: &str, x: &str, cut: &str, open_days: i64) -> (Option<String>, String, String, Vec<String>) {
+    // Typed here: which use comes first (and types the parameter) varies.
+    let (x, cut) = (format!("{x}::timestamptz"), format!("{cut}::timestamptz"));
+    let (cte, open_join) = match open_days {
+        0 => (None, String::new()),
+        1 => (None, format!("LEFT JOIN rollup_days {e}o ON {e}o.check_id = c.id AND {e}o.bucket = {cut}")),
+        _ => (
+            Some(format!(
+                "{e}o AS (SELECT g.check_id, {sums} FROM rollup_days g
+                           WHERE g.bucket >= {cut} AND g.bucket < {x} GROUP BY g.check_id)",
+                sums = sums("g"),
+            )),
+            format!("LEFT JOIN {e}o ON {e}o.check_id = c.id"),
+        ),
+    };
     let joins = format!(
         "LEFT JOIN rollup_day_totals {e}p ON {e}p.check_id = c.id AND {e}p.bucket = {cut} - interval '24 hours'
          LEFT JOIN LATERAL (SELECT * FROM rollup_day_totals t
@@ -99,31 +112,33 @@ fn window_end(e: &str, x: &str, cut: &str) -> (String, String, String, String) {
          LEFT JOIN LATERAL (SELECT {sums} FROM rollup_days g
                              WHERE {e}p.check_id IS NULL AND g.check_id = c.id AND g.bucket < {cut}
                                AND g.bucket > coalesce({e}q.bucket, '-infinity')) {e}g ON true
-         LEFT JOIN {e}o ON {e}o.check_id = c.id",
+         {open_join}",
         sums = sums("g"),
     );
-    let at = format!("greatest({e}p.bucket, {e}q.bucket, {e}g.at, {e}o.at)");
+    let open_at = match open_days {
+        0 => String::new(),
+        1 => format!(", {e}o.bucket"),
+        _ => format!(", {e}o.at"),
+    };
+    let at = format!("greatest({e}p.bucket, {e}q.bucket, {e}g.at{open_at})");
+    let term = |column: &str| {
+        let open = if open_days == 0 { String::new() } else { format!(" + coalesce({e}o.{column}, 0)") };
+        format!("coalesce({e}p.{column}, {e}q.{column}, 0) + coalesce({e}g.{column}, 0){open}")
+    };
     let mut columns = Vec::new();
     for c in ROLLUP_COLUMNS.split(", ") {
         if c == "latency_histogram" {
-            let h = (1..=BUCKETS)
-                .map(|i| {
-                    format!(
-                        "coalesce({e}p.{c}[{i}], {e}q.{c}[{i}], 0) + coalesce({e}g.{c}[{i}], 0) \
-                         + coalesce({e}o.{c}[{i}], 0)"
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            columns.push(format!("ARRAY[{h}]::int4[]"));
+            columns.extend((1..=BUCKETS).map(|i| term(&format!("{c}[{i}]"))));
         } else {
-            let ty = if c == "runs" || c == "failures" { "int4" } else { "int8" };
-            columns.push(format!(
-                "(coalesce({e}p.{c}, {e}q.{c}, 0) + coalesce({e}g.{c}, 0) + coalesce({e}o.{c}, 0))::{ty}"
-            ));
+            columns.push(term(c));
         }
     }
-    (cte, joins, at, columns.join(", "))
+    (cte, joins, at, columns)
+}
+
+/// Whole UTC days in `[from, to)` (both day boundaries).
+fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+    (to - from).num_days().max(0)
 }
 
 /// The sums of the daily rows of `ids` (every declared check when `None`)
@@ -132,6 +147,9 @@ fn window_end(e: &str, x: &str, cut: &str) -> (String, String, String, String) {
 /// summing those daily rows gives (`sum_rollup_rows`), exactly, whether
 /// or not the days are closed. A check with no daily row in the window is
 /// absent.
+///
+/// The difference is taken in SQL: one value per check comes back, not
+/// two (half the rows' bytes to send and decode, 40 histogram buckets each).
 pub async fn sum_day_totals(
     client: &impl tokio_postgres::GenericClient,
     ids: Option<&[i64]>,
@@ -150,12 +168,26 @@ pub async fn sum_day_totals(
         None => "(SELECT id FROM checks) AS c(id)",
         Some(_) => "unnest($5::int8[]) AS c(id)",
     };
-    let (hi_cte, hi_joins, hi_at, hi) = window_end("hi", "$1", "$3");
-    let (lo_cte, lo_joins, lo_at, lo) = window_end("lo", "$2", "$4");
+    let (hi_cte, hi_joins, hi_at, hi) = window_end("hi", "$1", "$3", days_between(hi_cut, hi_x));
+    let (lo_cte, lo_joins, _, lo) = window_end("lo", "$2", "$4", days_between(lo_cut, lo_x));
+    let ctes: Vec<String> = [hi_cte, lo_cte].into_iter().flatten().collect();
+    let with = if ctes.is_empty() { String::new() } else { format!("WITH {}", ctes.join(", ")) };
+    let diff = |i: usize| format!("({}) - ({})", hi[i], lo[i]);
+    let mut columns = Vec::new();
+    for (i, c) in ROLLUP_COLUMNS.split(", ").enumerate() {
+        if c == "latency_histogram" {
+            let buckets = (i..i + BUCKETS).map(diff).collect::<Vec<_>>().join(", ");
+            columns.push(format!("ARRAY[{buckets}]::int4[]"));
+        } else {
+            let ty = if c == "runs" || c == "failures" { "int4" } else { "int8" };
+            columns.push(format!("({})::{ty}", diff(i)));
+        }
+    }
+    let columns = columns.join(", ");
     // Buckets are compared, not decoded: an anchor's is -infinity.
     let sql = format!(
-        "WITH {hi_cte}, {lo_cte}
-         SELECT c.id, {hi}, {lo_at} IS NOT NULL, {lo}
+        "{with}
+         SELECT c.id, {columns}
            FROM {checks}
            {hi_joins}
            {lo_joins}
@@ -171,16 +203,20 @@ pub async fn sum_day_totals(
     // the statement. Off for this statement only, and reset: the
     // connection may be a pool's.
     client.batch_execute("SET jit = off").await?;
-    let rows = client.query(&sql, &params).await;
+    // Typed: an end without open days does not mention its `x`.
+    use tokio_postgres::types::Type;
+    let types =
+        [Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::INT8_ARRAY];
+    let rows = match client.prepare_typed(&sql, &types[..params.len()]).await {
+        Ok(statement) => client.query(&statement, &params).await,
+        Err(e) => Err(e),
+    };
     let reset = client.batch_execute("RESET jit").await;
     let rows = rows?;
     reset?;
-    let lo_col = 1 + ROLLUP_FIELDS;
     let mut out = HashMap::with_capacity(rows.len());
     for r in &rows {
-        let hi = tally_from_row(r, 1);
-        let lo = r.get::<_, bool>(lo_col).then(|| tally_from_row(r, lo_col + 1));
-        out.insert(r.get::<_, i64>(0), window(&hi, lo.as_ref()));
+        out.insert(r.get::<_, i64>(0), tally_from_row(r, 1));
     }
     Ok(out)
 }
