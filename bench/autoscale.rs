@@ -271,7 +271,8 @@ async fn run() {
         cpu_target_pct: env_f64("SK_AS_CPU_TARGET", 70.0),
         down_window_s: env_or("SK_AS_DOWN_WINDOW", 60),
         queues: env_or("SK_AS_QUEUES", 1).clamp(1, 64) as u32,
-        slots_per_message: env_or("SK_AS_SLOTS_PER_MESSAGE", default_slots_per_message()).clamp(1, 500) as u32,
+        slots_per_message: env_or("SK_AS_SLOTS_PER_MESSAGE", default_slots_per_message()).clamp(1, 500)
+            as u32,
     };
     let policies: Vec<Policy> = std::env::var("SK_AS_POLICIES")
         .unwrap_or_else(|_| "cpu,backlog".into())
@@ -422,8 +423,11 @@ async fn run_policy(
     let scheduler =
         common::spawn_sentryk8s(&env, &["scheduler"], &sched_vars, &format!("scheduler-{}", policy.name()));
     // The signal the chart's autoscalers read: jobs, not messages.
-    let mut backlog =
-        common::backlog::JobBacklog::new(queue.job_queue_names(), vec![sched_listen], settings.slots_per_message);
+    let mut backlog = common::backlog::JobBacklog::new(
+        queue.job_queue_names(),
+        vec![sched_listen],
+        settings.slots_per_message,
+    );
     let mut workers: Vec<WorkerProc> = Vec::new();
     let mut started = 0usize;
     for _ in 0..MIN_REPLICAS {
@@ -689,7 +693,8 @@ fn step_figures(r: &RunResult, at: u64, until: u64, label: &'static str) -> Step
     let mut backlog_clear_s = None;
     for (i, s) in in_step.iter().enumerate() {
         let window = &in_step[i..(i + STREAK).min(in_step.len())];
-        if window.len() == STREAK && window.iter().all(|w| w.ready * w.slots_per_message <= 100.0) && s.t > at {
+        if window.len() == STREAK && window.iter().all(|w| w.ready * w.slots_per_message <= 100.0) && s.t > at
+        {
             backlog_clear_s = Some(s.t - at);
             break;
         }
@@ -789,9 +794,11 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
         md.push('\n');
     };
     for (k, label) in [(0usize, "peak"), (1, "mid")] {
-        row(&mut md, &format!("{label} step: backlog cleared (ready jobs ≤ 100 for 10 s) after"), &|_, f| {
-            f.get(k).map(|s| fmt_s(s.backlog_clear_s, s.until - s.at)).unwrap_or_default()
-        });
+        row(
+            &mut md,
+            &format!("{label} step: backlog cleared (ready jobs ≤ 100 for 10 s) after"),
+            &|_, f| f.get(k).map(|s| fmt_s(s.backlog_clear_s, s.until - s.at)).unwrap_or_default(),
+        );
         row(
             &mut md,
             &format!("{label} step: p99 delay back ≤ 1 s, nothing missed (10 s) after"),
@@ -989,7 +996,8 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
                 y_max: None,
             },
             Panel {
-                title: "backlog: jobs = (ready + unacked messages of the job queues) × slots per message".into(),
+                title: "backlog: jobs = (ready + unacked messages of the job queues) × slots per message"
+                    .into(),
                 series: series(&|r| r.samples.iter().map(|s| (s.t as f64, s.jobs)).collect()),
                 hlines: vec![],
                 y_max: None,
@@ -1045,7 +1053,8 @@ fn slots_per_message_summary(results: &[RunResult]) -> String {
     results
         .iter()
         .map(|r| {
-            let mut v: Vec<f64> = r.samples.iter().map(|s| s.slots_per_message).filter(|v| v.is_finite()).collect();
+            let mut v: Vec<f64> =
+                r.samples.iter().map(|s| s.slots_per_message).filter(|v| v.is_finite()).collect();
             v.sort_by(f64::total_cmp);
             format!(
                 "{} run {:.2} / {:.2} / {:.2} (lowest / median / highest)",

@@ -51,7 +51,8 @@ impl JobBacklog {
 
     /// Scrapes RabbitMQ and the schedulers once (call it every second or so).
     pub async fn read(&mut self) -> BacklogReading {
-        let (ready, unacked) = super::rabbitmq_queue_depths(&self.queues).await.unwrap_or((f64::NAN, f64::NAN));
+        let (ready, unacked) =
+            super::rabbitmq_queue_depths(&self.queues).await.unwrap_or((f64::NAN, f64::NAN));
         self.sample_counters().await;
         let slots_per_message = self.slots_per_message();
         BacklogReading { ready, unacked, slots_per_message, jobs: (ready + unacked) * slots_per_message }
