@@ -15,11 +15,16 @@
 //! scale-down policies (−25 % or −2 pods per 60 s, whichever is less),
 //! clamped to the chart's 2..20 replicas.
 //!
-//! - backlog policy: ready + unacked messages of the job queue, read from
-//!   RabbitMQ's own Prometheus endpoint
-//!   (`:15692/metrics/detailed?family=queue_coarse_metrics`, the series the
-//!   chart's prometheus-adapter rule sums), AverageValue target 200 per
-//!   worker (`worker.autoscaling.targetBacklogPerWorker`);
+//! - backlog policy: the JOBS waiting or in flight, as the chart's
+//!   prometheus-adapter rule and KEDA query count them
+//!   (`common::backlog`): ready + unacked messages of every job queue, read
+//!   from RabbitMQ's own Prometheus endpoint
+//!   (`:15692/metrics/detailed?family=queue_coarse_metrics`), times the
+//!   slots per message the scheduler published over the last 2 minutes
+//!   (its `sentryk8s_slots_published_total` /
+//!   `sentryk8s_job_messages_published_total`; 1 without publishes);
+//!   AverageValue target 200 jobs per worker
+//!   (`worker.autoscaling.targetBacklogPerWorker`);
 //! - CPU policy: average worker CPU over the last sync period relative to
 //!   the chart's CPU request (250m), target 70 % (`SK_AS_CPU_TARGET`).
 //!
@@ -36,7 +41,9 @@
 //! stabilization, 60 s), SK_AS_BASE_RATE / SK_AS_MID_RATE / SK_AS_PEAK_RATE
 //! (400 / 1000 / 1600 checks/s), SK_AS_SECONDS (225; the plan's steps are at
 //! fixed times), SK_AS_POLICIES (cpu,backlog), SK_AS_REPORT (file name
-//! stem, default autoscale).
+//! stem, default autoscale), SK_AS_QUEUES (`amqp.queues`, 1) and
+//! SK_AS_SLOTS_PER_MESSAGE (`scheduler.slots_per_message`, the binary's
+//! default), both passed to the scheduler and the workers.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -103,6 +110,10 @@ struct Settings {
     peak_rate: u64,
     cpu_target_pct: f64,
     down_window_s: u64,
+    /// `amqp.queues` of the scheduler and workers.
+    queues: u32,
+    /// `scheduler.slots_per_message`.
+    slots_per_message: u32,
 }
 
 /// The HPA's memory: recommendations (for stabilization) and scale events
@@ -195,8 +206,13 @@ struct WorkerProc {
 #[derive(Default, Clone)]
 struct Sample {
     t: u64,
+    /// Messages, summed over the job queues.
     ready: f64,
     unacked: f64,
+    /// Measured slots per message (2-minute window) and the job count the
+    /// backlog policy scales on: (ready + unacked) × slots_per_message.
+    slots_per_message: f64,
+    jobs: f64,
     replicas: usize,
     terminating: usize,
     worker_cores: f64,
@@ -254,6 +270,9 @@ async fn run() {
         peak_rate: env_or("SK_AS_PEAK_RATE", 1600),
         cpu_target_pct: env_f64("SK_AS_CPU_TARGET", 70.0),
         down_window_s: env_or("SK_AS_DOWN_WINDOW", 60),
+        queues: env_or("SK_AS_QUEUES", 1).clamp(1, 64) as u32,
+        slots_per_message: env_or("SK_AS_SLOTS_PER_MESSAGE", default_slots_per_message()).clamp(1, 500)
+            as u32,
     };
     let policies: Vec<Policy> = std::env::var("SK_AS_POLICIES")
         .unwrap_or_else(|_| "cpu,backlog".into())
@@ -286,6 +305,11 @@ async fn run() {
         return;
     }
     report(&header, &settings, &results);
+}
+
+/// The binary's default `scheduler.slots_per_message`.
+fn default_slots_per_message() -> u64 {
+    sentryk8s::config::Config::defaults().map(|c| u64::from(c.scheduler.slots_per_message)).unwrap_or(1)
 }
 
 /// Latency of check `i` of a group: 3 % never answer in time, the rest
@@ -346,19 +370,17 @@ async fn set_phase(db: &common::BenchDb, phase: &Phase) {
     }
 }
 
-fn start_worker(env: &RoleEnv, n: usize) -> WorkerProc {
+/// `amqp`: the queue settings every role gets (`BenchQueue::amqp_env`).
+fn start_worker(env: &RoleEnv, amqp: &[(&'static str, String)], n: usize) -> WorkerProc {
     let listen: SocketAddr = ([127, 0, 0, 1], common::free_port()).into();
-    let killer = common::spawn_sentryk8s(
-        env,
-        &["worker"],
-        &[
-            ("SENTRYK8S_LISTEN", listen.to_string()),
-            ("SENTRYK8S_WORKER__CONCURRENCY", CONCURRENCY.to_string()),
-            ("SENTRYK8S_DATABASE__POOL_SIZE", "4".into()),
-            ("HOSTNAME", format!("bench-worker-{n}")),
-        ],
-        &format!("worker-{n}"),
-    );
+    let mut vars = vec![
+        ("SENTRYK8S_LISTEN", listen.to_string()),
+        ("SENTRYK8S_WORKER__CONCURRENCY", CONCURRENCY.to_string()),
+        ("SENTRYK8S_DATABASE__POOL_SIZE", "4".into()),
+        ("HOSTNAME", format!("bench-worker-{n}")),
+    ];
+    vars.extend(amqp.iter().cloned());
+    let killer = common::spawn_sentryk8s(env, &["worker"], &vars, &format!("worker-{n}"));
     WorkerProc { killer, terminating: false, last_cpu: 0.0, sync_cpu: 0.0, sync_at: Instant::now() }
 }
 
@@ -371,36 +393,45 @@ async fn run_policy(
 ) -> RunResult {
     println!("\n== policy {}: preparing", policy.name());
     let db = common::BenchDb::create("skbench_as", 256).await;
-    let queue = common::BenchQueue::declare("sk-bench-as").await;
+    let queue = common::BenchQueue::declare_queues("sk-bench-as", settings.queues).await;
     let env = queue.role_env(&db, dir);
+    let amqp = queue.amqp_env();
     // RabbitMQ publishes a new queue's figures at its next statistics
     // emission (every 5 s by default).
-    let mut visible = false;
-    for _ in 0..40 {
-        if common::rabbitmq_queue_depth(&queue.topology.queue).await.is_some() {
-            visible = true;
-            break;
+    for name in queue.job_queue_names() {
+        let mut visible = false;
+        for _ in 0..40 {
+            if common::rabbitmq_queue_depth(&name).await.is_some() {
+                visible = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            visible,
+            "queue {name} not in RabbitMQ's :15692/metrics/detailed (rabbitmq-plugins enable rabbitmq_prometheus)"
+        );
     }
-    assert!(
-        visible,
-        "queue {} not in RabbitMQ's :15692/metrics/detailed (rabbitmq-plugins enable rabbitmq_prometheus)",
-        queue.topology.queue
-    );
     let groups = insert_checks(&db, settings, target_port).await;
     println!("checks: {groups:?} every {INTERVAL_MS} ms");
     let sched_listen: SocketAddr = ([127, 0, 0, 1], common::free_port()).into();
-    let scheduler = common::spawn_sentryk8s(
-        &env,
-        &["scheduler"],
-        &[("SENTRYK8S_LISTEN", sched_listen.to_string())],
-        &format!("scheduler-{}", policy.name()),
+    let mut sched_vars = vec![
+        ("SENTRYK8S_LISTEN", sched_listen.to_string()),
+        ("SENTRYK8S_SCHEDULER__SLOTS_PER_MESSAGE", settings.slots_per_message.to_string()),
+    ];
+    sched_vars.extend(amqp.iter().cloned());
+    let scheduler =
+        common::spawn_sentryk8s(&env, &["scheduler"], &sched_vars, &format!("scheduler-{}", policy.name()));
+    // The signal the chart's autoscalers read: jobs, not messages.
+    let mut backlog = common::backlog::JobBacklog::new(
+        queue.job_queue_names(),
+        vec![sched_listen],
+        settings.slots_per_message,
     );
     let mut workers: Vec<WorkerProc> = Vec::new();
     let mut started = 0usize;
     for _ in 0..MIN_REPLICAS {
-        workers.push(start_worker(&env, started));
+        workers.push(start_worker(&env, &amqp, started));
         started += 1;
     }
     // Warm up: one interval and a half of base load.
@@ -416,7 +447,12 @@ async fn run_policy(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_millis(INTERVAL_MS as u64 * 3 / 2)).await;
+    // Warm-up, read every second so the slots-per-message window has history.
+    let warm_up = Instant::now() + Duration::from_millis(INTERVAL_MS as u64 * 3 / 2);
+    while Instant::now() < warm_up {
+        backlog.read().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let load_avg = common::loadavg();
     println!("== policy {}: running {} s (load average {load_avg})", policy.name(), settings.seconds);
 
@@ -462,12 +498,13 @@ async fn run_policy(
         let pg = common::cpu_by_comm("postgres");
         let beam = common::cpu_by_comm("beam.smp");
         let machine = common::machine_jiffies();
-        let (ready, unacked) =
-            common::rabbitmq_queue_depth(&queue.topology.queue).await.unwrap_or((f64::NAN, f64::NAN));
+        let reading = backlog.read().await;
         let sample = Sample {
             t: tick,
-            ready,
-            unacked,
+            ready: reading.ready,
+            unacked: reading.unacked,
+            slots_per_message: reading.slots_per_message,
+            jobs: reading.jobs,
             replicas: workers.iter().filter(|w| !w.terminating).count(),
             terminating: workers.iter().filter(|w| w.terminating).count(),
             worker_cores,
@@ -485,7 +522,7 @@ async fn run_policy(
             let current = sample.replicas;
             let (metric, ratio) = match policy {
                 Policy::Backlog => {
-                    let total = ready + unacked;
+                    let total = sample.jobs;
                     if total.is_finite() {
                         (total / current as f64, total / (BACKLOG_TARGET * current as f64))
                     } else {
@@ -508,13 +545,16 @@ async fn run_policy(
             };
             let (raw, desired) = hpa.decide(tick as f64, current, ratio, settings.down_window_s as f64);
             println!(
-                "t={tick:>3}s {}: metric {metric:.1} (ratio {ratio:.2}), replicas {current} → {desired}; ready {ready}, unacked {unacked}",
-                policy.name()
+                "t={tick:>3}s {}: metric {metric:.1} (ratio {ratio:.2}), replicas {current} → {desired}; messages ready {}, unacked {}, {:.2} slots per message",
+                policy.name(),
+                sample.ready,
+                sample.unacked,
+                sample.slots_per_message
             );
             decisions.push(Decision { t: tick, metric, ratio, current, raw, desired });
             if desired > current {
                 for _ in current..desired {
-                    let mut w = start_worker(&env, started);
+                    let mut w = start_worker(&env, &amqp, started);
                     started += 1;
                     w.sync_at = Instant::now();
                     workers.push(w);
@@ -648,11 +688,13 @@ struct StepFigures {
 fn step_figures(r: &RunResult, at: u64, until: u64, label: &'static str) -> StepFigures {
     const STREAK: usize = 10;
     let in_step: Vec<&Sample> = r.samples.iter().filter(|s| s.t >= at && s.t < until).collect();
-    // Backlog cleared: ready ≤ 100 for STREAK consecutive seconds.
+    // Backlog cleared: ready jobs (ready messages × slots per message) ≤ 100
+    // for STREAK consecutive seconds.
     let mut backlog_clear_s = None;
     for (i, s) in in_step.iter().enumerate() {
         let window = &in_step[i..(i + STREAK).min(in_step.len())];
-        if window.len() == STREAK && window.iter().all(|w| w.ready <= 100.0) && s.t > at {
+        if window.len() == STREAK && window.iter().all(|w| w.ready * w.slots_per_message <= 100.0) && s.t > at
+        {
             backlog_clear_s = Some(s.t - at);
             break;
         }
@@ -701,8 +743,12 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
          - HPA model: sync every {SYNC_S} s, tolerance 10 %, min {MIN_REPLICAS} / max {MAX_REPLICAS} replicas, \
            scale-up +100 % or +4 pods per 30 s (max), scale-down −25 % or −2 pods per 60 s (min), \
            scale-down stabilization window {} s (the chart has 300 s; shortened so that a {} s run shows scale-down)\n\
-         - backlog policy: (ready + unacked of the job queue from `:15692/metrics/detailed?family=queue_coarse_metrics`) / replicas, \
-           AverageValue target {BACKLOG_TARGET}\n\
+         - job queues (`amqp.queues`): {}; `scheduler.slots_per_message`: {}\n\
+         - backlog policy: jobs / replicas, AverageValue target {BACKLOG_TARGET} jobs, where jobs = (ready + unacked messages \
+           of every job queue, from `:15692/metrics/detailed?family=queue_coarse_metrics`) × slots per message (the \
+           scheduler's `sentryk8s_slots_published_total` / `sentryk8s_job_messages_published_total` over 2 minutes, 1 \
+           without publishes), as the chart's prometheus-adapter rule and KEDA query count them; measured slots per \
+           message over the run: {}\n\
          - CPU policy: average worker CPU over the last sync period / request {CPU_REQUEST_CORES} cores (the chart's 250m), target {} %\n\
          - not modelled: pod start-up time (a worker process is ready in well under a second here, a pod takes \
            seconds to minutes), Prometheus' scrape interval (the backlog is read at sync time; RabbitMQ itself \
@@ -715,6 +761,9 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
         settings.seconds,
         settings.down_window_s,
         settings.seconds,
+        settings.queues,
+        settings.slots_per_message,
+        slots_per_message_summary(results),
         settings.cpu_target_pct,
     );
 
@@ -745,9 +794,11 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
         md.push('\n');
     };
     for (k, label) in [(0usize, "peak"), (1, "mid")] {
-        row(&mut md, &format!("{label} step: backlog cleared (ready ≤ 100 for 10 s) after"), &|_, f| {
-            f.get(k).map(|s| fmt_s(s.backlog_clear_s, s.until - s.at)).unwrap_or_default()
-        });
+        row(
+            &mut md,
+            &format!("{label} step: backlog cleared (ready jobs ≤ 100 for 10 s) after"),
+            &|_, f| f.get(k).map(|s| fmt_s(s.backlog_clear_s, s.until - s.at)).unwrap_or_default(),
+        );
         row(
             &mut md,
             &format!("{label} step: p99 delay back ≤ 1 s, nothing missed (10 s) after"),
@@ -851,6 +902,8 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
                 s.t.to_string(),
                 format!("{}", s.ready),
                 format!("{}", s.unacked),
+                format!("{:.3}", s.slots_per_message),
+                format!("{}", s.jobs),
                 s.replicas.to_string(),
                 s.terminating.to_string(),
                 format!("{:.3}", s.worker_cores),
@@ -874,6 +927,8 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
             "t_s",
             "ready",
             "unacked",
+            "slots_per_message",
+            "jobs",
             "replicas",
             "terminating",
             "worker_cores",
@@ -941,8 +996,9 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
                 y_max: None,
             },
             Panel {
-                title: "backlog: ready + unacked messages of the job queue".into(),
-                series: series(&|r| r.samples.iter().map(|s| (s.t as f64, s.ready + s.unacked)).collect()),
+                title: "backlog: jobs = (ready + unacked messages of the job queues) × slots per message"
+                    .into(),
+                series: series(&|r| r.samples.iter().map(|s| (s.t as f64, s.jobs)).collect()),
                 hlines: vec![],
                 y_max: None,
             },
@@ -989,6 +1045,27 @@ fn report(header: &str, settings: &Settings, results: &[RunResult]) {
         panel_height: 130.0,
     };
     common::write_result(&format!("{name}.svg"), &figure.render());
+}
+
+/// Measured slots per message per run: lowest / median / highest of the
+/// 1 s readings while the load ran (1.00 means every message held one slot).
+fn slots_per_message_summary(results: &[RunResult]) -> String {
+    results
+        .iter()
+        .map(|r| {
+            let mut v: Vec<f64> =
+                r.samples.iter().map(|s| s.slots_per_message).filter(|v| v.is_finite()).collect();
+            v.sort_by(f64::total_cmp);
+            format!(
+                "{} run {:.2} / {:.2} / {:.2} (lowest / median / highest)",
+                r.policy.name(),
+                v.first().copied().unwrap_or(f64::NAN),
+                common::percentile(&v, 0.5),
+                v.last().copied().unwrap_or(f64::NAN)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Worker CPU utilization (% of the request per replica) over each HPA

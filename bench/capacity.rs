@@ -24,7 +24,11 @@
 //! run stops at the first step that is not (or after the last one).
 //! Knobs: SK_CAP_RATES (checks/s per step, default
 //! 1000,2000,3000,3500,4000,4500,5000,6000,8000), SK_CAP_WORKERS (default 2),
-//! SK_CAP_SCHEDULERS (default 2), SK_CAP_MEASURE_S (default 30).
+//! SK_CAP_SCHEDULERS (default 2), SK_CAP_MEASURE_S (default 30),
+//! SK_CAP_SLOTS_PER_MESSAGE (`scheduler.slots_per_message` of the
+//! schedulers, default the binary's) and SK_CAP_QUEUES (`amqp.queues` of
+//! every process, default 1). The report gives the slots per message
+//! configured and, per step, measured (slots / job messages published).
 //! Writes bench/results/capacity.md, capacity.csv and capacity.svg.
 
 #[path = "common/mod.rs"]
@@ -56,6 +60,9 @@ struct Step {
     max: f64,
     publish_p50: String,
     publish_p99: String,
+    /// Slots / job messages the schedulers published in the window (NaN
+    /// when they published no message or do not count messages).
+    slots_per_message: f64,
     cpu: Vec<(&'static str, f64)>,
     sustained: bool,
 }
@@ -132,12 +139,45 @@ async fn metrics_of(addrs: &[SocketAddr]) -> Vec<(f64, f64)> {
     buckets
 }
 
+/// (slots, job messages) the schedulers have published so far.
+async fn published_of(addrs: &[SocketAddr]) -> (f64, f64) {
+    let (mut slots, mut messages) = (0.0, 0.0);
+    for addr in addrs {
+        if let Some(text) = common::http_get(*addr, "/metrics").await {
+            slots += common::metric_sum(&text, "sentryk8s_slots_published_total");
+            messages += common::metric_sum(&text, "sentryk8s_job_messages_published_total");
+        }
+    }
+    (slots, messages)
+}
+
+/// The binary's default `scheduler.slots_per_message`.
+fn default_slots_per_message() -> u64 {
+    sentryk8s::config::Config::defaults().map(|c| u64::from(c.scheduler.slots_per_message)).unwrap_or(1)
+}
+
+/// How the job messages are cut: `scheduler.slots_per_message` and `amqp.queues`.
+#[derive(Clone, Copy)]
+struct Format {
+    slots_per_message: u64,
+    queues: u32,
+}
+
 async fn run() {
     let rates = env_list("SK_CAP_RATES", "1000,2000,3000,3500,4000,4500,5000,6000,8000");
     let n_workers = env_or("SK_CAP_WORKERS", 2) as usize;
     let n_schedulers = env_or("SK_CAP_SCHEDULERS", 2) as usize;
     let measure_s = env_or("SK_CAP_MEASURE_S", 30);
-    let header = common::report_header("End-to-end capacity", "bench/run.sh capacity");
+    let format = Format {
+        slots_per_message: env_or("SK_CAP_SLOTS_PER_MESSAGE", default_slots_per_message()).clamp(1, 500),
+        queues: env_or("SK_CAP_QUEUES", 1).clamp(1, 64) as u32,
+    };
+    // The command as run, with the knobs that were set.
+    let knobs: Vec<String> =
+        std::env::vars().filter(|(k, _)| k.starts_with("SK_CAP_")).map(|(k, v)| format!("{k}={v}")).collect();
+    let command =
+        format!("{}{}bench/run.sh capacity", knobs.join(" "), if knobs.is_empty() { "" } else { " " });
+    let header = common::report_header("End-to-end capacity", &command);
     println!("{header}");
     let began = Instant::now();
     let scratch = common::Scratch::new("capacity");
@@ -152,33 +192,32 @@ async fn run() {
     };
     assert!(common::wait_port(([127, 0, 0, 1], target_port).into()).await, "target did not start");
     let db = common::BenchDb::create("skbench_cap", 256).await;
-    let queue = common::BenchQueue::declare("sk-bench-cap").await;
+    let queue = common::BenchQueue::declare_queues("sk-bench-cap", format.queues).await;
     let env = queue.role_env(&db, &scratch.0);
+    let amqp = queue.amqp_env();
 
     let mut scheds = Vec::new();
     let mut sched_addrs = Vec::new();
     for i in 0..n_schedulers {
         let addr: SocketAddr = ([127, 0, 0, 1], common::free_port()).into();
-        scheds.push(common::spawn_sentryk8s(
-            &env,
-            &["scheduler"],
-            &[("SENTRYK8S_LISTEN", addr.to_string()), ("HOSTNAME", format!("bench-scheduler-{i}"))],
-            &format!("scheduler-{i}"),
-        ));
+        let mut vars = vec![
+            ("SENTRYK8S_LISTEN", addr.to_string()),
+            ("HOSTNAME", format!("bench-scheduler-{i}")),
+            ("SENTRYK8S_SCHEDULER__SLOTS_PER_MESSAGE", format.slots_per_message.to_string()),
+        ];
+        vars.extend(amqp.iter().cloned());
+        scheds.push(common::spawn_sentryk8s(&env, &["scheduler"], &vars, &format!("scheduler-{i}")));
         sched_addrs.push(addr);
     }
     let mut workers = Vec::new();
     for i in 0..n_workers {
-        workers.push(common::spawn_sentryk8s(
-            &env,
-            &["worker"],
-            &[
-                ("SENTRYK8S_LISTEN", format!("127.0.0.1:{}", common::free_port())),
-                ("SENTRYK8S_DATABASE__POOL_SIZE", "4".into()),
-                ("HOSTNAME", format!("bench-worker-{i}")),
-            ],
-            &format!("worker-{i}"),
-        ));
+        let mut vars = vec![
+            ("SENTRYK8S_LISTEN", format!("127.0.0.1:{}", common::free_port())),
+            ("SENTRYK8S_DATABASE__POOL_SIZE", "4".into()),
+            ("HOSTNAME", format!("bench-worker-{i}")),
+        ];
+        vars.extend(amqp.iter().cloned());
+        workers.push(common::spawn_sentryk8s(&env, &["worker"], &vars, &format!("worker-{i}")));
     }
     let acc = Accounting {
         schedulers: scheds.iter().map(Killer::pid).collect(),
@@ -211,14 +250,19 @@ async fn run() {
         let a = chrono::Utc::now().timestamp_millis();
         let cpu_a = snapshot(&acc, &db).await;
         let lat_a = metrics_of(&sched_addrs).await;
+        let published_a = published_of(&sched_addrs).await;
         tokio::time::sleep(Duration::from_secs(measure_s)).await;
         let b = chrono::Utc::now().timestamp_millis();
         let cpu_b = snapshot(&acc, &db).await;
         let mut lat = metrics_of(&sched_addrs).await;
+        let published_b = published_of(&sched_addrs).await;
         common::add_buckets(&mut lat, &lat_a, -1.0);
-        let step = evaluate(&db, rate, checks, a, b, cpu_split(&cpu_a, &cpu_b), &lat).await;
+        let mut step = evaluate(&db, rate, checks, a, b, cpu_split(&cpu_a, &cpu_b), &lat).await;
+        let messages = published_b.1 - published_a.1;
+        step.slots_per_message =
+            if messages > 0.0 { (published_b.0 - published_a.0) / messages } else { f64::NAN };
         println!(
-            "  run {}/{} expected, missed {}, lost {}; started−slot p50 {:.0} ms p99 {:.0} ms max {:.0} ms; {}",
+            "  run {}/{} expected, missed {}, lost {}; started−slot p50 {:.0} ms p99 {:.0} ms max {:.0} ms; {:.2} slots per message; {}",
             step.run,
             step.expected,
             step.missed,
@@ -226,6 +270,7 @@ async fn run() {
             step.p50,
             step.p99,
             step.max,
+            step.slots_per_message,
             if step.sustained { "sustained" } else { "NOT sustained" }
         );
         let stop = !step.sustained;
@@ -239,7 +284,7 @@ async fn run() {
     drop(target);
     queue.delete().await;
     db.drop_db().await;
-    report(&header, target_name, n_schedulers, n_workers, measure_s, &steps, began.elapsed());
+    report(&header, target_name, n_schedulers, n_workers, measure_s, format, &steps, began.elapsed());
 }
 
 /// Accounts for every due slot of [a, b) and measures lateness.
@@ -352,17 +397,20 @@ async fn evaluate(
         max: delays.last().copied().unwrap_or(f64::NAN),
         publish_p50: common::bucket_quantile(publish, 0.5),
         publish_p99: common::bucket_quantile(publish, 0.99),
+        slots_per_message: f64::NAN,
         cpu,
         sustained: p99 <= 1000.0 && lost == 0 && total_missed == 0 && run > 0,
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn report(
     header: &str,
     target: &str,
     n_schedulers: usize,
     n_workers: usize,
     measure_s: u64,
+    format: Format,
     steps: &[Step],
     took: Duration,
 ) {
@@ -371,11 +419,15 @@ fn report(
         md,
         "\n## Setup\n\n\
          - {n_schedulers} `sentryk8s scheduler` and {n_workers} `sentryk8s worker` (concurrency 256, batch 500) processes, release build\n\
-         - PostgreSQL 15 and RabbitMQ 3.10 (quorum queue) of this machine, a fresh database and queue\n\
+         - PostgreSQL 15 and RabbitMQ 3.10 (quorum queues) of this machine, a fresh database and queue(s)\n\
+         - job messages: `scheduler.slots_per_message` = {}, `amqp.queues` = {}; the steps table gives the slots per message \
+           measured (slots / job messages the schedulers published in the window)\n\
          - target: {target}\n\
          - checks every 10 s; each step adds checks, settles {SETTLE_S} s, then measures the slots of a {measure_s} s window\n\
          - a step is sustained when p99 of (started_at − slot) ≤ 1 s and every due slot of the window has a result row (none lost, none missed)\n\
          - whole run took {:.0} s\n",
+        format.slots_per_message,
+        format.queues,
         took.as_secs_f64()
     );
     let best = steps.iter().filter(|s| s.sustained).max_by_key(|s| s.rate);
@@ -392,12 +444,12 @@ fn report(
         }
     );
     md.push_str(
-        "## Steps\n\n| due checks/s | checks | due slots | run | missed | lost | run/s | started − slot p50 / p90 / p99 / max (ms) | publish − slot p50 / p99 (scheduler histogram) | sustained |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "## Steps\n\n| due checks/s | checks | due slots | run | missed | lost | run/s | started − slot p50 / p90 / p99 / max (ms) | publish − slot p50 / p99 (scheduler histogram) | slots per message | sustained |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for s in steps {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} / {:.0} / {:.0} / {:.0} | {} / {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} / {:.0} / {:.0} / {:.0} | {} / {} | {} | {} |",
             s.rate,
             s.checks,
             s.expected,
@@ -411,6 +463,7 @@ fn report(
             s.max,
             s.publish_p50,
             s.publish_p99,
+            fmt_ratio(s.slots_per_message),
             if s.sustained { "yes" } else { "**no**" }
         );
     }
@@ -456,6 +509,7 @@ fn report(
         "p90_ms",
         "p99_ms",
         "max_ms",
+        "slots_per_message",
     ];
     let mut cols: Vec<String> = header_row.iter().map(|s| s.to_string()).collect();
     if let Some(first) = steps.first() {
@@ -477,6 +531,7 @@ fn report(
                 format!("{:.1}", s.p90),
                 format!("{:.1}", s.p99),
                 format!("{:.1}", s.max),
+                format!("{:.3}", s.slots_per_message),
             ];
             r.extend(s.cpu.iter().map(|(_, v)| format!("{v:.3}")));
             r
@@ -533,4 +588,13 @@ fn report(
         panel_height: 160.0,
     };
     common::write_result("capacity.svg", &figure.render());
+}
+
+/// A measured slots-per-message ratio, or why there is none.
+fn fmt_ratio(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}")
+    } else {
+        "n/a (no job message counted)".into()
+    }
 }

@@ -17,6 +17,7 @@
 //! (an admin connection for backend PIDs) and queue, and the measuring.
 #![allow(dead_code, unused_imports)]
 
+pub mod backlog;
 pub mod svg;
 
 #[path = "../../tests/integration/support/binary.rs"]
@@ -322,8 +323,8 @@ impl BenchDb {
     }
 }
 
-/// A unique exchange and queue on the shared broker (the tests'
-/// `TestBroker`), declared at once and deleted by `delete`.
+/// A unique exchange and job queue(s) on the shared broker (the tests'
+/// `TestBroker` names), declared at once and deleted by `delete`.
 pub struct BenchQueue {
     pub topology: sentryk8s::queue::Topology,
     broker: broker::TestBroker,
@@ -331,9 +332,35 @@ pub struct BenchQueue {
 
 impl BenchQueue {
     pub async fn declare(prefix: &str) -> BenchQueue {
+        BenchQueue::declare_queues(prefix, 1).await
+    }
+
+    /// With `queues` job queues (`amqp.queues`): "<queue>", "<queue>.1" …,
+    /// declared as the binary declares them. Its children need
+    /// `SENTRYK8S_AMQP__QUEUES` = `queues` too (`amqp_env`).
+    pub async fn declare_queues(prefix: &str, queues: u32) -> BenchQueue {
         let broker = broker::TestBroker::named(prefix);
-        broker.declare().await;
-        BenchQueue { topology: broker.topology(), broker }
+        let mut amqp = sentryk8s::config::Config::defaults().expect("default config").amqp;
+        amqp.exchange = broker.exchange.clone();
+        amqp.queue = broker.queue.clone();
+        amqp.queues = queues.max(1);
+        let topology = sentryk8s::queue::Topology::from_config(&amqp);
+        let connection = broker.connect().await;
+        let channel = connection.open_channel(None).await.expect("open channel");
+        sentryk8s::queue::declare_topology(&channel, &topology).await.expect("declare topology");
+        let _ = connection.close().await;
+        BenchQueue { topology, broker }
+    }
+
+    /// The job queues' names, the first (`amqp.queue`) first.
+    pub fn job_queue_names(&self) -> Vec<String> {
+        self.topology.job_queues.iter().map(|q| q.name.clone()).collect()
+    }
+
+    /// Environment for a child so that it routes to (scheduler) and consumes
+    /// (worker) every job queue of this topology.
+    pub fn amqp_env(&self) -> Vec<(&'static str, String)> {
+        vec![("SENTRYK8S_AMQP__QUEUES", self.topology.job_queues.len().max(1).to_string())]
     }
 
     pub fn role_env(&self, db: &BenchDb, log_dir: &Path) -> RoleEnv {
@@ -345,8 +372,18 @@ impl BenchQueue {
         }
     }
 
-    /// Deletes the queues and exchanges (`TestBroker`'s drop).
+    /// Deletes the queues and exchanges: "<queue>.1" … here, the first job
+    /// queue, the dead letters and the exchanges in `TestBroker`'s drop.
     pub async fn delete(self) {
+        if self.topology.job_queues.len() > 1 {
+            let connection = self.broker.connect().await;
+            if let Ok(channel) = connection.open_channel(None).await {
+                for q in self.topology.job_queues.iter().skip(1) {
+                    let _ = channel.queue_delete(amqprs::channel::QueueDeleteArguments::new(&q.name)).await;
+                }
+            }
+            let _ = connection.close().await;
+        }
         drop(self.broker);
     }
 }
@@ -355,19 +392,32 @@ impl BenchQueue {
 /// the per-queue family prometheus-adapter's rule reads
 /// (helm/sentryk8s/examples/prometheus-adapter-values.yaml).
 pub async fn rabbitmq_queue_depth(queue: &str) -> Option<(f64, f64)> {
+    rabbitmq_queue_depths(&[queue.to_string()]).await
+}
+
+/// (ready, unacked) summed over `queues`, from one scrape. Like PromQL's
+/// `sum`, a queue RabbitMQ does not show yet adds nothing; None when it
+/// shows none of them.
+pub async fn rabbitmq_queue_depths(queues: &[String]) -> Option<(f64, f64)> {
     let addr: SocketAddr = ([127, 0, 0, 1], 15692).into();
     let text = http_get(addr, "/metrics/detailed?family=queue_coarse_metrics").await?;
-    let needle = format!("queue=\"{queue}\"}}");
-    let value = |metric: &str| {
+    let value = |metric: &str, queue: &str| {
+        let needle = format!("queue=\"{queue}\"}}");
         text.lines()
             .find(|l| l.starts_with(metric) && l.contains(&needle))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.trim().parse::<f64>().ok())
     };
-    Some((
-        value("rabbitmq_detailed_queue_messages_ready{")?,
-        value("rabbitmq_detailed_queue_messages_unacked{")?,
-    ))
+    let mut found = None;
+    for queue in queues {
+        let ready = value("rabbitmq_detailed_queue_messages_ready{", queue);
+        let unacked = value("rabbitmq_detailed_queue_messages_unacked{", queue);
+        if let (Some(r), Some(u)) = (ready, unacked) {
+            let (sr, su) = found.unwrap_or((0.0, 0.0));
+            found = Some((sr + r, su + u));
+        }
+    }
+    found
 }
 
 // ------------------------------------------------------------ HTTP

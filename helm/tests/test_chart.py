@@ -328,7 +328,7 @@ class RenderedObjects(unittest.TestCase):
                         auth = one(objects, "TriggerAuthentication")
                         self.assertEqual(trigger["authenticationRef"]["name"], auth["metadata"]["name"])
                     else:
-                        self.assertIn('queue="sentryk8s.checks"', trigger["metadata"]["query"])
+                        self.assertIn('queue=~"sentryk8s\\\\.checks"', trigger["metadata"]["query"])
                 elif auto["enabled"]:
                     self.assertEqual(scaled, [])
                     self.assertEqual(len(hpas), 1)
@@ -339,7 +339,10 @@ class RenderedObjects(unittest.TestCase):
                     metric = hpa["spec"]["metrics"][0]
                     self.assertEqual(metric["type"], "External")
                     self.assertEqual(metric["external"]["metric"]["name"], "sentryk8s_queue_backlog")
-                    self.assertEqual(metric["external"]["metric"]["selector"]["matchLabels"]["queue"], "sentryk8s.checks")
+                    selector = metric["external"]["metric"]["selector"]
+                    self.assertEqual(selector["matchExpressions"],
+                                     [{"key": "queue", "operator": "In", "values": ["sentryk8s.checks"]}])
+                    self.assertNotIn("queue", selector.get("matchLabels") or {})
                     self.assertEqual(metric["external"]["target"], {"type": "AverageValue", "averageValue": "200"})
                     behavior = hpa["spec"]["behavior"]
                     self.assertGreaterEqual(behavior["scaleDown"]["stabilizationWindowSeconds"], 120)
@@ -348,6 +351,62 @@ class RenderedObjects(unittest.TestCase):
                 else:
                     self.assertEqual((hpas, scaled), ([], []))
                     self.assertEqual(deployment["spec"]["replicas"], values["worker"]["replicas"])
+
+    def test_job_queues_and_slots_per_message_reach_config_and_autoscaling(self):
+        # Defaults: one job queue, 32 slots per message.
+        objects = render()
+        config = tomllib.loads(main_config(objects))
+        self.assertEqual((config["amqp"]["queues"], config["scheduler"]["slots_per_message"]), (1, 32))
+        # Four job queues, 8 slots per message, the bundled RabbitMQ (its namespace in the selector).
+        objects = render(extra=["config.amqp.queues=4", "config.scheduler.slotsPerMessage=8",
+                                "worker.autoscaling.metricSelector.queue=other",
+                                "worker.autoscaling.metricSelector.cluster=eu1"])
+        config = tomllib.loads(main_config(objects))
+        self.assertEqual((config["amqp"]["queues"], config["scheduler"]["slots_per_message"]), (4, 8))
+        queues = ["sentryk8s.checks", "sentryk8s.checks.1", "sentryk8s.checks.2", "sentryk8s.checks.3"]
+        selector = one(objects, "HorizontalPodAutoscaler", "worker")["spec"]["metrics"][0]["external"]["metric"]["selector"]
+        # The chart names the job queues: a "queue" in metricSelector does not replace them.
+        self.assertEqual(selector, {"matchExpressions": [{"key": "queue", "operator": "In", "values": queues}],
+                                    "matchLabels": {"namespace": "monitoring-test", "cluster": "eu1"}})
+        # The KEDA prometheus trigger: every job queue (dots escaped, anchored by Prometheus), times
+        # the slots per message measured on this release's schedulers, capped at slotsPerMessage.
+        trigger = one(render("keda-prometheus.yaml", ["config.amqp.queues=4", "config.scheduler.slotsPerMessage=8"]),
+                      "ScaledObject")["spec"]["triggers"][0]
+        query = trigger["metadata"]["query"]
+        regex = r"sentryk8s\\.checks|sentryk8s\\.checks\\.1|sentryk8s\\.checks\\.2|sentryk8s\\.checks\\.3"
+        self.assertEqual(query.count(f'queue=~"{regex}"'), 2, query)
+        scheduler = 'job="sk-sentryk8s-scheduler",namespace="monitoring-test"'
+        self.assertIn(f"sum(rate(sentryk8s_slots_published_total{{{scheduler}}}[2m])) / "
+                      f"sum(rate(sentryk8s_job_messages_published_total{{{scheduler}}}[2m])), 8)", query)
+        self.assertIn(">= 1 or vector(1)", query)
+        # The schema bounds are the binary's.
+        for args, key in ((["--set", "config.amqp.queues=0"], "queues"), (["--set", "config.amqp.queues=65"], "queues"),
+                          (["--set", "config.scheduler.slotsPerMessage=0"], "slotsPerMessage"),
+                          (["--set", "config.scheduler.slotsPerMessage=501"], "slotsPerMessage")):
+            with self.subTest(args=args):
+                result = helm("template", "sk", str(CHART), *args, check=False)
+                self.assertNotEqual(result.returncode, 0)
+                self.assertIn(key, result.stderr)
+        helm("template", "sk", str(CHART), "--set", "config.amqp.queues=64", "--set", "config.scheduler.slotsPerMessage=500")
+        # A queue name that would make "<queue>.<n>" longer than a label value is refused by name.
+        long_queue = "q" * 62
+        helm("template", "sk", str(CHART), "--set", f"config.amqp.queue={long_queue}")
+        result = helm("template", "sk", str(CHART), "--set", f"config.amqp.queue={long_queue}",
+                      "--set", "config.amqp.queues=2", check=False)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(f"{long_queue}.1", result.stderr)
+
+    def test_keda_rabbitmq_trigger_is_refused_with_several_job_queues(self):
+        # It counts one queue's messages: with several job queues it would miss the others.
+        trigger = one(render("keda.yaml", ["config.amqp.queues=1"]), "ScaledObject")["spec"]["triggers"][0]
+        self.assertEqual((trigger["type"], trigger["metadata"]["queueName"]), ("rabbitmq", "sentryk8s.checks"))
+        result = helm("template", "sk", str(CHART), *values_args("keda.yaml", ["config.amqp.queues=2"]), check=False)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("keda.trigger=rabbitmq", result.stderr)
+        self.assertIn("config.amqp.queues=2", result.stderr)
+        self.assertIn("keda.trigger=prometheus", result.stderr)
+        # The prometheus trigger takes any number of queues.
+        render("keda-prometheus.yaml", ["config.amqp.queues=2"])
 
     def test_no_secret_value_outside_secrets(self):
         cases = [
@@ -494,6 +553,13 @@ class RenderedObjects(unittest.TestCase):
                        "sentryk8s_scheduler_owned_partitions", "sentryk8s_slots_missed_total",
                        "sentryk8s_checks_total", "sentryk8s_queue_delay_seconds_bucket", "up{"):
             self.assertIn(metric, exprs)
+        without_consumer = [r for g in rule["spec"]["groups"] for r in g["rules"]
+                            if r.get("alert") == "SentryK8sJobQueueWithoutConsumer"]
+        self.assertEqual(len(without_consumer), 1)
+        self.assertEqual(without_consumer[0]["expr"], 'max by (queue) (sentryk8s_job_queue_consumers'
+                         '{job="sk-sentryk8s-scheduler",namespace="monitoring-test"}) == 0')
+        self.assertEqual(without_consumer[0]["for"], "2m")
+        self.assertIn("{{ $labels.queue }}", without_consumer[0]["annotations"]["description"])
         # prometheus-operator names the job after the scraped Service: the web role's metrics Service.
         self.assertIn('up{job="sk-sentryk8s-web-metrics",namespace="monitoring-test"}', exprs)
         self.assertIn("SentryK8sWebDown", alerts)

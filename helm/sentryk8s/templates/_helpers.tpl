@@ -164,6 +164,7 @@ connect_timeout = {{ $c.database.connectTimeout | toJson }}
 [amqp]
 exchange = {{ $c.amqp.exchange | toJson }}
 queue = {{ $c.amqp.queue | toJson }}
+queues = {{ $c.amqp.queues | int64 }}
 delivery_limit = {{ $c.amqp.deliveryLimit | int64 }}
 max_queue_length = {{ $c.amqp.maxQueueLength | int64 }}
 heartbeat = {{ $c.amqp.heartbeat | toJson }}
@@ -175,6 +176,7 @@ renew_interval = {{ $c.scheduler.renewInterval | toJson }}
 reload_interval = {{ $c.scheduler.reloadInterval | toJson }}
 catch_up = {{ $c.scheduler.catchUp | toJson }}
 tick = {{ $c.scheduler.tick | toJson }}
+slots_per_message = {{ $c.scheduler.slotsPerMessage | int64 }}
 max_clock_skew = {{ $c.scheduler.maxClockSkew | toJson }}
 
 [worker]
@@ -372,22 +374,80 @@ sentryk8s.webAutoscaled: non-empty when the web HPA owns the web replica count.
 {{- end -}}
 
 {{/*
-sentryk8s.backlogQuery: PromQL of the worker backlog (ready + unacked jobs of
-the job queue), as the adapter rule and the KEDA prometheus trigger compute
-it. Scraped from RabbitMQ's /metrics/detailed?family=queue_coarse_metrics.
+sentryk8s.jobQueues: the job queues, one name per line: config.amqp.queue,
+then "<queue>.1" … "<queue>.<queues-1>" (src/queue/topology.rs). Each name is
+also a label value of the HPA's metric selector, so at most 63 characters.
 */}}
-{{- define "sentryk8s.backlogQuery" -}}
-{{- $m := printf "queue=%q" .Values.config.amqp.queue -}}
-{{- printf "sum(rabbitmq_detailed_queue_messages_ready{%s}) + sum(rabbitmq_detailed_queue_messages_unacked{%s})" $m $m -}}
+{{- define "sentryk8s.jobQueues" -}}
+{{- $q := .Values.config.amqp.queue -}}
+{{- $names := list $q -}}
+{{- range $i := untilStep 1 (int .Values.config.amqp.queues) 1 -}}
+{{- $names = append $names (printf "%s.%d" $q $i) -}}
+{{- end -}}
+{{- range $names -}}
+{{- if gt (len .) 63 -}}
+{{- fail (printf "sentryk8s: job queue name %q is longer than 63 characters (a Kubernetes label value): shorten config.amqp.queue" .) -}}
+{{- end -}}
+{{- end -}}
+{{- join "\n" $names -}}
 {{- end -}}
 
-{{/* sentryk8s.metricSelector: matchLabels of the External backlog metric. */}}
-{{- define "sentryk8s.metricSelector" -}}
-{{- $sel := dict "queue" .Values.config.amqp.queue -}}
-{{- if .Values.rabbitmq.enabled -}}
-{{- $_ := set $sel "namespace" .Release.Namespace -}}
+{{/*
+sentryk8s.jobQueueRegex: a PromQL regex matching exactly the job queues
+(Prometheus anchors it), their dots escaped.
+*/}}
+{{- define "sentryk8s.jobQueueRegex" -}}
+{{- $out := list -}}
+{{- range (include "sentryk8s.jobQueues" . | splitList "\n") -}}
+{{- $out = append $out (regexQuoteMeta .) -}}
 {{- end -}}
-{{- toYaml (merge $sel .Values.worker.autoscaling.metricSelector) -}}
+{{- join "|" $out -}}
+{{- end -}}
+
+{{/*
+sentryk8s.slotsPerMessageQuery: PromQL of the slots one job message carries
+on average, measured on this release's schedulers (prometheus-operator names
+their job after the metrics Service) over 2 minutes. Without publishes
+(0 / 0, or no such series) it is 1: the one-slot formats, which is also what
+a scheduler from before job format 3 publishes. Capped at
+config.scheduler.slotsPerMessage, which no message exceeds.
+*/}}
+{{- define "sentryk8s.slotsPerMessageQuery" -}}
+{{- $s := printf "job=%q,namespace=%q" (include "sentryk8s.componentName" (dict "root" . "component" "scheduler")) .Release.Namespace -}}
+{{- printf "scalar(clamp_max(sum(rate(sentryk8s_slots_published_total{%s}[2m])) / sum(rate(sentryk8s_job_messages_published_total{%s}[2m])), %d) >= 1 or vector(1))" $s $s (int .Values.config.scheduler.slotsPerMessage) -}}
+{{- end -}}
+
+{{/*
+sentryk8s.backlogQuery: PromQL of the worker backlog in JOBS, as the KEDA
+prometheus trigger computes it (the adapter rule in
+examples/prometheus-adapter-values.yaml asks the same): ready + unacked
+messages of every job queue, scraped from RabbitMQ's
+/metrics/detailed?family=queue_coarse_metrics, times the slots a message
+carries (sentryk8s.slotsPerMessageQuery). A message holds 1 to
+slotsPerMessage jobs, so messages alone would undercount the work.
+*/}}
+{{- define "sentryk8s.backlogQuery" -}}
+{{- $m := printf "queue=~%q" (include "sentryk8s.jobQueueRegex" .) -}}
+{{- printf "(sum(rabbitmq_detailed_queue_messages_ready{%s}) + sum(rabbitmq_detailed_queue_messages_unacked{%s})) * %s" $m $m (include "sentryk8s.slotsPerMessageQuery" .) -}}
+{{- end -}}
+
+{{/*
+sentryk8s.metricSelector: the selector of the External backlog metric:
+queue In <every job queue> (prometheus-adapter turns it into the regex
+queue=~"<queue>|<queue>.1|…"), plus namespace with the bundled RabbitMQ and
+worker.autoscaling.metricSelector as further matchLabels (its "queue", if
+any, is ignored: the job queues are the chart's to name).
+*/}}
+{{- define "sentryk8s.metricSelector" -}}
+{{- $labels := omit (deepCopy .Values.worker.autoscaling.metricSelector) "queue" -}}
+{{- if .Values.rabbitmq.enabled -}}
+{{- $_ := set $labels "namespace" .Release.Namespace -}}
+{{- end -}}
+{{- $sel := dict "matchExpressions" (list (dict "key" "queue" "operator" "In" "values" (include "sentryk8s.jobQueues" . | splitList "\n"))) -}}
+{{- if $labels -}}
+{{- $_ := set $sel "matchLabels" $labels -}}
+{{- end -}}
+{{- toYaml $sel -}}
 {{- end -}}
 
 {{/*
