@@ -12,12 +12,20 @@
 //! (Each single ack is a frame and a write; the multiple ack is what keeps
 //! acknowledgement cost per check near zero.)
 //!
+//! A message of format v3 carries several slots, each run and committed on
+//! its own; its [`Delivery`] is shared by them ([`SlotCount`]): the tag
+//! joins the ack plan only when the last of its slots commits, so the
+//! broker keeps the message until every slot is a result or a missed
+//! record. A slot the database refuses marks the delivery failed: when its
+//! last slot settles the message is dead-lettered (for a person to
+//! inspect) instead of acknowledged.
+//!
 //! A session whose channel died is never acknowledged on: the broker has
 //! already requeued its deliveries, and the redelivered jobs are harmless
 //! because results are keyed by (check_id, slot).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use amqprs::channel::{BasicAckArguments, BasicRejectArguments, Channel};
@@ -102,11 +110,74 @@ pub struct Session {
     open: AtomicBool,
 }
 
-/// One delivery to settle: its session and tag.
+/// How one delivery is settled once all its slots are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    Ack,
+    /// A slot could not be stored: dead-letter the message.
+    Reject,
+}
+
+/// The slots of one delivery not yet settled (pure bookkeeping, shared by
+/// the slots' items; atomics because they settle from the batcher while
+/// the consumer may still be handing out the others).
+#[derive(Debug)]
+pub struct SlotCount {
+    outstanding: AtomicU32,
+    failed: AtomicBool,
+}
+
+impl SlotCount {
+    pub fn new(slots: u32) -> SlotCount {
+        SlotCount { outstanding: AtomicU32::new(slots), failed: AtomicBool::new(false) }
+    }
+
+    /// Settles one slot (`stored`: committed, or refused by the database).
+    /// Returns how to settle the delivery when this was its last slot;
+    /// further calls return nothing (the count never wraps).
+    pub fn settle(&self, stored: bool) -> Option<Settlement> {
+        if !stored {
+            self.failed.store(true, Ordering::SeqCst);
+        }
+        let before =
+            self.outstanding.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).ok()?;
+        (before == 1).then(|| {
+            if self.failed.load(Ordering::SeqCst) {
+                Settlement::Reject
+            } else {
+                Settlement::Ack
+            }
+        })
+    }
+}
+
+/// One delivery to settle: its session, tag and, for a message of several
+/// items, their shared count. Cloned once per slot of the message (reference
+/// counts; a one-slot message allocates nothing for its count).
 #[derive(Clone)]
 pub struct Delivery {
-    pub session: Arc<Session>,
-    pub tag: u64,
+    session: Arc<Session>,
+    tag: u64,
+    slots: Option<Arc<SlotCount>>,
+}
+
+impl Delivery {
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    pub fn tag(&self) -> u64 {
+        self.tag
+    }
+
+    /// Settles one of its slots; see [`SlotCount::settle`].
+    pub fn settle(&self, stored: bool) -> Option<Settlement> {
+        match &self.slots {
+            Some(count) => count.settle(stored),
+            None if stored => Some(Settlement::Ack),
+            None => Some(Settlement::Reject),
+        }
+    }
 }
 
 impl Session {
@@ -121,12 +192,23 @@ impl Session {
         })
     }
 
-    /// Registers `tag` and returns its handle.
-    pub fn deliver(self: &Arc<Self>, tag: u64) -> Delivery {
+    /// Registers `tag`, whose message hands `slots` (at least one) items
+    /// to the batcher, and returns its handle.
+    pub fn deliver(self: &Arc<Self>, tag: u64, slots: u32) -> Delivery {
         if let Ok(mut t) = self.tracker.lock() {
             t.register(tag);
         }
-        Delivery { session: self.clone(), tag }
+        let slots = (slots > 1).then(|| Arc::new(SlotCount::new(slots)));
+        Delivery { session: self.clone(), tag, slots }
+    }
+
+    /// Acknowledges a delivery with nothing left to commit (every slot of
+    /// a redelivered message is already stored), in order with the others.
+    pub async fn ack_now(&self, tag: u64) {
+        if let Ok(mut t) = self.tracker.lock() {
+            t.register(tag);
+        }
+        self.ack(&[tag]).await;
     }
 
     /// The channel died or was closed: settle nothing more on it.
@@ -225,6 +307,63 @@ mod tests {
         assert_eq!(t.complete(&[9, 2]), AckPlan { multiple_up_to: Some(2), singles: vec![] });
         assert_eq!(t.complete(&[2]), AckPlan::default());
         assert_eq!(t.outstanding(), 1);
+    }
+
+    #[test]
+    fn a_shared_delivery_settles_once_with_its_last_slot() {
+        let count = SlotCount::new(3);
+        assert_eq!(count.settle(true), None);
+        assert_eq!(count.settle(true), None);
+        assert_eq!(count.settle(true), Some(Settlement::Ack));
+        // Nothing is left: a stray settle neither acks again nor wraps.
+        assert_eq!(count.settle(true), None);
+        let failed = SlotCount::new(2);
+        assert_eq!(failed.settle(false), None);
+        assert_eq!(failed.settle(true), Some(Settlement::Reject));
+    }
+
+    #[test]
+    fn slots_of_several_messages_ack_each_message_once_after_its_last_slot() {
+        // Three messages (tags 1..=3) of 3, 1 and 2 slots; their slots
+        // commit interleaved, in batches, as the batcher would see them.
+        let counts = [SlotCount::new(3), SlotCount::new(1), SlotCount::new(2)];
+        let mut t = AckTracker::new(0);
+        for tag in 1..=3 {
+            t.register(tag);
+        }
+        let batches: [&[u64]; 3] = [&[1, 3, 1], &[2, 3], &[1]];
+        let mut acked = Vec::new();
+        for (i, batch) in batches.into_iter().enumerate() {
+            let ready: Vec<u64> = batch
+                .iter()
+                .filter(|tag| counts[**tag as usize - 1].settle(true) == Some(Settlement::Ack))
+                .copied()
+                .collect();
+            let plan = t.complete(&ready);
+            acked.extend(plan.singles);
+            if let Some(up_to) = plan.multiple_up_to {
+                acked.extend((1..=up_to).filter(|x| !acked.contains(x)).collect::<Vec<_>>());
+            }
+            if i == 0 {
+                assert!(acked.is_empty(), "no message is complete after the first batch: {acked:?}");
+            }
+        }
+        acked.sort_unstable();
+        assert_eq!(acked, vec![1, 2, 3]);
+        assert_eq!(t.outstanding(), 0);
+    }
+
+    #[test]
+    fn settling_from_many_threads_settles_exactly_once() {
+        let count = Arc::new(SlotCount::new(64));
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let count = count.clone();
+                std::thread::spawn(move || (0..8).filter(|_| count.settle(true).is_some()).count())
+            })
+            .collect();
+        let settled: usize = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+        assert_eq!(settled, 1);
     }
 
     #[test]

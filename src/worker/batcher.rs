@@ -3,8 +3,9 @@
 //!
 //! A batch closes at `worker.batch_size` items or `worker.batch_max_delay`
 //! after its first item, whichever comes first; `store.rs` writes it in one
-//! transaction (results, states, outbox rows, stale slots) and this loop
-//! settles its deliveries.
+//! transaction (results, states, outbox rows, stale and invalid slots) and
+//! this loop settles its deliveries (a message of several slots once the
+//! last of them is committed, see `acks.rs`).
 //!
 //! When PostgreSQL is unavailable the batch is retried with backoff and
 //! `healthy` turns false, which makes the consumer stop taking work; the
@@ -20,7 +21,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::acks::Session;
+use super::acks::{Session, Settlement};
 use super::item::Item;
 use super::metrics::{DeadLetterReason, WorkerMetrics};
 use super::store::{self, WriteError};
@@ -96,19 +97,24 @@ impl Writer {
     async fn write_and_settle(&mut self, batch: &mut Vec<Item>) {
         self.metrics.batch_size.record(batch.len() as f64);
         match self.write_with_retry(batch).await {
-            Ok(()) => settle(batch.drain(..)).await,
+            Ok(()) => settle(batch.drain(..), &self.metrics).await,
             Err(why) => {
                 tracing::warn!(error = %why, items = batch.len(), "batch refused; writing its items one by one");
                 let items: Vec<Item> = std::mem::take(batch);
                 for item in items {
                     let one = std::slice::from_ref(&item);
                     match self.write_with_retry(one).await {
-                        Ok(()) => settle(std::iter::once(item)).await,
+                        Ok(()) => settle(std::iter::once(item), &self.metrics).await,
                         Err(why) => {
+                            // The other slots of its message still run and
+                            // commit; the message is dead-lettered when the
+                            // last one settles.
                             tracing::error!(error = %why, "result cannot be stored; dead-lettering its job");
-                            self.metrics.dead_lettered(DeadLetterReason::Unwritable);
                             let d = item.delivery();
-                            d.session.reject(d.tag, false).await;
+                            if d.settle(false) == Some(Settlement::Reject) {
+                                self.metrics.dead_lettered(DeadLetterReason::Unwritable);
+                                d.session().reject(d.tag(), false).await;
+                            }
                         }
                     }
                 }
@@ -148,14 +154,23 @@ impl Writer {
     }
 }
 
-/// Acknowledges committed items, grouped per session (one ack run each).
-async fn settle(items: impl Iterator<Item = Item>) {
+/// Settles committed items: a delivery whose last slot this was joins its
+/// session's acknowledgements (one ack run per session); one that had a
+/// slot refused is dead-lettered.
+async fn settle(items: impl Iterator<Item = Item>, metrics: &WorkerMetrics) {
     let mut groups: Vec<(Arc<Session>, Vec<u64>)> = Vec::new();
     for item in items {
         let d = item.delivery();
-        match groups.iter_mut().find(|(s, _)| Arc::ptr_eq(s, &d.session)) {
-            Some((_, tags)) => tags.push(d.tag),
-            None => groups.push((d.session.clone(), vec![d.tag])),
+        match d.settle(true) {
+            None => {}
+            Some(Settlement::Reject) => {
+                metrics.dead_lettered(DeadLetterReason::Unwritable);
+                d.session().reject(d.tag(), false).await
+            }
+            Some(Settlement::Ack) => match groups.iter_mut().find(|(s, _)| Arc::ptr_eq(s, d.session())) {
+                Some((_, tags)) => tags.push(d.tag()),
+                None => groups.push((d.session().clone(), vec![d.tag()])),
+            },
         }
     }
     for (session, tags) in groups {

@@ -1,26 +1,48 @@
 //! Consuming check jobs: one AMQP session at a time, reconnecting forever.
 //!
-//! Each session opens a connection and a channel, declares the topology
-//! (idempotent), sets the prefetch window and consumes with manual acks.
-//! Per delivery: undecodable, other-version or nonsensical jobs are rejected
-//! without requeue, so the broker moves them to the dead-letter queue; a job
-//! whose slot + interval has passed is not run but recorded as missed
-//! (`stale`); anything else waits for one of `concurrency` permits and runs
-//! in its own task. Results go to the batcher, which acknowledges them after
-//! its commit (see `acks.rs`).
+//! Each session opens a connection and one channel, declares the topology
+//! (idempotent), sets the prefetch window and consumes every job queue of
+//! `topology.job_queues` (one consumer each, manual acks). What becomes of a
+//! delivered message — decoding, per-slot judgement, redelivery — is
+//! `consumer/admit.rs`. Results go to the batcher, which acknowledges them
+//! after its commit (see `acks.rs`).
 //!
-//! The prefetch window is `concurrency + batch_size`: results waiting for
-//! their batch commit still hold their delivery, and counting them against
-//! the checks' concurrency would idle the worker for every batch delay.
+//! The prefetch window. Results waiting for their batch commit still hold
+//! their delivery, so the window must cover `concurrency + batch_size`
+//! slots, or counting held results against the checks' concurrency would
+//! idle the worker for every batch delay. RabbitMQ counts the window in
+//! messages, per consumer (quorum queues refuse a channel-global window).
+//! A message holds 1 to `slots_per_message` slots, and at high rates it
+//! holds few: the scheduler packs what *one partition* has due in *one*
+//! dispatch round (10,000 checks/s over 256 partitions at a 50 ms tick is
+//! about two slots a message). A window sized for full messages would
+//! starve the worker exactly when it matters, so the window stays
+//! `concurrency + batch_size` *messages* in all, split over the queues:
+//! each consumer gets `ceil((concurrency + batch_size) / queues)`. With
+//! one-slot messages (the old formats) this is exactly the window of
+//! before; with full messages a worker may hold up to `slots_per_message`
+//! times more slots than it runs, which happens only under a backlog (a
+//! message fills only when a partition has that many slots due in one
+//! round): those slots wait here instead of in the queue, still
+//! unacknowledged, so the autoscaler's backlog (ready + unacked messages ×
+//! slots per message) still counts them, and a failing worker returns
+//! them to the queue. Slots past the running ones wait for a concurrency
+//! permit one message at a time; the rest stay raw bytes in the channel.
 //!
 //! amqprs has no automatic recovery, so a network failure, a closed channel
-//! or a cancelled consumer ends the session; the broker requeues whatever
-//! the session had not acknowledged, and a new session starts after backoff.
-//! While the batcher cannot write (PostgreSQL down) no new check starts:
-//! the held deliveries stay unacknowledged and the prefetch window keeps
-//! the rest of the backlog in the queue.
+//! or a consumer cancelled by the broker (its queue deleted) ends the
+//! session; the broker requeues whatever the session had not acknowledged,
+//! and a new session (which declares the queues again) starts after
+//! backoff. `sentryk8s_worker_consuming{queue}` is 1 while a consumer is
+//! on the queue. While the batcher cannot write (PostgreSQL down) no new
+//! check starts: the held deliveries stay unacknowledged and the prefetch
+//! window keeps the rest of the backlog in the queue.
 
+mod admit;
+
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use amqprs::channel::{
@@ -28,15 +50,16 @@ use amqprs::channel::{
 };
 use amqprs::connection::Connection;
 use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::acks::Session;
-use super::heartbeat::{self, Heartbeats};
-use super::item::{Item, ResultRow};
-use super::metrics::{DeadLetterReason, WorkerMetrics};
+use super::heartbeat::Heartbeats;
+use super::item::Item;
+use super::metrics::WorkerMetrics;
 use crate::model::bounds::INTERVAL_MS;
-use crate::model::{CheckJob, DecodeError};
+use crate::model::CheckJob;
 use crate::probe::Prober;
 use crate::queue::{self, AmqpLink, AmqpTarget, LogChannel, QueueError, Topology};
 
@@ -47,12 +70,17 @@ use crate::queue::{self, AmqpLink, AmqpTarget, LogChannel, QueueError, Topology}
 /// experiment), and the HPA would add workers for work already done.
 const WAITING_ACKS: usize = 16;
 
-/// Undecodable jobs logged so far (the first ten, then one in a thousand).
-static DEAD_LETTERS_LOGGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 /// How far in the future a slot may be before the job is refused as
 /// nonsense (clock skew between scheduler and worker is far smaller).
 const MAX_SLOT_AHEAD: chrono::Duration = chrono::Duration::minutes(5);
+
+/// The prefetch window of each consumer: `concurrency + batch_size`
+/// messages in all, split over `queues` consumers (see the module comment).
+pub fn prefetch_per_consumer(concurrency: usize, batch_size: usize, queues: usize) -> u16 {
+    let window = concurrency.saturating_add(batch_size).max(1);
+    window.div_ceil(queues.max(1)).clamp(1, u16::MAX as usize) as u16
+}
+
 /// Everything a consumer needs; built by `worker::run`.
 pub struct Consumer {
     pub target: AmqpTarget,
@@ -61,6 +89,7 @@ pub struct Consumer {
     pub heartbeat: Duration,
     pub max_backoff: Duration,
     pub concurrency: usize,
+    /// Prefetch window of each consumer, in messages.
     pub prefetch: u16,
     /// How long a drain waits for running checks before abandoning them.
     pub checks_budget: Duration,
@@ -71,6 +100,8 @@ pub struct Consumer {
     pub link: AmqpLink,
     pub results: mpsc::Sender<Item>,
     pub healthy: watch::Receiver<bool>,
+    /// Which slots of a redelivered message are already accounted.
+    pub pool: Pool,
 }
 
 /// Why a decoded job is refused.
@@ -94,10 +125,39 @@ pub fn is_stale(job: &CheckJob, now: DateTime<Utc>) -> bool {
     now > job.stale_after()
 }
 
+/// The consumers of one session, one per job queue, received from in
+/// turn (no queue's backlog starves another's).
+struct Consumers {
+    /// (queue, consumer tag, deliveries), in `topology.job_queues` order.
+    queues: Vec<(String, String, mpsc::UnboundedReceiver<ConsumerMessage>)>,
+    /// Where the next receive starts looking.
+    next: usize,
+}
+
+impl Consumers {
+    /// The next delivery and its queue's index; `None` when that consumer
+    /// ended (cancelled by the broker, or the channel closed).
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<(usize, Option<ConsumerMessage>)> {
+        let n = self.queues.len();
+        for i in 0..n {
+            let index = (self.next + i) % n;
+            if let Poll::Ready(message) = self.queues[index].2.poll_recv(cx) {
+                self.next = (index + 1) % n;
+                return Poll::Ready((index, message));
+            }
+        }
+        Poll::Pending
+    }
+
+    async fn recv(&mut self) -> (usize, Option<ConsumerMessage>) {
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
 struct Running {
     connection: Connection,
     channel: Channel,
-    consumer_tag: String,
+    consumers: Consumers,
     session: Arc<Session>,
 }
 
@@ -111,6 +171,7 @@ impl Consumer {
         let abort = CancellationToken::new();
         let mut active: Option<Running> = None;
         let mut retry_delay = Duration::from_millis(200);
+        self.set_consuming(false);
         while !shutdown.is_cancelled() {
             let connection = match queue::connect_with_backoff(
                 &self.target,
@@ -124,7 +185,7 @@ impl Consumer {
                 Ok(c) => c,
                 Err(_) => break,
             };
-            let (channel, consumer_tag, mut rx) = match self.open_session(&connection).await {
+            let (channel, mut consumers) = match self.open_session(&connection).await {
                 Ok(opened) => opened,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot start consuming; reconnecting");
@@ -139,12 +200,25 @@ impl Consumer {
             };
             retry_delay = Duration::from_millis(200);
             self.link.set(Some(connection.clone()));
+            self.set_consuming(true);
             let session = Session::new(channel.clone(), WAITING_ACKS);
-            tracing::info!(queue = %self.topology.queue, prefetch = self.prefetch, concurrency = self.concurrency, "consuming check jobs");
+            tracing::info!(
+                queues = consumers.queues.len(),
+                first_queue = %self.topology.queue,
+                prefetch_per_queue = self.prefetch,
+                concurrency = self.concurrency,
+                "consuming check jobs"
+            );
             let watcher = connection.clone();
             let failure = watcher.listen_network_io_failure();
             tokio::pin!(failure);
             let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let context = admit::Context {
+                session: &session,
+                semaphore: &semaphore,
+                abort: &abort,
+                shutdown: &shutdown,
+            };
             let ended_by_shutdown = loop {
                 tokio::select! {
                     biased;
@@ -157,19 +231,21 @@ impl Consumer {
                         tracing::warn!("RabbitMQ channel closed; reconnecting");
                         break false;
                     },
-                    message = rx.recv() => match message {
-                        Some(message) => self.handle(message, &session, &semaphore, &abort, &shutdown).await,
+                    (index, message) = consumers.recv() => match message {
+                        Some(message) => self.handle(message, &context).await,
                         None => {
-                            tracing::warn!("RabbitMQ stopped delivering (consumer cancelled or channel closed); reconnecting");
+                            let queue = consumers.queues.get(index).map(|q| q.0.as_str()).unwrap_or_default();
+                            tracing::warn!(%queue, "RabbitMQ stopped delivering from a queue (consumer cancelled, queue deleted, or channel closed); reconnecting");
                             break false;
                         }
                     },
                 }
             };
             if ended_by_shutdown {
-                active = Some(Running { connection, channel, consumer_tag, session });
+                active = Some(Running { connection, channel, consumers, session });
                 break;
             }
+            self.set_consuming(false);
             session.close();
             self.link.set(None);
             if connection.is_open() {
@@ -179,108 +255,25 @@ impl Consumer {
         self.drain(active, semaphore, abort, batcher_done).await;
     }
 
-    async fn open_session(
-        &self,
-        connection: &Connection,
-    ) -> Result<(Channel, String, mpsc::UnboundedReceiver<ConsumerMessage>), QueueError> {
+    fn set_consuming(&self, on: bool) {
+        for q in &self.topology.job_queues {
+            self.metrics.consuming(&q.name, on);
+        }
+    }
+
+    async fn open_session(&self, connection: &Connection) -> Result<(Channel, Consumers), QueueError> {
         let channel = connection.open_channel(None).await?;
         channel.register_callback(LogChannel).await?;
         queue::declare_topology(&channel, &self.topology).await?;
+        // Not global: applies to each consumer opened after it.
         channel.basic_qos(BasicQosArguments::new(0, self.prefetch, false)).await?;
-        let args = BasicConsumeArguments::new(&self.topology.queue, "").manual_ack(true).finish();
-        let (tag, rx) = channel.basic_consume_rx(args).await?;
-        Ok((channel, tag, rx))
-    }
-
-    async fn handle(
-        &self,
-        message: ConsumerMessage,
-        session: &Arc<Session>,
-        semaphore: &Arc<Semaphore>,
-        abort: &CancellationToken,
-        shutdown: &CancellationToken,
-    ) {
-        let Some(deliver) = message.deliver else { return };
-        let tag = deliver.delivery_tag();
-        let content = message.content.unwrap_or_default();
-        let job = match CheckJob::decode(&content) {
-            Ok(job) => job,
-            Err(e) => {
-                let reason = match e {
-                    DecodeError::Version(_) | DecodeError::KindInV1(_) => {
-                        DeadLetterReason::UnsupportedVersion
-                    }
-                    DecodeError::Json(_) | DecodeError::EmptyBatch => DeadLetterReason::Undecodable,
-                };
-                let id = message.basic_properties.as_ref().and_then(|p| p.message_id().cloned());
-                // Neither the content nor serde's message (which quotes
-                // values) is logged: a job's headers may hold secrets. And
-                // a flood of bad messages logs a sample, not a flood.
-                let seen = DEAD_LETTERS_LOGGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if seen < 10 || seen.is_multiple_of(1000) {
-                    let what = match &e {
-                        DecodeError::Json(j) => {
-                            format!("{:?} error at line {} column {}", j.classify(), j.line(), j.column())
-                        }
-                        other => other.to_string(),
-                    };
-                    tracing::warn!(message_id = ?id, bytes = content.len(), error = %what, dead_lettered_so_far = seen + 1, "dead-lettering a job that cannot be read");
-                }
-                self.metrics.dead_lettered(reason);
-                session.reject(tag, false).await;
-                return;
-            }
-        };
-        if let Err(why) = validate(&job, Utc::now()) {
-            tracing::warn!(message_id = %job.message_id(), error = %why, "dead-lettering an invalid job");
-            self.metrics.dead_lettered(DeadLetterReason::Invalid);
-            session.reject(tag, false).await;
-            return;
+        let mut queues = Vec::with_capacity(self.topology.job_queues.len());
+        for job_queue in &self.topology.job_queues {
+            let args = BasicConsumeArguments::new(&job_queue.name, "").manual_ack(true).finish();
+            let (tag, rx) = channel.basic_consume_rx(args).await?;
+            queues.push((job_queue.name.clone(), tag, rx));
         }
-        let delivery = session.deliver(tag);
-        if !*self.healthy.borrow() {
-            // Results cannot be written: hold this delivery and take no more.
-            let mut healthy = self.healthy.clone();
-            tokio::select! {
-                _ = healthy.wait_for(|h| *h) => {}
-                _ = shutdown.cancelled() => return,
-            }
-        }
-        let permit = tokio::select! {
-            permit = semaphore.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        if is_stale(&job, Utc::now()) {
-            drop(permit);
-            self.metrics.stale.increment(1);
-            let _ = self.results.send(Item::Stale { job: Box::new(job), delivery }).await;
-            return;
-        }
-        let prober = self.prober.clone();
-        let heartbeats = self.heartbeats.clone();
-        let metrics = self.metrics.clone();
-        let results = self.results.clone();
-        let abort = abort.clone();
-        tokio::spawn(async move {
-            metrics.in_flight.increment(1.0);
-            let delay = (Utc::now() - job.slot).num_microseconds().unwrap_or(0).max(0);
-            metrics.queue_delay.record(delay as f64 / 1e6);
-            let outcome = tokio::select! {
-                outcome = heartbeat::run(&prober, &heartbeats, &job) => Some(outcome),
-                // Drain budget exhausted: abandon; the delivery is requeued.
-                _ = abort.cancelled() => None,
-            };
-            metrics.in_flight.decrement(1.0);
-            if let Some(outcome) = outcome {
-                metrics.record(&outcome);
-                let row = Box::new(ResultRow { job, outcome });
-                let _ = results.send(Item::Finished { row, delivery }).await;
-            }
-            drop(permit);
-        });
+        Ok((channel, Consumers { queues, next: 0 }))
     }
 
     async fn drain(
@@ -293,8 +286,14 @@ impl Consumer {
         if let Some(running) = &active {
             // Stop deliveries first; what is prefetched but not started is
             // returned to the queue when the channel closes.
-            let cancel = running.channel.basic_cancel(BasicCancelArguments::new(&running.consumer_tag));
-            let _ = tokio::time::timeout(Duration::from_secs(2), cancel).await;
+            // One at a time: synchronous methods on one channel do not overlap.
+            let cancels = async {
+                for (_, tag, _) in &running.consumers.queues {
+                    let _ = running.channel.basic_cancel(BasicCancelArguments::new(tag)).await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), cancels).await;
+            self.set_consuming(false);
         }
         let all = self.concurrency.min(u32::MAX as usize) as u32;
         let running_checks = self.concurrency - semaphore.available_permits();
@@ -346,6 +345,17 @@ mod tests {
         let j = job(slot, 30_000);
         assert!(!is_stale(&j, slot + chrono::Duration::seconds(30)));
         assert!(is_stale(&j, slot + chrono::Duration::milliseconds(30_001)));
+    }
+
+    #[test]
+    fn the_prefetch_window_is_split_over_the_queues() {
+        // One queue: the window of before, in messages.
+        assert_eq!(prefetch_per_consumer(256, 500, 1), 756);
+        // Four queues: a quarter each, rounded up so the sum covers it.
+        assert_eq!(prefetch_per_consumer(256, 500, 4), 189);
+        assert_eq!(prefetch_per_consumer(1, 1, 64), 1);
+        assert_eq!(prefetch_per_consumer(100_000, 100_000, 1), u16::MAX);
+        assert_eq!(prefetch_per_consumer(3, 2, 0), 5);
     }
 
     #[test]

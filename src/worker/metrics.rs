@@ -15,6 +15,10 @@
 //! | `sentryk8s_result_batch_size` | histogram | results + stale records per transaction |
 //! | `sentryk8s_result_batch_commit_seconds` | histogram | time of one batch transaction |
 //! | `sentryk8s_result_batch_failures_total` | counter | failed batch attempts (database unavailable) |
+//! | `sentryk8s_worker_job_messages_total` | counter | job messages received (each one or more slots) |
+//! | `sentryk8s_worker_consuming` | gauge | `queue`: 1 while this worker has a consumer on that job queue, else 0 |
+//! | `sentryk8s_worker_invalid_slots_total` | counter | `recorded`: true (missed, reason `invalid`), false (check or slot unreadable: only counted) |
+//! | `sentryk8s_worker_redelivered_slots_skipped_total` | counter | slots of redelivered messages already accounted, not run again |
 
 use metrics::{Counter, Gauge, Histogram};
 
@@ -34,6 +38,10 @@ pub struct WorkerMetrics {
     pub batch_size: Histogram,
     pub batch_commit: Histogram,
     pub batch_failures: Counter,
+    pub job_messages: Counter,
+    pub invalid_recorded: Counter,
+    pub invalid_unrecorded: Counter,
+    pub redelivered_skipped: Counter,
 }
 
 const CLASSES: [ErrorClass; 11] = [
@@ -89,7 +97,21 @@ impl WorkerMetrics {
             batch_size: metrics::histogram!("sentryk8s_result_batch_size"),
             batch_commit: metrics::histogram!("sentryk8s_result_batch_commit_seconds"),
             batch_failures: metrics::counter!("sentryk8s_result_batch_failures_total"),
+            job_messages: metrics::counter!("sentryk8s_worker_job_messages_total"),
+            invalid_recorded: metrics::counter!("sentryk8s_worker_invalid_slots_total", "recorded" => "true"),
+            invalid_unrecorded: metrics::counter!("sentryk8s_worker_invalid_slots_total", "recorded" => "false"),
+            redelivered_skipped: metrics::counter!("sentryk8s_worker_redelivered_slots_skipped_total"),
         }
+    }
+
+    /// Whether this worker consumes `queue` now (set when a session starts
+    /// or ends, so looking the handle up each time costs nothing).
+    pub fn consuming(&self, queue: &str, on: bool) {
+        metrics::gauge!("sentryk8s_worker_consuming", "queue" => queue.to_string()).set(if on {
+            1.0
+        } else {
+            0.0
+        });
     }
 
     /// Counts and times one finished check.

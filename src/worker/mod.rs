@@ -3,8 +3,10 @@
 //! Delivering the outbox is `crate::alerting`, started beside this role by
 //! the role's wiring in `commands/`.
 //!
-//! - `consumer.rs` — AMQP sessions, prefetch, dead-lettering, stale jobs,
-//!   the concurrency bound and the drain;
+//! - `consumer.rs` — AMQP sessions (every job queue), prefetch, the
+//!   concurrency bound and the drain; `consumer/admit.rs` — one message:
+//!   decoding (every job format), dead-lettering, per-slot judgement
+//!   (invalid, stale, run), redeliveries;
 //! - `heartbeat.rs` — heartbeat jobs judged from their pings, not probed;
 //! - `item.rs` — what a finished or stale job hands to the batcher;
 //! - `batcher.rs` — fills and flushes batches, acks after commit;
@@ -89,13 +91,15 @@ pub async fn run(
     let metrics = Arc::new(metrics::WorkerMetrics::new());
     let concurrency = w.concurrency.max(1) as usize;
     let batch_size = w.batch_size.max(1) as usize;
-    let prefetch = (concurrency + batch_size).min(u16::MAX as usize) as u16;
-    // Room for every delivery the prefetch window allows: a finished check
-    // never waits to hand over its result.
-    let (results_tx, results_rx) = mpsc::channel(prefetch as usize);
+    let topology = Topology::from_config(&config.amqp);
+    let prefetch = consumer::prefetch_per_consumer(concurrency, batch_size, topology.job_queues.len());
+    // Room for every slot the worker runs or holds for a commit: a
+    // finished check never waits to hand over its result.
+    let (results_tx, results_rx) = mpsc::channel(concurrency + batch_size);
     let (healthy_tx, healthy_rx) = watch::channel(true);
     let heartbeats = Arc::new(heartbeat::Heartbeats::new(pool.clone()));
     let batcher_done = CancellationToken::new();
+    let lookup_pool = pool.clone();
 
     let batcher = {
         let done = batcher_done.clone();
@@ -112,7 +116,7 @@ pub async fn run(
     };
     let consumer = consumer::Consumer {
         target: AmqpTarget::parse(&config.amqp_url).map_err(QueueError::from)?,
-        topology: Topology::from_config(&config.amqp),
+        topology,
         connection_name: format!("sentryk8s-worker {}", worker_name()),
         heartbeat: config.amqp.heartbeat,
         max_backoff: config.amqp.reconnect_max_backoff,
@@ -125,6 +129,7 @@ pub async fn run(
         link,
         results: results_tx,
         healthy: healthy_rx,
+        pool: lookup_pool,
     };
     tokio::join!(batcher, consumer.run(shutdown, batcher_done));
     Ok(())

@@ -25,7 +25,9 @@
 //!    (an incident id from `incident_id_seq` when going down, the same id
 //!    on recovery) and the `incidents` rows;
 //! 4. records stale jobs in `missed_slots` (reason `stale`) unless the slot
-//!    has a result after all;
+//!    has a result after all, and so the invalid slots of batches (reason
+//!    `invalid`, `store/slots.rs`, which also answers which slots of a
+//!    redelivered message are already accounted);
 //! 5. adds what the inserted results and recorded stale slots account for
 //!    to the hourly and daily rollups (`history/`), one upsert.
 //!
@@ -48,6 +50,9 @@ use crate::history::rollup::{self, MissedFact, ResultFact, Rollups};
 use crate::history::store as history;
 use crate::history::uptime;
 use crate::history::windows::{Cache, Windows};
+
+mod slots;
+pub use slots::done_slots;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -135,7 +140,7 @@ async fn ensure_partitions(pool: &Pool, items: &[Item]) -> Result<(), WriteError
         .iter()
         .filter_map(|i| match i {
             Item::Finished { row, .. } => Some(row.job.slot.date_naive()),
-            Item::Stale { .. } => None,
+            Item::Stale { .. } | Item::Invalid { .. } => None,
         })
         .collect();
     days.sort_unstable();
@@ -229,6 +234,7 @@ async fn write_once(pool: &Pool, items: &[Item], worker: &str, cache: &Cache) ->
     let mut seen = HashSet::with_capacity(items.len());
     let mut stale = Vec::new();
     let mut seen_stale = HashSet::new();
+    let mut invalid = Vec::new();
     for item in items {
         match item {
             Item::Finished { row, .. } => {
@@ -240,6 +246,11 @@ async fn write_once(pool: &Pool, items: &[Item], worker: &str, cache: &Cache) ->
             Item::Stale { job, .. } => {
                 if seen_stale.insert((job.check_id, job.slot)) {
                     stale.push(&**job);
+                }
+            }
+            Item::Invalid { check_id, slot, .. } => {
+                if !invalid.contains(&(*check_id, *slot)) {
+                    invalid.push((*check_id, *slot));
                 }
             }
         }
@@ -314,6 +325,9 @@ async fn write_once(pool: &Pool, items: &[Item], worker: &str, cache: &Cache) ->
             let covers_check = !windows.for_check(&job.name, &job.spec.labels).is_empty();
             rollup::add_missed(&mut rollups, &fact, covers_check.then_some(&covered as &dyn Fn(i64) -> bool));
         }
+    }
+    if !invalid.is_empty() {
+        slots::record_invalid(&tx, &invalid, &windows, &mut rollups).await?;
     }
     history::upsert_rollups(&tx, &rollups).await?;
     tx.commit().await?;

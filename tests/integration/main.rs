@@ -48,6 +48,7 @@ mod web_openapi;
 mod web_status_browser;
 mod web_status_pages;
 mod web_ui;
+mod worker_batches;
 mod worker_checks;
 mod worker_delivery;
 mod worker_memory;

@@ -1,6 +1,7 @@
 //! A worker under test: its own database and broker names, a publisher that
 //! puts CheckJob messages straight on the exchange (no scheduler needed),
-//! and readers for what the worker stored.
+//! and readers for what the worker stored. `with_queues` declares several
+//! job queues (`amqp.queues`) and gives the worker the same setting.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use amqprs::connection::Connection;
 use amqprs::BasicProperties;
 use chrono::{DateTime, Utc};
 use sentryk8s::model::{job::slot_from_millis, CheckJob, CheckSpec, JOB_SCHEMA_VERSION};
-use sentryk8s::queue::declare_topology;
+use sentryk8s::queue::{declare_topology, Topology};
 
 use super::{eventually, free_port, Binary, TestBroker, TestDb};
 
@@ -20,6 +21,8 @@ pub struct WorkerBed {
     connection: Connection,
     channel: Channel,
     pub listen: SocketAddr,
+    /// Every job queue, the first one (`broker.queue`) first.
+    pub topology: Topology,
 }
 
 /// One row of `check_results`.
@@ -47,17 +50,28 @@ pub fn now_ms() -> DateTime<Utc> {
 
 impl WorkerBed {
     pub async fn new() -> WorkerBed {
+        WorkerBed::with_queues(1).await
+    }
+
+    /// A bed whose topology (and worker) has `queues` job queues.
+    pub async fn with_queues(queues: u32) -> WorkerBed {
         let db = TestDb::migrated(4).await;
         let broker = TestBroker::new();
+        let mut amqp = sentryk8s::config::Config::defaults().expect("defaults").amqp;
+        amqp.exchange = broker.exchange.clone();
+        amqp.queue = broker.queue.clone();
+        amqp.queues = queues;
+        let topology = Topology::from_config(&amqp);
         let connection = broker.connect().await;
         let channel = connection.open_channel(None).await.expect("open channel");
-        declare_topology(&channel, &broker.topology()).await.expect("declare topology");
+        declare_topology(&channel, &topology).await.expect("declare topology");
         WorkerBed {
             db,
             broker,
             connection,
             channel,
             listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+            topology,
         }
     }
 
@@ -75,6 +89,7 @@ impl WorkerBed {
         env.push(("SENTRYK8S_WORKER__BATCH_MAX_DELAY".into(), "20ms".into()));
         env.push(("SENTRYK8S_DRAIN_TIMEOUT".into(), "10s".into()));
         env.push(("SENTRYK8S_DATABASE__CONNECT_TIMEOUT".into(), "1s".into()));
+        env.push(("SENTRYK8S_AMQP__QUEUES".into(), self.topology.job_queues.len().to_string()));
         env
     }
 
@@ -118,10 +133,15 @@ impl WorkerBed {
     }
 
     pub async fn publish_raw(&self, body: Vec<u8>, message_id: &str) {
+        self.publish_routed(body, message_id, "check").await;
+    }
+
+    /// Publishes to the job queue bound to `routing_key`.
+    pub async fn publish_routed(&self, body: Vec<u8>, message_id: &str, routing_key: &str) {
         let properties =
             BasicProperties::default().with_message_id(message_id).with_persistence(true).finish();
         self.channel
-            .basic_publish(properties, body, BasicPublishArguments::new(&self.broker.exchange, "check"))
+            .basic_publish(properties, body, BasicPublishArguments::new(&self.broker.exchange, routing_key))
             .await
             .expect("publish");
     }
@@ -218,6 +238,28 @@ impl WorkerBed {
 
 impl Drop for WorkerBed {
     fn drop(&mut self) {
+        // The broker deletes its first queue; the others are the bed's.
+        let extra: Vec<String> = self.topology.job_queues.iter().skip(1).map(|q| q.name.clone()).collect();
+        if !extra.is_empty() {
+            let url = self.broker.url.clone();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                rt.block_on(async {
+                    let target = sentryk8s::queue::AmqpTarget::parse(&url).ok()?;
+                    let connection =
+                        sentryk8s::queue::connect(&target, "sentryk8s-test-cleanup", Duration::from_secs(30))
+                            .await
+                            .ok()?;
+                    let channel = connection.open_channel(None).await.ok()?;
+                    for q in &extra {
+                        let _ = channel.queue_delete(amqprs::channel::QueueDeleteArguments::new(q)).await;
+                    }
+                    let _ = connection.close().await;
+                    Some(())
+                })
+            })
+            .join();
+        }
         let connection = self.connection.clone();
         // Closing is best effort; the broker drops it with the process anyway.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
