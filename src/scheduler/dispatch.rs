@@ -12,6 +12,15 @@
 //! partition = the oldest slot not yet confirmed, or, with nothing in
 //! flight, the time up to which slots have been handed out.
 //!
+//! The slots a partition has due in one round, and those waiting for a
+//! republish, go out in messages of at most `slots_per_message` slots
+//! ([`packing`](super::packing)), routed to the partition's job queue.
+//! So that a round has several slots to pack, a partition's round waits
+//! until its oldest due slot is `tick` old (the loop would otherwise wake
+//! for every slot and pack one at a time): slots are published up to
+//! `tick` late, as that setting promises, and with `slots_per_message` = 1
+//! each is published as soon as it is due, as before.
+//!
 //! Revocations do not wait for a command: every publish passes the shared
 //! [`Gate`], which the coordinator closes on a lease before it releases it
 //! or gives it up, so nothing is published for a lease that PostgreSQL may
@@ -26,11 +35,12 @@ use tokio_util::sync::CancellationToken;
 use super::clock::DbClock;
 use super::leases::Lease;
 use super::ledger::{Confirm, Ledger, Miss, MissReason};
+use super::packing::{self, Key};
 use super::publisher::{ConfirmEvent, Endpoint, Publisher};
 use super::schedule::{CheckRow, DueSlot, MissedRange, PartitionSchedule};
 use super::trust::Gate;
 use super::writer::Pending;
-use crate::model::job::{message_id_at, parse_message_id};
+use crate::model::job::parse_message_id;
 use crate::queue::{AmqpLink, QueueError};
 
 /// Orders from the coordinator.
@@ -52,9 +62,9 @@ pub enum Command {
 const RELEASE_CONFIRM_WAIT: Duration = Duration::from_secs(2);
 /// A publish the connection does not take within this is a dead connection.
 const PUBLISH_LIMIT: Duration = Duration::from_secs(5);
-/// Publishes awaiting their confirm at most: past it, dispatch waits (the
-/// slots stay due and are caught up), so a broker that stops confirming
-/// cannot grow our memory without bound.
+/// Slots in publishes awaiting their confirm at most: past it, dispatch
+/// waits (the slots stay due and are caught up), so a broker that stops
+/// confirming cannot grow our memory without bound.
 const MAX_IN_FLIGHT: usize = 20_000;
 /// A confirm this late means the channel is no longer doing its job:
 /// reconnect and republish what it never confirmed.
@@ -77,6 +87,9 @@ struct Owned {
 
 pub struct Dispatcher {
     settings: Settings,
+    /// Most slots one message carries; 1 publishes the one-slot format of
+    /// before (versions 1 and 2), for a rolling upgrade.
+    slots_per_message: usize,
     owned: HashMap<u32, Owned>,
     ledger: Ledger,
     /// Who waits for the final watermark of each partition being released.
@@ -115,6 +128,7 @@ impl Dispatcher {
         let clock = gate.clock().clone();
         Dispatcher {
             settings,
+            slots_per_message: 1,
             owned: HashMap::new(),
             ledger: Ledger::default(),
             replies: HashMap::new(),
@@ -133,6 +147,13 @@ impl Dispatcher {
             missed: Vec::new(),
             clock,
         }
+    }
+
+    /// Packs up to `n` slots per message (job format 3) instead of one
+    /// (the format of before, the default: what every worker reads).
+    pub fn slots_per_message(mut self, n: usize) -> Dispatcher {
+        self.slots_per_message = n.max(1);
+        self
     }
 
     /// Runs until the coordinator drops its command sender (after it has
@@ -193,6 +214,16 @@ impl Dispatcher {
         self.link.set(None);
     }
 
+    /// How long a partition's oldest due slot waits for others to share
+    /// its message (ms).
+    fn linger_ms(&self) -> i64 {
+        if self.slots_per_message > 1 {
+            self.settings.tick.as_millis() as i64
+        } else {
+            0
+        }
+    }
+
     fn next_wake(&self, now: i64) -> Duration {
         let mut wake = self.settings.tick;
         if self.publisher.is_some() && self.clock.dispatch_now().is_some() {
@@ -202,7 +233,7 @@ impl Dispatcher {
                     continue;
                 }
                 if let Some(next) = owned.schedule.next_due() {
-                    let until = Duration::from_millis((next - now).max(0) as u64);
+                    let until = Duration::from_millis((next + self.linger_ms() - now).max(0) as u64);
                     wake = wake.min(until);
                 }
             }
@@ -304,8 +335,14 @@ impl Dispatcher {
             if self.stopped(partition) {
                 continue;
             }
+            let linger = self.linger_ms();
             let Some(owned) = self.owned.get_mut(&partition) else { continue };
             if owned.trusted_until <= trusted_now {
+                continue;
+            }
+            // Due, but not long enough: a later round packs more. (With
+            // nothing due, the round still runs: it moves the watermark.)
+            if owned.schedule.next_due().is_some_and(|next| next <= now && next > now - linger) {
                 continue;
             }
             self.due.clear();
@@ -319,13 +356,15 @@ impl Dispatcher {
                     .increment(count as u64);
                 self.pending.missed(self.missed.drain(..).map(|m| (m, MissReason::CatchUp)));
             }
-            let due = std::mem::take(&mut self.due);
-            for d in &due {
-                if !self.publish(partition, d.check_id, d.slot).await {
+            let messages = packing::pack(
+                self.due.iter().map(|d| (partition, (d.slot, d.check_id))),
+                self.slots_per_message,
+            );
+            for (partition, keys) in messages {
+                if !self.publish(partition, keys).await {
                     break;
                 }
             }
-            self.due = due;
             if self.publisher.is_none() {
                 return;
             }
@@ -336,7 +375,7 @@ impl Dispatcher {
     /// before the broker confirmed them, and slots just handed out.
     async fn republish(&mut self, now: i64) {
         let trusted_now = Instant::now();
-        let mut todo = Vec::new();
+        let mut todo: Vec<(u32, Key)> = Vec::new();
         self.needs_republish = false;
         for (partition, owned) in &self.owned {
             if owned.trusted_until <= trusted_now || self.stopped(*partition) {
@@ -345,23 +384,31 @@ impl Dispatcher {
                 self.needs_republish |= self.ledger.has_unsent(*partition);
                 continue;
             }
-            todo.extend(self.ledger.unsent(*partition).map(|(slot, check_id)| (*partition, check_id, slot)));
+            todo.extend(self.ledger.unsent(*partition).map(|key| (*partition, key)));
         }
-        for (partition, check_id, slot) in todo {
-            let Some(owned) = self.owned.get(&partition) else { continue };
-            if owned.schedule.too_late(check_id, slot, now, self.settings.catch_up.as_millis() as i64) {
-                let miss = self.ledger.give_up(partition, slot, check_id);
-                self.record_misses(&[miss]);
-                continue;
+        let catch_up = self.settings.catch_up.as_millis() as i64;
+        let mut misses = Vec::new();
+        todo.retain(|(partition, (slot, check_id))| {
+            let too_late = self
+                .owned
+                .get(partition)
+                .is_none_or(|o| o.schedule.too_late(*check_id, *slot, now, catch_up));
+            if too_late {
+                misses.push(self.ledger.give_up(*partition, *slot, *check_id));
             }
-            if !self.publish(partition, check_id, slot).await {
+            !too_late
+        });
+        self.record_misses(&misses);
+        for (partition, keys) in packing::pack(todo, self.slots_per_message) {
+            if !self.publish(partition, keys).await {
                 return;
             }
         }
     }
 
-    /// Publishes one slot already recorded in `in_flight` as unsent.
-    /// Returns false when the connection is gone.
+    /// Publishes one message of `keys` (slot, check) of `partition`, all
+    /// recorded in the ledger as unsent. Returns false when the connection
+    /// is gone.
     ///
     /// Trust is judged here, per publish, not once per round: a round can
     /// take long (a slow broker), and a lease must not be acted on a moment
@@ -369,7 +416,7 @@ impl Dispatcher {
     ///
     /// The publish happens inside the [`Gate`]: a revocation either comes
     /// first and stops it, or waits until the broker has the message.
-    async fn publish(&mut self, partition: u32, check_id: i64, slot: i64) -> bool {
+    async fn publish(&mut self, partition: u32, keys: Vec<Key>) -> bool {
         let Some(epoch) = self.ledger.epoch(partition) else { return true };
         let gate = self.gate.clone();
         let entered = gate.enter(partition, epoch).await;
@@ -382,21 +429,28 @@ impl Dispatcher {
             self.needs_republish = true;
             return true;
         }
-        let Some(body) = owned.schedule.message(check_id, slot) else {
-            // The check was deleted since: nothing to run.
+        let (message, gone) = packing::build(&owned.schedule, &keys, self.slots_per_message);
+        // Checks deleted since: nothing to run, nothing to record.
+        for (slot, check_id) in gone {
             self.ledger.forget(partition, slot, check_id);
-            return true;
-        };
+        }
+        let Some(message) = message else { return true };
         let Some(publisher) = self.publisher.as_mut() else { return false };
-        let message_id = message_id_at(check_id, slot);
-        let published = publisher.publish(&message_id, body, PUBLISH_LIMIT).await;
+        let routing_key = self.settings.endpoint.topology.routing_key(partition);
+        let published = publisher.publish(routing_key, &message.id, message.body, PUBLISH_LIMIT).await;
         drop(entered);
         match published {
             Ok(tag) => {
-                self.ledger.sent(partition, slot, check_id, tag, Instant::now());
-                let lateness = (self.clock.now_ms() - slot).max(0) as f64 / 1000.0;
-                metrics::histogram!("sentryk8s_dispatch_lateness_seconds").record(lateness);
-                metrics::counter!("sentryk8s_slots_published_total").increment(1);
+                let now = self.clock.now_ms();
+                let lateness = metrics::histogram!("sentryk8s_dispatch_lateness_seconds");
+                for (slot, _) in &message.keys {
+                    lateness.record((now - slot).max(0) as f64 / 1000.0);
+                }
+                let slots = message.keys.len();
+                metrics::counter!("sentryk8s_slots_published_total").increment(slots as u64);
+                metrics::counter!("sentryk8s_job_messages_published_total").increment(1);
+                metrics::histogram!("sentryk8s_job_message_slots").record(slots as f64);
+                self.ledger.sent(partition, message.keys, tag, Instant::now());
                 true
             }
             Err(e) => {

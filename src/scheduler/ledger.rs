@@ -3,6 +3,11 @@
 //! delivery tags of the current channel, what the broker nacked or
 //! returned, and the watermark each partition may write.
 //!
+//! A message carries one slot (job format 1 and 2) or several slots of one
+//! partition (format 3, `slots_per_message` > 1): one delivery tag settles
+//! every (slot, check) of its message, and the broker's answer is the same
+//! for all of them.
+//!
 //! No I/O, no clock: the dispatcher passes times in (wall-clock unix ms for
 //! slots, `Instant`s for confirm ages and release deadlines) and acts on
 //! what this returns, so every rule below is tested on its own.
@@ -12,13 +17,18 @@
 //!   nothing in flight, the time up to which slots have been handed out. A
 //!   new owner resumes there: no slot is skipped, and only slots published
 //!   but not yet reflected in a written watermark can be published twice.
-//! - A slot is settled by an ack (published), a nack (missed: `Rejected`),
-//!   an ack or nack after a return (missed: `Unroutable`), or by giving it
-//!   up (too late to publish: `CatchUp`; its check deleted: nothing).
+//! - A slot is settled by an ack of its message (published), a nack
+//!   (missed: `Rejected`), an ack or nack after its message was returned
+//!   (missed: `Unroutable`, every slot of the message), or by giving it up
+//!   (too late to publish: `CatchUp`; its check deleted: nothing).
+//! - A return names its message by the first slot of its message id
+//!   (`parse_message_id`): the confirm that follows settles all the
+//!   message's slots as unroutable.
 //! - A confirm counts only for the publish it names: a slot republished
-//!   since (new tag) is not settled by an older tag, and a partition no
-//!   longer held settles nothing (its new owner republishes from the
-//!   watermark last written, so nothing is recorded here for it).
+//!   since (new tag, possibly in a message grouped differently) is not
+//!   settled by an older tag, and a partition no longer held settles
+//!   nothing (its new owner republishes from the watermark last written,
+//!   so nothing is recorded here for it).
 //! - When the channel dies, nothing it did not confirm will be: every
 //!   in-flight slot waits for a republish, and the watermark stays put.
 //! - A releasing partition publishes nothing more and writes no watermark:
@@ -88,11 +98,11 @@ impl Books {
     }
 }
 
-/// A publish on the current channel awaiting its confirm.
+/// A message published on the current channel awaiting its confirm: the
+/// (slot, check) keys it carries, the first one naming the message.
 struct Sent {
     partition: u32,
-    slot: i64,
-    check_id: i64,
+    keys: Vec<(i64, i64)>,
     at: Instant,
 }
 
@@ -102,7 +112,10 @@ pub struct Ledger {
     partitions: HashMap<u32, Books>,
     /// Delivery tag → publish, for the current channel.
     tags: BTreeMap<u64, Sent>,
-    /// (check, slot) the broker returned as unroutable; its confirm follows.
+    /// Slots in the messages of `tags`: what [`Ledger::awaiting_confirm`] bounds.
+    slots_in_tags: usize,
+    /// (check, slot) naming a message the broker returned as unroutable;
+    /// its confirm follows.
     returned: HashSet<(i64, i64)>,
 }
 
@@ -210,18 +223,29 @@ impl Ledger {
         Miss { partition, check_id, slot, reason: MissReason::CatchUp }
     }
 
-    /// The slot was handed to the current channel at `at` as delivery `tag`.
-    pub fn sent(&mut self, partition: u32, slot: i64, check_id: i64, tag: u64, at: Instant) {
-        if let Some(books) = self.partitions.get_mut(&partition) {
-            books.in_flight.insert((slot, check_id), Some(tag));
+    /// One message carrying `keys` (slot, check) of `partition`, the first
+    /// naming it, was handed to the current channel at `at` as delivery `tag`.
+    pub fn sent(&mut self, partition: u32, keys: Vec<(i64, i64)>, tag: u64, at: Instant) {
+        if keys.is_empty() {
+            return;
         }
-        self.tags.insert(tag, Sent { partition, slot, check_id, at });
+        if let Some(books) = self.partitions.get_mut(&partition) {
+            for key in &keys {
+                books.in_flight.insert(*key, Some(tag));
+            }
+        }
+        self.slots_in_tags += keys.len();
+        if let Some(old) = self.tags.insert(tag, Sent { partition, keys, at }) {
+            // A tag is never reused on one channel; stay consistent if it were.
+            self.slots_in_tags -= old.keys.len();
+        }
     }
 
-    /// Publishes awaiting their confirm on the current channel (including
-    /// those of partitions no longer held): bounds what may be in flight.
+    /// Slots in messages awaiting their confirm on the current channel
+    /// (including those of partitions no longer held): bounds what may be
+    /// in flight.
     pub fn awaiting_confirm(&self) -> usize {
-        self.tags.len()
+        self.slots_in_tags
     }
 
     /// When the oldest publish still awaiting its confirm was sent.
@@ -229,14 +253,16 @@ impl Ledger {
         self.tags.first_key_value().map(|(_, sent)| sent.at)
     }
 
-    /// The broker returned the message of (check, slot) as unroutable: its
-    /// confirm, which follows, settles it as a miss.
+    /// The broker returned the message whose first slot is (check, slot)
+    /// as unroutable: its confirm, which follows, settles every slot of it
+    /// as a miss.
     pub fn returned(&mut self, check_id: i64, slot: i64) {
         self.returned.insert((check_id, slot));
     }
 
     /// The broker's answer for `tag` (and every earlier tag when
-    /// `multiple`). Returns the slots it settled as missed.
+    /// `multiple`), for every slot of each message. Returns the slots it
+    /// settled as missed.
     pub fn confirm(&mut self, tag: u64, multiple: bool, answer: Confirm) -> Vec<Miss> {
         let mut misses = Vec::new();
         if multiple {
@@ -256,13 +282,12 @@ impl Ledger {
     }
 
     fn settle(&mut self, tag: u64, sent: Sent, answer: Confirm, misses: &mut Vec<Miss>) {
+        self.slots_in_tags -= sent.keys.len();
+        // The return names the message by its first slot; it is used up
+        // whether or not the partition is still held.
+        let returned = sent.keys.first().is_some_and(|(slot, check)| self.returned.remove(&(*check, *slot)));
         let Some(books) = self.partitions.get_mut(&sent.partition) else { return };
-        let key = (sent.slot, sent.check_id);
-        if books.in_flight.get(&key) != Some(&Some(tag)) {
-            return;
-        }
-        books.in_flight.remove(&key);
-        let reason = if self.returned.remove(&(sent.check_id, sent.slot)) {
+        let reason = if returned {
             Some(MissReason::Unroutable)
         } else {
             match answer {
@@ -270,8 +295,15 @@ impl Ledger {
                 Confirm::Nack => Some(MissReason::Rejected),
             }
         };
-        if let Some(reason) = reason {
-            misses.push(Miss { partition: sent.partition, check_id: sent.check_id, slot: sent.slot, reason });
+        for key in sent.keys {
+            // Republished since (a newer tag) or given up: not this tag's to settle.
+            if books.in_flight.get(&key) != Some(&Some(tag)) {
+                continue;
+            }
+            books.in_flight.remove(&key);
+            if let Some(reason) = reason {
+                misses.push(Miss { partition: sent.partition, check_id: key.1, slot: key.0, reason });
+            }
         }
     }
 
@@ -283,6 +315,7 @@ impl Ledger {
             }
         }
         self.tags.clear();
+        self.slots_in_tags = 0;
         self.returned.clear();
     }
 

@@ -11,12 +11,14 @@
 //! - `clock`: PostgreSQL's time on the monotonic clock, which dispatch
 //!   reads (anchored by the coordinator's heartbeats);
 //! - `writer`: persists watermarks (fenced) and missed slots;
+//! - `queue_watch`: the job queues' consumers and ready messages, as
+//!   gauges (its own AMQP connection);
 //! - the LISTEN connection (`db::listen`): wake-ups on check and lease changes.
 //!
 //! Every SQL statement of the role is in `store`. Pure cores, tested on
 //! their own: `slots` (slot arithmetic), `schedule` (the in-memory
-//! schedule), `ledger` (confirms and the writable watermark),
-//! `assignment` (who should own a partition).
+//! schedule), `packing` (due slots into job messages), `ledger` (confirms
+//! and the writable watermark), `assignment` (who should own a partition).
 
 pub mod assignment;
 pub mod clock;
@@ -26,7 +28,9 @@ pub mod housekeeping;
 pub mod identity;
 pub mod leases;
 pub mod ledger;
+pub mod packing;
 pub mod publisher;
+pub mod queue_watch;
 pub mod schedule;
 pub mod slots;
 pub mod store;
@@ -91,13 +95,26 @@ pub async fn run(
         internal.clone(),
     ));
 
+    let topology = Topology::from_config(&config.amqp);
+    let watcher = tokio::spawn(queue_watch::run(
+        queue_watch::Watch {
+            target: target.clone(),
+            queues: topology.job_queues.iter().map(|q| q.name.clone()).collect(),
+            connection_name: format!("{} queue watch", me.member_id),
+            heartbeat: config.amqp.heartbeat,
+            max_backoff: config.amqp.reconnect_max_backoff,
+            every: queue_watch::WATCH_EVERY,
+        },
+        internal.clone(),
+    ));
+
     let (command_tx, command_rx) = mpsc::channel(4096);
     let gate = trust::Gate::with_clock(clock);
     let dispatcher = dispatch::Dispatcher::new(
         dispatch::Settings {
             endpoint: publisher::Endpoint {
                 target,
-                topology: Topology::from_config(&config.amqp),
+                topology,
                 app_id: me.member_id.clone(),
                 heartbeat: config.amqp.heartbeat,
                 max_backoff: config.amqp.reconnect_max_backoff,
@@ -109,7 +126,8 @@ pub async fn run(
         pending.clone(),
         gate.clone(),
         link,
-    );
+    )
+    .slots_per_message(config.scheduler.slots_per_message as usize);
     let mut dispatch = tokio::spawn(dispatcher.run());
 
     let settings = SchedulerSettings {
@@ -132,6 +150,7 @@ pub async fn run(
         ended = &mut dispatch => {
             internal.cancel();
             let _ = writer.await;
+            let _ = watcher.await;
             return Err(SchedulerError::DispatcherStopped(match ended {
                 Err(e) if e.is_panic() => "it panicked".to_string(),
                 Err(e) => e.to_string(),
@@ -145,6 +164,7 @@ pub async fn run(
     internal.cancel();
     let _ = writer.await;
     let _ = listener.await;
+    let _ = watcher.await;
     Ok(())
 }
 

@@ -191,11 +191,14 @@ impl Publisher {
         self.connection.clone()
     }
 
-    /// Publishes one persistent, mandatory job and returns its delivery tag.
-    /// A publish that cannot be handed to the connection within `limit` (a
-    /// blocked broker, a dead socket) fails instead of stalling dispatch.
+    /// Publishes one persistent, mandatory job message with `routing_key`
+    /// (its partition's job queue, `Topology::routing_key`) and returns its
+    /// delivery tag. A publish that cannot be handed to the connection
+    /// within `limit` (a blocked broker, a dead socket) fails instead of
+    /// stalling dispatch.
     pub async fn publish(
         &mut self,
+        routing_key: &str,
         message_id: &str,
         body: Vec<u8>,
         limit: Duration,
@@ -209,7 +212,7 @@ impl Publisher {
             .finish();
         let args = BasicPublishArguments {
             exchange: self.exchange.clone(),
-            routing_key: queue::JOB_ROUTING_KEY.to_string(),
+            routing_key: routing_key.to_string(),
             mandatory: true,
             immediate: false,
         };

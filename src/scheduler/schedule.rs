@@ -12,7 +12,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use super::slots;
-use crate::model::job::{encode_prepared, quote_name, version_of_spec_json};
+use crate::model::job::{encode_prepared, quote_name, version_of_spec_json, JOB_SCHEMA_BATCH};
 
 /// A check as loaded from the `checks` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +242,14 @@ impl PartitionSchedule {
         let e = self.get(check_id)?;
         let (name, spec) = e.text.split_at(e.name_len as usize);
         Some(encode_prepared(e.job_v.into(), e.id, e.interval_ms, e.version, name, spec, slot))
+    }
+
+    /// The job of `check_id` for `slot` as one element of a version-3
+    /// message ([`crate::model::job::encode_batch`]), if the check is still here.
+    pub fn batch_slot(&self, check_id: i64, slot: i64) -> Option<Vec<u8>> {
+        let e = self.get(check_id)?;
+        let (name, spec) = e.text.split_at(e.name_len as usize);
+        Some(encode_prepared(JOB_SCHEMA_BATCH, e.id, e.interval_ms, e.version, name, spec, slot))
     }
 
     /// Whether `slot` of `check_id` is no longer worth publishing: later

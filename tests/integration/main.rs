@@ -19,6 +19,7 @@ mod history_live;
 mod history_rebuild;
 mod history_totals;
 mod http_check;
+mod job_queues;
 mod lease_release;
 mod logs;
 mod migrate;

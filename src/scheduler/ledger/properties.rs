@@ -1,7 +1,8 @@
-//! A property test that drives the ledger with random hand-outs, publishes,
-//! confirms (single and multiple, in any order), nacks, returns, channel
-//! losses, lost leases and releases, against a plain model of the same
-//! rules (`Model`), checking the ledger's promises after every step.
+//! A property test that drives the ledger with random hand-outs, publishes
+//! of messages carrying one or several slots of a partition, confirms
+//! (single and multiple, in any order), nacks, returns, channel losses,
+//! lost leases and releases, against a plain model of the same rules
+//! (`Model`), checking the ledger's promises after every step.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -22,9 +23,11 @@ enum Op {
         count: usize,
         seed: u64,
     },
-    /// The unsent slot number `pick` is published.
+    /// The unsent slot number `pick` is published in one message with up
+    /// to `size - 1` more unsent slots of its partition.
     Send {
         pick: usize,
+        size: usize,
     },
     /// The broker answers for an outstanding tag (or any tag).
     Answer {
@@ -69,7 +72,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (partition.clone(), 0i64..1500, 0usize..4, any::<u64>())
             .prop_map(|(partition, step, count, seed)| Op::HandOut { partition, step, count, seed }),
-        6 => any::<usize>().prop_map(|pick| Op::Send { pick }),
+        6 => (any::<usize>(), 1usize..5).prop_map(|(pick, size)| Op::Send { pick, size }),
         6 => (any::<usize>(), proptest::option::weighted(0.1, 0u64..40), any::<bool>(), proptest::bool::weighted(0.3))
             .prop_map(|(pick, any, multiple, nack)| Op::Answer { pick, any, multiple, nack }),
         1 => any::<usize>().prop_map(|pick| Op::Return { pick }),
@@ -117,7 +120,8 @@ struct Model {
     stored: HashMap<u32, i64>,
     epochs: HashMap<u32, i64>,
     fates: BTreeMap<(u32, i64, i64), Fate>,
-    tags: BTreeMap<u64, (u32, i64, i64)>,
+    /// Tag → (partition, the (slot, check) of its message, first naming it).
+    tags: BTreeMap<u64, (u32, Vec<(i64, i64)>)>,
     next_tag: u64,
     returned: HashSet<(i64, i64)>,
 }
@@ -160,21 +164,33 @@ impl Model {
     }
 
     fn settle(&mut self, tag: u64, nack: bool, misses: &mut Vec<Miss>) {
-        let Some(key) = self.tags.remove(&tag) else { return };
-        if !self.held.contains_key(&key.0) || self.fates.get(&key) != Some(&Fate::Sent(tag)) {
+        let Some((partition, keys)) = self.tags.remove(&tag) else { return };
+        let returned = keys.first().is_some_and(|(slot, check)| self.returned.remove(&(*check, *slot)));
+        if !self.held.contains_key(&partition) {
             return;
         }
-        let fate = if self.returned.remove(&(key.2, key.1)) {
+        let fate = if returned {
             Fate::Missed(MissReason::Unroutable)
         } else if nack {
             Fate::Missed(MissReason::Rejected)
         } else {
             Fate::Published
         };
-        if let Fate::Missed(reason) = fate {
-            misses.push(Miss { partition: key.0, check_id: key.2, slot: key.1, reason });
+        for (slot, check) in keys {
+            let key = (partition, slot, check);
+            if self.fates.get(&key) != Some(&Fate::Sent(tag)) {
+                continue;
+            }
+            if let Fate::Missed(reason) = fate {
+                misses.push(Miss { partition, check_id: check, slot, reason });
+            }
+            self.fates.insert(key, fate);
         }
-        self.fates.insert(key, fate);
+    }
+
+    /// Slots in messages awaiting their confirm.
+    fn awaiting(&self) -> usize {
+        self.tags.values().map(|(_, keys)| keys.len()).sum()
     }
 }
 
@@ -208,14 +224,27 @@ fn step(l: &mut Ledger, m: &mut Model, base: Instant, op: Op) -> Result<(), Test
                 h.upto = h.upto.max(m.now + 1);
             }
         }
-        Op::Send { pick } => {
+        Op::Send { pick, size } => {
             let unsent = m.keys(|f| *f == Fate::Unsent, true);
-            if let Some(key) = unsent.get(pick % unsent.len().max(1)).copied() {
+            if let Some(first) = unsent.get(pick % unsent.len().max(1)).copied() {
+                // The picked slot first, then the next unsent ones of its
+                // partition (wrapping): a message may start anywhere, not
+                // only at the oldest, as after a partial republish.
+                let start = pick % unsent.len();
+                let keys: Vec<(i64, i64)> = unsent[start..]
+                    .iter()
+                    .chain(&unsent[..start])
+                    .filter(|(p, ..)| *p == first.0)
+                    .take(size.max(1))
+                    .map(|(_, slot, check)| (*slot, *check))
+                    .collect();
                 let tag = m.next_tag;
                 m.next_tag += 1;
-                l.sent(key.0, key.1, key.2, tag, base + m.clock);
-                m.tags.insert(tag, key);
-                m.fates.insert(key, Fate::Sent(tag));
+                l.sent(first.0, keys.clone(), tag, base + m.clock);
+                for (slot, check) in &keys {
+                    m.fates.insert((first.0, *slot, *check), Fate::Sent(tag));
+                }
+                m.tags.insert(tag, (first.0, keys));
             }
         }
         Op::Answer { pick, any, multiple, nack } => {
@@ -236,8 +265,10 @@ fn step(l: &mut Ledger, m: &mut Model, base: Instant, op: Op) -> Result<(), Test
             prop_assert_eq!(got, want);
         }
         Op::Return { pick } => {
-            let sent: Vec<(u32, i64, i64)> = m.tags.values().copied().collect();
-            if let Some((_, slot, check)) = sent.get(pick % sent.len().max(1)).copied() {
+            // The broker returns a whole message; its id names its first slot.
+            let firsts: Vec<(i64, i64)> =
+                m.tags.values().filter_map(|(_, keys)| keys.first().copied()).collect();
+            if let Some((slot, check)) = firsts.get(pick % firsts.len().max(1)).copied() {
                 l.returned(check, slot);
                 m.returned.insert((check, slot));
             }
@@ -365,7 +396,7 @@ fn check_invariants(l: &Ledger, m: &mut Model) -> Result<(), TestCaseError> {
         prop_assert_eq!(l.releasing(partition), h.release_by.is_some());
         prop_assert!(l.holds(partition, h.epoch));
     }
-    prop_assert_eq!(l.awaiting_confirm(), m.tags.len());
+    prop_assert_eq!(l.awaiting_confirm(), m.awaiting());
     let unsent = |p: u32| m.fates.iter().any(|((q, ..), f)| *q == p && *f == Fate::Unsent);
     for partition in 0..3 {
         prop_assert_eq!(l.has_unsent(partition), m.held.contains_key(&partition) && unsent(partition));
@@ -376,9 +407,11 @@ fn check_invariants(l: &Ledger, m: &mut Model) -> Result<(), TestCaseError> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
-    /// Whatever the broker does, in whatever order, the ledger agrees with
-    /// the plain model: the watermark never passes an unconfirmed slot and
-    /// never goes back, each slot is settled once, and once the broker has
+    /// Whatever the broker does, in whatever order, with messages of one or
+    /// several slots, the ledger agrees with the plain model: the watermark
+    /// never passes an unconfirmed slot and never goes back, each slot is
+    /// settled once (by the latest message carrying it, with that
+    /// message's answer), and once the broker has
     /// answered everything, every slot ended published, recorded missed,
     /// dropped with its deleted check, or left to the next owner at or
     /// after the watermark that owner resumes from.
@@ -410,7 +443,7 @@ proptest! {
         step(&mut l, &mut m, base, Op::ChannelLost)?;
         loop {
             let before = m.tags.len();
-            step(&mut l, &mut m, base, Op::Send { pick: 0 })?;
+            step(&mut l, &mut m, base, Op::Send { pick: 0, size: 3 })?;
             if m.tags.len() == before {
                 break;
             }

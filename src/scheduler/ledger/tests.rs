@@ -21,7 +21,7 @@ fn held() -> Ledger {
 fn send_all(l: &mut Ledger, now: i64, slots: &[i64], at: Instant) {
     l.hand_out(P, now, slots.iter().map(|s| (*s, 1)));
     for (i, slot) in slots.iter().enumerate() {
-        l.sent(P, *slot, 1, i as u64 + 1, at);
+        l.sent(P, vec![(*slot, 1)], i as u64 + 1, at);
     }
 }
 
@@ -59,8 +59,8 @@ fn the_watermark_waits_for_the_oldest_unconfirmed_slot() {
     let at = Instant::now();
     l.hand_out(P, T0 + 1000, [(T0 + 200, 1), (T0 + 400, 2)]);
     assert_eq!(l.watermark(P), Some(T0 + 200), "handed out, not yet published");
-    l.sent(P, T0 + 200, 1, 1, at);
-    l.sent(P, T0 + 400, 2, 2, at);
+    l.sent(P, vec![(T0 + 200, 1)], 1, at);
+    l.sent(P, vec![(T0 + 400, 2)], 2, at);
     assert_eq!(l.watermark(P), Some(T0 + 200));
     assert!(l.confirm(1, false, Confirm::Ack).is_empty());
     assert_eq!(l.watermark(P), Some(T0 + 400));
@@ -124,8 +124,8 @@ fn multiple_confirms_span_partitions() {
     let at = Instant::now();
     l.hand_out(P, T0 + 1000, [(T0 + 100, 1)]);
     l.hand_out(P + 1, T0 + 1000, [(T0 + 150, 9)]);
-    l.sent(P, T0 + 100, 1, 1, at);
-    l.sent(P + 1, T0 + 150, 9, 2, at);
+    l.sent(P, vec![(T0 + 100, 1)], 1, at);
+    l.sent(P + 1, vec![(T0 + 150, 9)], 2, at);
     assert!(l.confirm(2, true, Confirm::Ack).is_empty());
     assert_eq!((l.watermark(P), l.watermark(P + 1)), (Some(T0 + 1001), Some(T0 + 1001)));
 }
@@ -169,10 +169,10 @@ fn a_lost_channel_holds_the_watermark_and_its_confirms_never_count() {
     assert_eq!(l.unsent(P).collect::<Vec<_>>(), vec![(T0 + 100, 1), (T0 + 200, 1)], "oldest first");
     // The new channel's tags restart at 1: an ack of the new tag 1 is
     // for the republished slot, not the old one, and the old return is gone.
-    l.sent(P, T0 + 200, 1, 1, at);
+    l.sent(P, vec![(T0 + 200, 1)], 1, at);
     assert!(l.confirm(1, false, Confirm::Ack).is_empty());
     assert_eq!(l.watermark(P), Some(T0 + 100));
-    l.sent(P, T0 + 100, 1, 2, at);
+    l.sent(P, vec![(T0 + 100, 1)], 2, at);
     assert!(l.confirm(2, false, Confirm::Ack).is_empty(), "the return died with its channel");
     assert_eq!(l.watermark(P), Some(T0 + 1001));
     assert!(!l.has_unsent(P));
@@ -183,10 +183,10 @@ fn a_republished_slot_is_settled_only_by_its_new_tag() {
     let mut l = held();
     let at = Instant::now();
     l.hand_out(P, T0 + 1000, [(T0 + 100, 1)]);
-    l.sent(P, T0 + 100, 1, 1, at);
+    l.sent(P, vec![(T0 + 100, 1)], 1, at);
     // The same slot published again on the same channel (it cannot be
     // today, but a stale tag must never settle a newer publish).
-    l.sent(P, T0 + 100, 1, 2, at);
+    l.sent(P, vec![(T0 + 100, 1)], 2, at);
     assert!(l.confirm(1, false, Confirm::Nack).is_empty());
     assert_eq!(l.watermark(P), Some(T0 + 100));
     assert!(l.confirm(2, false, Confirm::Ack).is_empty());
@@ -258,10 +258,98 @@ fn the_oldest_unconfirmed_publish_is_the_first_sent_on_the_channel() {
     let mut l = held();
     let at = Instant::now();
     l.hand_out(P, T0 + 1000, [(T0 + 100, 1), (T0 + 200, 1)]);
-    l.sent(P, T0 + 200, 1, 1, at);
-    l.sent(P, T0 + 100, 1, 2, at + Duration::from_secs(1));
+    l.sent(P, vec![(T0 + 200, 1)], 1, at);
+    l.sent(P, vec![(T0 + 100, 1)], 2, at + Duration::from_secs(1));
     assert_eq!(l.oldest_unconfirmed(), Some(at));
     assert!(l.confirm(1, false, Confirm::Ack).is_empty());
     assert_eq!(l.oldest_unconfirmed(), Some(at + Duration::from_secs(1)));
     assert_eq!(l.awaiting_confirm(), 1);
+}
+
+/// Hands out `slots` (slot, check) at `now` and sends them in messages of
+/// the given sizes, as tags 1, 2, ….
+fn send_batches(l: &mut Ledger, now: i64, slots: &[(i64, i64)], sizes: &[usize], at: Instant) {
+    l.hand_out(P, now, slots.iter().copied());
+    let mut rest = slots;
+    for (i, size) in sizes.iter().enumerate() {
+        let (message, after) = rest.split_at(*size);
+        l.sent(P, message.to_vec(), i as u64 + 1, at);
+        rest = after;
+    }
+    assert!(rest.is_empty(), "every slot is in a message");
+}
+
+#[test]
+fn one_tag_settles_every_slot_of_its_message() {
+    let mut l = held();
+    let slots = [(T0 + 100, 1), (T0 + 100, 2), (T0 + 200, 1), (T0 + 300, 3)];
+    send_batches(&mut l, T0 + 1000, &slots, &[3, 1], Instant::now());
+    assert_eq!(l.awaiting_confirm(), 4, "the bound counts slots, not messages");
+    assert!(l.confirm(2, false, Confirm::Ack).is_empty());
+    assert_eq!(l.watermark(P), Some(T0 + 100), "the first message is unconfirmed");
+    assert_eq!(l.awaiting_confirm(), 3);
+    assert!(l.confirm(1, false, Confirm::Ack).is_empty());
+    assert_eq!(l.watermark(P), Some(T0 + 1001));
+    assert_eq!(l.awaiting_confirm(), 0);
+}
+
+#[test]
+fn a_nacked_message_is_a_miss_for_each_of_its_slots() {
+    let mut l = held();
+    let slots = [(T0 + 100, 1), (T0 + 100, 2), (T0 + 200, 1)];
+    send_batches(&mut l, T0 + 1000, &slots, &[2, 1], Instant::now());
+    let two = |slot, check| Miss { partition: P, check_id: check, slot, reason: MissReason::Rejected };
+    assert_eq!(l.confirm(1, false, Confirm::Nack), vec![two(T0 + 100, 1), two(T0 + 100, 2)]);
+    assert_eq!(l.watermark(P), Some(T0 + 200));
+    assert!(l.confirm(1, false, Confirm::Nack).is_empty(), "settled once");
+}
+
+#[test]
+fn a_returned_message_is_unroutable_for_all_its_slots_named_by_its_first() {
+    let mut l = held();
+    let slots = [(T0 + 100, 1), (T0 + 100, 2), (T0 + 200, 1), (T0 + 300, 4)];
+    send_batches(&mut l, T0 + 1000, &slots, &[3, 1], Instant::now());
+    // A return names the message by the first slot of its id.
+    l.returned(1, T0 + 100);
+    let unroutable =
+        |slot, check| Miss { partition: P, check_id: check, slot, reason: MissReason::Unroutable };
+    assert_eq!(
+        l.confirm(2, true, Confirm::Ack),
+        vec![unroutable(T0 + 100, 1), unroutable(T0 + 100, 2), unroutable(T0 + 200, 1)],
+        "the second message, not returned, is published"
+    );
+    assert_eq!(l.watermark(P), Some(T0 + 1001));
+    // A return naming a slot that is not the first of its message matches nothing.
+    let mut l = held();
+    send_batches(&mut l, T0 + 1000, &slots, &[4], Instant::now());
+    l.returned(2, T0 + 100);
+    assert!(l.confirm(1, false, Confirm::Ack).is_empty());
+}
+
+#[test]
+fn slots_republished_in_other_messages_are_settled_only_by_their_new_tags() {
+    let mut l = held();
+    let at = Instant::now();
+    let slots = [(T0 + 100, 1), (T0 + 200, 1), (T0 + 300, 1)];
+    send_batches(&mut l, T0 + 1000, &slots, &[3], at);
+    l.channel_lost();
+    assert_eq!(l.unsent(P).collect::<Vec<_>>(), slots.to_vec());
+    // Republished in two messages, the new channel's tags from 1 again.
+    l.sent(P, vec![(T0 + 200, 1), (T0 + 300, 1)], 1, at);
+    l.sent(P, vec![(T0 + 100, 1)], 2, at);
+    assert!(l.confirm(1, false, Confirm::Ack).is_empty());
+    assert_eq!(l.watermark(P), Some(T0 + 100));
+    // One of a message's slots given up (it cannot be today: a stale tag
+    // must still settle only what it carries and still holds).
+    l.hand_out(P, T0 + 1500, [(T0 + 1200, 2), (T0 + 1300, 2)]);
+    l.sent(P, vec![(T0 + 1200, 2), (T0 + 1300, 2)], 3, at);
+    l.forget(P, T0 + 1200, 2);
+    assert_eq!(l.confirm(3, false, Confirm::Nack), vec![miss_of(T0 + 1300, 2, MissReason::Rejected)]);
+    assert!(l.confirm(2, false, Confirm::Ack).is_empty());
+    assert_eq!(l.watermark(P), Some(T0 + 1501));
+    assert_eq!(l.awaiting_confirm(), 0);
+}
+
+fn miss_of(slot: i64, check_id: i64, reason: MissReason) -> Miss {
+    Miss { partition: P, check_id, slot, reason }
 }
