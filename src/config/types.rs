@@ -108,6 +108,10 @@ pub struct SchedulerConfig {
     /// Most slots one job message carries (1: the one-slot format of
     /// versions 1 and 2, which workers from before batches read).
     pub slots_per_message: u32,
+    /// How long a due slot may wait for others of its partition to share
+    /// its message (with `slots_per_message` > 1).
+    #[serde(with = "duration")]
+    pub batch_linger: Duration,
     /// Largest difference between this host's clock and PostgreSQL's
     /// before dispatch halts (and `/readyz` fails).
     #[serde(with = "duration")]

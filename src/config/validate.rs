@@ -82,6 +82,7 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
         "scheduler.slots_per_message",
         format!("{} is out of range 1..=500", s.slots_per_message),
     );
+    range(&mut check, "scheduler.batch_linger", s.batch_linger, ms(0), secs(1));
     if let Some(shards) = s.shards {
         check((1..=1024).contains(&shards), "scheduler.shards", format!("{shards} is out of range 1..=1024"));
     }

@@ -127,7 +127,8 @@ pub async fn run(
         gate.clone(),
         link,
     )
-    .slots_per_message(config.scheduler.slots_per_message as usize);
+    .slots_per_message(config.scheduler.slots_per_message as usize)
+    .batch_linger(config.scheduler.batch_linger);
     let mut dispatch = tokio::spawn(dispatcher.run());
 
     let settings = SchedulerSettings {

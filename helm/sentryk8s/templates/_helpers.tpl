@@ -177,6 +177,7 @@ reload_interval = {{ $c.scheduler.reloadInterval | toJson }}
 catch_up = {{ $c.scheduler.catchUp | toJson }}
 tick = {{ $c.scheduler.tick | toJson }}
 slots_per_message = {{ $c.scheduler.slotsPerMessage | int64 }}
+batch_linger = {{ $c.scheduler.batchLinger | toJson }}
 max_clock_skew = {{ $c.scheduler.maxClockSkew | toJson }}
 
 [worker]

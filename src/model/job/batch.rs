@@ -32,8 +32,8 @@ pub const JOB_SCHEMA_BATCH: u32 = 3;
 /// A message as a worker reads it.
 #[derive(Debug)]
 pub enum JobMessage {
-    /// Version 1 or 2: one slot.
-    One(CheckJob),
+    /// Version 1 or 2: one slot (boxed: a job is large, a batch is a `Vec`).
+    One(Box<CheckJob>),
     /// Version 3: each slot, decoded on its own.
     Batch(Vec<Result<CheckJob, SlotError>>),
 }
@@ -49,7 +49,9 @@ impl JobMessage {
         }
         let version: Version = serde_json::from_slice(bytes)?;
         match version.v {
-            JOB_SCHEMA_V1 | JOB_SCHEMA_VERSION => CheckJob::decode(bytes).map(JobMessage::One),
+            JOB_SCHEMA_V1 | JOB_SCHEMA_VERSION => {
+                CheckJob::decode(bytes).map(|job| JobMessage::One(Box::new(job)))
+            }
             JOB_SCHEMA_BATCH => {
                 #[derive(Deserialize)]
                 struct Envelope<'a> {

@@ -90,7 +90,7 @@ impl Consumer {
                 self.dead_letter_unreadable(&e, message_id, content.len()).await;
                 cx.session.reject(tag, false).await;
             }
-            Ok(JobMessage::One(job)) => self.handle_one(job, tag, redelivered, cx).await,
+            Ok(JobMessage::One(job)) => self.handle_one(*job, tag, redelivered, cx).await,
             Ok(JobMessage::Batch(slots)) => self.handle_batch(slots, tag, redelivered, message_id, cx).await,
         }
     }

@@ -1,10 +1,12 @@
 //! Consumes the job queue directly, as a test's stand-in for workers: each
-//! message's (check_id, slot) is its identity.
+//! slot's (check_id, slot) is its identity. A version-3 message (several
+//! slots) counts as one `Received` per slot, whose `body` is that slot's job.
 
 use std::sync::{Arc, Mutex};
 
 use amqprs::channel::BasicConsumeArguments;
 use amqprs::connection::Connection;
+use sentryk8s::model::job::{parse_message_id, JobMessage};
 
 use super::TestBroker;
 
@@ -46,22 +48,30 @@ impl JobCollector {
                 else {
                     continue;
                 };
-                let Some((check_id, slot)) = props
-                    .message_id()
-                    .and_then(|id| id.split_once(':'))
-                    .and_then(|(c, s)| Some((c.parse().ok()?, s.parse().ok()?)))
-                else {
-                    continue;
+                let slots: Vec<(i64, i64, Vec<u8>)> = match JobMessage::decode(&body) {
+                    Ok(JobMessage::Batch(slots)) => slots
+                        .into_iter()
+                        .filter_map(Result::ok)
+                        .map(|job| (job.check_id, job.slot.timestamp_millis(), job.encode()))
+                        .collect(),
+                    // One slot, named by the message id (also when the body
+                    // does not decode: the id is the identity).
+                    _ => match props.message_id().map(String::as_str).and_then(parse_message_id) {
+                        Some((check_id, slot)) => vec![(check_id, slot, body)],
+                        None => continue,
+                    },
                 };
                 if let Ok(mut r) = sink.lock() {
-                    r.push(Received {
-                        check_id,
-                        slot,
-                        publisher: props.app_id().cloned().unwrap_or_default(),
-                        at_ms,
-                        redelivered: deliver.redelivered(),
-                        body,
-                    });
+                    for (check_id, slot, body) in slots {
+                        r.push(Received {
+                            check_id,
+                            slot,
+                            publisher: props.app_id().cloned().unwrap_or_default(),
+                            at_ms,
+                            redelivered: deliver.redelivered(),
+                            body,
+                        });
+                    }
                 }
             }
         });
