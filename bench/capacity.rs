@@ -495,6 +495,7 @@ fn report(
          background processes (WAL writer, checkpointer). \"whole machine\" shows how much of the 2 cores was busy, \
          whoever used it; when it nears 2.0 the step measured the machine, not SentryK8s' headroom.\n",
     );
+    md.push_str(&before_and_after(steps));
     common::write_result("capacity.md", &md);
     println!("\n{md}");
 
@@ -597,4 +598,88 @@ fn fmt_ratio(v: f64) -> String {
     } else {
         "n/a (no job message counted)".into()
     }
+}
+
+/// The processes of the CPU-per-check comparison: (label, CSV column).
+const COMPARED: [(&str, &str); 5] = [
+    ("RabbitMQ (beam.smp)", "cores_beam_smp__RabbitMQ_"),
+    ("workers", "cores_sentryk8s_workers"),
+    ("PostgreSQL (this run's backends)", "cores_postgres__this_run_s_backends_"),
+    ("schedulers", "cores_sentryk8s_schedulers"),
+    ("target (nginx)", "cores_target"),
+];
+
+/// CPU ms per check by process, this run beside the baseline in
+/// bench/results/capacity_before.csv (a run of the code before job format
+/// 3, kept for this comparison), at the rates both measured (3,000/s and
+/// up) and at this run's highest sustained rate. Empty without a baseline.
+fn before_and_after(steps: &[Step]) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results/capacity_before.csv");
+    let Ok(text) = std::fs::read_to_string(&path) else { return String::new() };
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else { return String::new() };
+    let columns: Vec<&str> = header.split(',').collect();
+    let at = |name: &str| columns.iter().position(|c| *c == name);
+    // rate → ms per check of each compared process, from the baseline.
+    let mut before: std::collections::BTreeMap<u64, Vec<f64>> = std::collections::BTreeMap::new();
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        let cell = |i: Option<usize>| i.and_then(|i| cells.get(i)).and_then(|v| v.parse::<f64>().ok());
+        let Some(rate) = cell(at("due_checks_per_s")) else { continue };
+        let per_check: Option<Vec<f64>> =
+            COMPARED.iter().map(|(_, c)| cell(at(c)).map(|cores| cores * 1000.0 / rate.max(1.0))).collect();
+        if let Some(v) = per_check {
+            before.insert(rate as u64, v);
+        }
+    }
+    let after_ms = |s: &Step| -> Vec<f64> {
+        let get = |n: &str| s.cpu.iter().find(|(k, _)| k.starts_with(n)).map(|(_, v)| *v).unwrap_or(0.0);
+        let cores = [
+            get("beam"),
+            get("sentryk8s workers"),
+            get("postgres (this"),
+            get("sentryk8s schedulers"),
+            get("target"),
+        ];
+        cores.iter().map(|c| c * 1000.0 / (s.rate as f64).max(1.0)).collect()
+    };
+    let mut pairs: Vec<(String, Vec<f64>)> = Vec::new();
+    for s in steps.iter().filter(|s| s.rate >= 3000) {
+        if let Some(b) = before.get(&s.rate) {
+            pairs.push((format!("{}/s before", s.rate), b.clone()));
+            pairs.push((format!("{}/s after", s.rate), after_ms(s)));
+        }
+    }
+    if let Some(top) = steps.iter().filter(|s| s.sustained).max_by_key(|s| s.rate) {
+        if !before.contains_key(&top.rate) {
+            pairs.push((format!("{}/s after (highest sustained)", top.rate), after_ms(top)));
+        }
+    }
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\n## CPU ms per check by process: before and after job format 3\n\n\
+         \"before\": bench/results/capacity_before.csv (one job message per slot, the code before issue 18, \
+         measured on this machine); \"after\": this run. Cores ÷ due checks per second.\n\n| process |",
+    );
+    for (name, _) in &pairs {
+        let _ = write!(md, " {name} |");
+    }
+    md.push_str("\n|---|");
+    md.push_str(&"---:|".repeat(pairs.len()));
+    md.push('\n');
+    for (i, (label, _)) in COMPARED.iter().enumerate() {
+        let _ = write!(md, "| {label} |");
+        for (_, v) in &pairs {
+            let _ = write!(md, " {:.3} |", v[i]);
+        }
+        md.push('\n');
+    }
+    md.push_str("| **total** |");
+    for (_, v) in &pairs {
+        let _ = write!(md, " **{:.3}** |", v.iter().sum::<f64>());
+    }
+    md.push('\n');
+    md
 }
