@@ -8,6 +8,7 @@
 #   bench/run.sh history     # history reads at 10,000 checks              (~3 min)
 #   bench/run.sh web         # REST API with 10,000 checks: list, cached reads, PUTs (~2 min)
 #   bench/run.sh status-page # the status page of 200 checks, 90 days: p99, page weight (~1 min)
+#   bench/run.sh queue-ceiling # one quorum queue: confirmed/acked msgs/s, beam.smp CPU per message (~1.5 min)
 #
 # Installs what the benchmark needs (Debian packages: nginx-light,
 # prometheus-blackbox-exporter, monitoring-plugins-basic), starts
@@ -19,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -eq 1 ] || usage
 case "$1" in
   probe) bench=worker_probe; packages=(nginx-light prometheus-blackbox-exporter monitoring-plugins-basic) ;;
@@ -29,6 +30,7 @@ case "$1" in
   history) bench=history; packages=() ;;
   web) bench=web; packages=() ;;
   status-page) bench=status_page; packages=() ;;
+  queue-ceiling) bench=queue_ceiling; packages=() ;;
   *) usage ;;
 esac
 
