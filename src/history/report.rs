@@ -304,19 +304,29 @@ pub async fn report_from(
     let ids: Vec<i64> = checks.iter().map(|c| c.id).collect();
     // Every check when nothing narrows the selection: no id list to send.
     let scope = (!selection.is_all()).then_some(ids.as_slice());
-    let mut tallies = if window.from >= window.to || checks.is_empty() {
-        HashMap::new()
-    } else {
-        match source.granularity() {
-            Some(g) => store::sum_rollups(client, g, scope, window.from, window.to).await?,
-            None => raw_tallies(client, &checks, window.from, window.to).await?,
+    // The sums and the incidents are read at once: tokio-postgres pipelines
+    // the two statements on the one connection, so the second is not held
+    // back while the first's rows are sent and decoded.
+    let sums = async {
+        if window.from >= window.to || checks.is_empty() {
+            Ok(HashMap::new())
+        } else {
+            match source.granularity() {
+                Some(g) => Ok(store::sum_rollups(client, g, scope, window.from, window.to).await?),
+                None => raw_tallies(client, &checks, window.from, window.to).await,
+            }
         }
     };
-    let incidents = if checks.is_empty() {
-        HashMap::new()
-    } else {
-        store::incident_sums(client, scope, window.from, window.to, window.to).await?
+    let incidents = async {
+        if checks.is_empty() {
+            Ok(HashMap::new())
+        } else {
+            store::incident_sums(client, scope, window.from, window.to, window.to)
+                .await
+                .map_err(HistoryError::from)
+        }
     };
+    let (mut tallies, incidents) = tokio::try_join!(sums, incidents)?;
     let rows = checks
         .into_iter()
         .map(|c| {
