@@ -18,7 +18,7 @@ use super::PUBLIC_CACHE;
 use crate::status_pages::view::{self, CheckView, IncidentView, PageView, UPTIME_WINDOWS};
 use crate::web::session::Viewer;
 use crate::web::state::AppState;
-use crate::web::ui::svg::bars::{daily_bars, DayBar};
+use crate::web::ui::svg::bars::{compact_bars, DayBar};
 use crate::web::ui::svg::response::{response_chart, Point, Step};
 use crate::web::ui::svg::{duration_text, percent_text};
 use crate::web::ui::Embeddable;
@@ -107,7 +107,7 @@ fn check_row(c: &CheckView) -> CheckRow {
         class: c.current.class(),
         state: c.current.text(),
         since: when(c.since),
-        bars: daily_bars(&days, &c.name),
+        bars: compact_bars(&days, &c.name),
         uptime: UPTIME_WINDOWS
             .iter()
             .zip(c.uptime)

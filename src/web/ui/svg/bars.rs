@@ -214,15 +214,24 @@ fn push_date(out: &mut String, date: &[u8; 10]) {
 pub const BAR_BYTES: usize = 150;
 
 /// The bars of `days` (oldest first) as one inline `<svg>`; `label` names
-/// the check for screen readers.
+/// the check for screen readers. Every bar is tagged `class="bar {shade}"`
+/// (the dashboard's check page, with one check, and its tests select
+/// `.bar.up`); a status page writes [`compact_bars`].
 pub fn daily_bars(days: &[DayBar], label: &str) -> String {
-    let mut out = String::with_capacity(days.len() * BAR_BYTES + 200);
-    push_daily_bars(&mut out, days, label);
+    let mut out = String::with_capacity(days.len() * (BAR_BYTES + 8) + 200);
+    push_bars(&mut out, days, label, true);
     out
 }
 
-/// [`daily_bars`], appended to `out`.
-pub fn push_daily_bars(out: &mut String, days: &[DayBar], label: &str) {
+/// [`daily_bars`] as a status page draws them, 200 checks at a time: an
+/// up bar carries no class (the default fill), the others only their shade.
+pub fn compact_bars(days: &[DayBar], label: &str) -> String {
+    let mut out = String::with_capacity(days.len() * BAR_BYTES + 200);
+    push_bars(&mut out, days, label, false);
+    out
+}
+
+fn push_bars(out: &mut String, days: &[DayBar], label: &str, tagged: bool) {
     let width = (days.len() * (BAR + GAP)).saturating_sub(GAP).max(1);
     let _ = write!(
         out,
@@ -231,7 +240,7 @@ pub fn push_daily_bars(out: &mut String, days: &[DayBar], label: &str) {
         days.len()
     );
     for (i, bar) in days.iter().enumerate() {
-        push_bar(out, i, bar);
+        push_bar(out, i, bar, tagged);
     }
     out.push_str("</svg>");
 }
@@ -239,14 +248,17 @@ pub fn push_daily_bars(out: &mut String, days: &[DayBar], label: &str) {
 /// One bar: `<rect x="…" class="…" data-day="…" data-uptime="…">` with its
 /// `<title>`. Attributes at their default (nothing down, no incident) are
 /// left out; geometry and fill come from the stylesheet.
-fn push_bar(out: &mut String, i: usize, bar: &DayBar) {
+fn push_bar(out: &mut String, i: usize, bar: &DayBar, tagged: bool) {
     let s = shade(&bar.durations);
     let date = date_text(bar.day);
     out.push_str("<rect x=\"");
     push_u64(out, (i * (BAR + GAP)) as u64);
-    // Most days are up: theirs is the stylesheets' default fill, so they
-    // carry no class (a tenth of a page's bytes).
-    if s != Shade::Up {
+    if tagged {
+        out.push_str("\" class=\"bar ");
+        out.push_str(s.class());
+    } else if s != Shade::Up {
+        // Most days are up: theirs is the stylesheets' default fill, so on
+        // a status page they carry no class (a tenth of its bytes).
         out.push_str("\" class=\"");
         out.push_str(s.class());
     }
@@ -366,15 +378,29 @@ mod tests {
         assert!(svg.contains("data-day=\"2026-09-01\" data-uptime=\"\""), "no data: empty uptime");
         assert!(svg.contains("data-day=\"2026-09-02\" data-uptime=\"99.00\" data-down=\"864000\">"));
         assert!(svg.contains("data-down=\"864000\" data-incidents=\"1\">"), "day 5 had an incident");
-        assert!(svg.contains("<rect x=\"0\" class=\"nd\" data-day=\"2026-09-01\""), "no data: its class");
-        assert!(svg.contains("<rect x=\"445\" class=\"mi\" data-day=\"2026-11-29\""), "the 90th bar's place");
+        assert!(svg.contains("<rect x=\"0\" class=\"bar nd\" data-day=\"2026-09-01\""), "no data: its class");
+        assert!(
+            svg.contains("<rect x=\"445\" class=\"bar mi\" data-day=\"2026-11-29\""),
+            "the 90th bar's place"
+        );
+        let compact = compact_bars(&days, "api <prod>");
+        assert_eq!(
+            compact,
+            svg.replace("class=\"bar ", "class=\""),
+            "the same bars, only the classes differ"
+        );
         let up = [DayBar { day: first, durations: d(DAY, 0, 0, 0), incidents: 0 }];
-        assert!(daily_bars(&up, "api").contains("<rect x=\"0\" data-day=\"2026-09-01\" data-uptime=\"100.00\"><title>2026-09-01: 100.00 % up</title></rect>"), "an up day: the default fill");
+        assert!(daily_bars(&up, "api").contains("<rect x=\"0\" class=\"bar up\" data-day=\"2026-09-01\""));
+        assert!(compact_bars(&up, "api").contains("<rect x=\"0\" data-day=\"2026-09-01\" data-uptime=\"100.00\"><title>2026-09-01: 100.00 % up</title></rect>"), "an up day on a status page: the default fill");
         assert!(svg.contains("data-day=\"2026-11-29\""), "the 90th day");
         assert!(svg.contains("<title>2026-09-06: 99.00 % up, 14 min down, 1 incident</title>"));
         assert!(!svg.contains("style="), "the CSP allows no inline style");
         assert!(svg.ends_with("</svg>"));
-        assert!(svg.len() <= days.len() * BAR_BYTES + 200, "the buffer's estimate holds: {}", svg.len());
+        assert!(
+            compact.len() <= days.len() * BAR_BYTES + 200,
+            "the buffer's estimate holds: {}",
+            compact.len()
+        );
     }
 
     /// The stylesheets draw what the constants say (the bars carry no
