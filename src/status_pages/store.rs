@@ -189,33 +189,43 @@ pub async fn page_checks(
 
 /// Time by state per check and bucket of `table` (`rollup_days` or
 /// `rollup_hours`) in `[from, to)`, without the latency histograms a
-/// status page's bars do not need: (check, bucket, durations).
+/// status page's bars do not need: per check, its (bucket, durations).
+///
+/// One row per check, its buckets as arrays (aggregated in one pass, so
+/// the arrays share their order), not one row per bucket: a page of 200
+/// checks reads 18,000 daily buckets, and decoding 200 rows of arrays
+/// costs the web role a fraction of decoding 18,000 rows.
 pub async fn durations(
     db: &impl GenericClient,
     granularity: crate::history::buckets::Granularity,
     ids: &[i64],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<(i64, DateTime<Utc>, Durations)>, Error> {
-    // The table name comes from the enum, never from input.
+) -> Result<Vec<(i64, Vec<(DateTime<Utc>, Durations)>)>, Error> {
     let sql = format!(
-        "SELECT check_id, bucket, up_ms, down_ms, no_data_ms, maintenance_ms FROM {}
-          WHERE check_id = ANY($1) AND bucket >= $2 AND bucket < $3",
+        "SELECT check_id, array_agg(bucket), array_agg(up_ms), array_agg(down_ms),
+                array_agg(no_data_ms), array_agg(maintenance_ms)
+           FROM {}
+          WHERE check_id = ANY($1) AND bucket >= $2 AND bucket < $3
+          GROUP BY check_id",
         granularity.table()
     );
     let rows = db.query(&sql, &[&ids, &from, &to]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let d = Durations {
-                up_ms: r.get(2),
-                down_ms: r.get(3),
-                no_data_ms: r.get(4),
-                maintenance_ms: r.get(5),
-            };
-            (r.get(0), r.get(1), d)
-        })
-        .collect())
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let buckets: Vec<DateTime<Utc>> = r.try_get(1)?;
+        let (up, down, no_data, maintenance): (Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>) =
+            (r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?);
+        let durations = buckets
+            .into_iter()
+            .zip(up.into_iter().zip(down).zip(no_data.into_iter().zip(maintenance)))
+            .map(|(bucket, ((up_ms, down_ms), (no_data_ms, maintenance_ms)))| {
+                (bucket, Durations { up_ms, down_ms, no_data_ms, maintenance_ms })
+            })
+            .collect();
+        out.push((r.try_get(0)?, durations));
+    }
+    Ok(out)
 }
 
 /// An incident as a page may show it: times only (errors may name hosts

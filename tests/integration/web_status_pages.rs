@@ -119,6 +119,20 @@ async fn a_public_page_shows_its_checks_and_reveals_nothing_else() {
     assert_eq!(again.status, 304, "an unchanged page is not sent again");
     assert!(again.body.is_empty());
 
+    // Gzipped once (the pages' own level; the web role's layer leaves it),
+    // and varying by Accept-Encoding once.
+    let gzip = get_with(&web, "/status/public", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(gzip.status, 200);
+    assert_eq!(gzip.headers.get_all("content-encoding").iter().collect::<Vec<_>>(), ["gzip"]);
+    assert!(
+        gzip.body.starts_with(&[0x1f, 0x8b]) && gzip.body.len() * 4 < page.body.len(),
+        "{}",
+        gzip.body.len()
+    );
+    let vary: Vec<_> = gzip.headers.get_all("vary").iter().filter_map(|v| v.to_str().ok()).collect();
+    assert_eq!(vary.join(",").to_ascii_lowercase().matches("accept-encoding").count(), 1, "{vary:?}");
+    assert_ne!(header(&gzip, "etag"), tag, "another representation, another tag");
+
     // The assets it names are served.
     for asset in ["/assets/status.css", "/assets/status.js", "/assets/base.css"] {
         assert_eq!(web.get(asset, None).await.status, 200, "{asset}");

@@ -18,7 +18,7 @@ use super::PUBLIC_CACHE;
 use crate::status_pages::view::{self, CheckView, IncidentView, PageView, UPTIME_WINDOWS};
 use crate::web::session::Viewer;
 use crate::web::state::AppState;
-use crate::web::ui::svg::bars::{daily_bars, DayBar};
+use crate::web::ui::svg::bars::{compact_bars, DayBar};
 use crate::web::ui::svg::response::{response_chart, Point, Step};
 use crate::web::ui::svg::{duration_text, percent_text};
 use crate::web::ui::Embeddable;
@@ -107,7 +107,7 @@ fn check_row(c: &CheckView) -> CheckRow {
         class: c.current.class(),
         state: c.current.text(),
         since: when(c.since),
-        bars: daily_bars(&days, &c.name),
+        bars: compact_bars(&days, &c.name),
         uptime: UPTIME_WINDOWS
             .iter()
             .zip(c.uptime)
@@ -181,6 +181,28 @@ pub fn template(v: &PageView) -> PageTemplate {
     }
 }
 
+/// Renders `page` into one buffer sized for it up front: the bars and
+/// charts are most of a page (2 MB for 200 checks), and a buffer grown by
+/// doubling would copy them several times.
+pub fn render(page: &PageTemplate) -> askama::Result<String> {
+    let drawings: usize = page
+        .groups
+        .iter()
+        .flat_map(|g| &g.checks)
+        .map(|c| c.bars.len() + c.chart.as_ref().map_or(0, String::len) + CHECK_ROW_BYTES)
+        .sum();
+    let incidents = (page.active.len() + page.past.len()) * INCIDENT_BYTES;
+    let mut html = String::with_capacity(drawings + incidents + PAGE_BYTES);
+    page.render_into(&mut html)?;
+    Ok(html)
+}
+
+/// The markup around a check's drawings, an incident, and the rest of a
+/// page, in bytes (generous estimates: the page test checks them).
+const CHECK_ROW_BYTES: usize = 1_000;
+const INCIDENT_BYTES: usize = 1_000;
+const PAGE_BYTES: usize = 8_192;
+
 /// `GET /status/{slug}`.
 pub async fn page(
     State(state): State<AppState>,
@@ -192,7 +214,7 @@ pub async fn page(
     let (public, embeddable) = (spec.public, spec.embeddable);
     let v = view::load(&**client, &stored, spec, Utc::now()).await?;
     drop(client);
-    let html = template(&v).render().map_err(|e| Refusal::Unavailable(format!("rendering the page: {e}")))?;
+    let html = render(&template(&v)).map_err(|e| Refusal::Unavailable(format!("rendering the page: {e}")))?;
     let mut response = Html(html).into_response();
     if public {
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(PUBLIC_CACHE));
@@ -276,5 +298,15 @@ mod tests {
         assert!(!html.contains("Web & \"APIs\""), "the group name is escaped");
         assert!(!html.contains(" style=") && !html.contains("<script>"), "nothing inline for the CSP");
         assert!(html.contains("<script src=\"/assets/status.js\" defer></script>"));
+    }
+
+    #[test]
+    fn the_buffer_is_sized_for_the_page_and_the_render_is_the_same() {
+        let page = template(&view("Shop", "Web"));
+        let html = render(&page).unwrap();
+        assert_eq!(html, page.render().unwrap());
+        let estimate = page.groups[0].checks[0].bars.len() + CHECK_ROW_BYTES + PAGE_BYTES;
+        assert!(html.len() <= estimate, "{} > {estimate}", html.len());
+        assert!(html.capacity() <= estimate + 64, "no second buffer: {}", html.capacity());
     }
 }

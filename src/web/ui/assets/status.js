@@ -24,7 +24,7 @@
     if (!detail) {
       return;
     }
-    check.querySelectorAll(".bar.current").forEach(function (b) {
+    check.querySelectorAll("svg.bars .current").forEach(function (b) {
       b.classList.remove("current");
     });
     if (!bar) {

@@ -5,15 +5,22 @@
 //! `data-day="YYYY-MM-DD"` and `data-uptime` (a percent with two decimals,
 //! empty without data), and when not zero `data-down` (milliseconds down)
 //! and `data-incidents`; its class names the shade and its `<title>` says
-//! the same in words, so the figures
-//! are there without JavaScript and never by colour alone. No-data days
-//! are also drawn shorter, so they differ by shape too.
+//! the same in words, so the figures are there without JavaScript and
+//! never by colour alone. No-data days are also drawn shorter, so they
+//! differ by shape too.
+//!
+//! A page of 200 checks has 18,000 bars, so a bar is written short and
+//! cheap: its width, height and colour come from the stylesheets
+//! (`svg.bars rect` and the shade classes in status.css and
+//! dashboard.css, as SVG 2 geometry properties), only its `x` is an
+//! attribute, and it is appended to one buffer without `format!`, chrono
+//! or float formatting.
 
 use std::fmt::Write as _;
 
 use chrono::{Datelike, NaiveDate};
 
-use super::{duration_text, escape};
+use super::{duration_text, escape, push_u64};
 use crate::history::uptime::Durations;
 
 /// One day of one check.
@@ -43,15 +50,18 @@ pub enum Shade {
 }
 
 impl Shade {
-    /// The CSS class (status.css and dashboard.css colour it, also in dark mode).
+    /// The CSS class (status.css and dashboard.css colour it, also in dark
+    /// mode, and give the no-data bar its shorter shape). Two letters: one
+    /// per bar, 18,000 on a page of 200 checks; an up bar carries none (its
+    /// fill is the default of `svg.bars rect`).
     pub fn class(self) -> &'static str {
         match self {
             Shade::Up => "up",
-            Shade::Minor => "minor",
-            Shade::Partial => "partial",
-            Shade::Major => "major",
-            Shade::Maintenance => "maint",
-            Shade::NoData => "none",
+            Shade::Minor => "mi",
+            Shade::Partial => "pa",
+            Shade::Major => "ma",
+            Shade::Maintenance => "mt",
+            Shade::NoData => "nd",
         }
     }
 
@@ -97,15 +107,15 @@ pub fn shade(durations: &Durations) -> Shade {
     }
 }
 
-/// Width of a bar and of the gap after it, in SVG units.
-const BAR: usize = 3;
+/// Width of a bar and of the gap after it, in SVG units. The stylesheets
+/// draw a bar 3 wide and 32 high (`svg.bars rect`), a no-data one 12 high
+/// at the bottom (`.nd`); a test checks them against these.
+pub const BAR: usize = 3;
 const GAP: usize = 2;
-/// Height of the drawing; a no-data bar is 12 high, at the bottom.
-const HEIGHT: usize = 32;
-/// A bar's geometry as attributes, written as constants (a test checks
-/// them against [`BAR`] and [`HEIGHT`]).
-const FULL_GEOMETRY: &str = "width=\"3\" height=\"32\"";
-const NO_DATA_GEOMETRY: &str = "y=\"20\" width=\"3\" height=\"12\"";
+/// Height of the drawing.
+pub const HEIGHT: usize = 32;
+/// Height of a no-data bar.
+pub const NO_DATA_HEIGHT: usize = 12;
 
 /// The `data-uptime` value of a day: two decimals, empty without data.
 pub fn uptime_attr(durations: &Durations) -> String {
@@ -152,7 +162,11 @@ fn push_percent(out: &mut String, percent: f64) {
     if hundredths == 10_000 {
         out.push_str("100.00");
     } else {
-        let _ = write!(out, "{}.{:02}", hundredths / 100, hundredths % 100);
+        push_u64(out, (hundredths / 100) as u64);
+        let cents = (hundredths % 100) as u8;
+        out.push('.');
+        out.push(char::from(b'0' + cents / 10));
+        out.push(char::from(b'0' + cents % 10));
     }
 }
 
@@ -182,7 +196,9 @@ fn push_day_text(out: &mut String, bar: &DayBar, date: &[u8; 10]) {
         0 => {}
         1 => out.push_str(", 1 incident"),
         n => {
-            let _ = write!(out, ", {n} incidents");
+            out.push_str(", ");
+            push_u64(out, u64::from(n));
+            out.push_str(" incidents");
         }
     }
 }
@@ -192,11 +208,30 @@ fn push_date(out: &mut String, date: &[u8; 10]) {
     out.push_str(std::str::from_utf8(date).unwrap_or("0000-00-00"));
 }
 
+/// Bytes a bar takes at most but for the rare long title (an estimate to
+/// size the buffer: a day at 100 % takes about 110, one with down time
+/// and an incident about 150).
+pub const BAR_BYTES: usize = 150;
+
 /// The bars of `days` (oldest first) as one inline `<svg>`; `label` names
-/// the check for screen readers.
+/// the check for screen readers. Every bar is tagged `class="bar {shade}"`
+/// (the dashboard's check page, with one check, and its tests select
+/// `.bar.up`); a status page writes [`compact_bars`].
 pub fn daily_bars(days: &[DayBar], label: &str) -> String {
-    // About 150 bytes a bar; one buffer, grown at most once.
-    let mut out = String::with_capacity(days.len() * 160 + 300);
+    let mut out = String::with_capacity(days.len() * (BAR_BYTES + 8) + 200);
+    push_bars(&mut out, days, label, true);
+    out
+}
+
+/// [`daily_bars`] as a status page draws them, 200 checks at a time: an
+/// up bar carries no class (the default fill), the others only their shade.
+pub fn compact_bars(days: &[DayBar], label: &str) -> String {
+    let mut out = String::with_capacity(days.len() * BAR_BYTES + 200);
+    push_bars(&mut out, days, label, false);
+    out
+}
+
+fn push_bars(out: &mut String, days: &[DayBar], label: &str, tagged: bool) {
     let width = (days.len() * (BAR + GAP)).saturating_sub(GAP).max(1);
     let _ = write!(
         out,
@@ -205,28 +240,29 @@ pub fn daily_bars(days: &[DayBar], label: &str) -> String {
         days.len()
     );
     for (i, bar) in days.iter().enumerate() {
-        push_bar(&mut out, i, bar);
+        push_bar(out, i, bar, tagged);
     }
     out.push_str("</svg>");
-    out
 }
 
-/// One bar. Kept short and cheap: a page of 200 checks has 18,000 of
-/// them. Attributes at their default (y = 0, nothing down, no incident)
-/// are left out, the fill comes from the stylesheet (the class), and
-/// everything is appended to the one buffer (no `format!` per piece).
-fn push_bar(out: &mut String, i: usize, bar: &DayBar) {
+/// One bar: `<rect x="…" class="…" data-day="…" data-uptime="…">` with its
+/// `<title>`. Attributes at their default (nothing down, no incident) are
+/// left out; geometry and fill come from the stylesheet.
+fn push_bar(out: &mut String, i: usize, bar: &DayBar, tagged: bool) {
     let s = shade(&bar.durations);
     let date = date_text(bar.day);
-    out.push_str("<rect class=\"bar ");
-    out.push_str(s.class());
-    let _ = write!(out, "\" x=\"{}\" ", i * (BAR + GAP));
-    if s == Shade::NoData {
-        out.push_str(NO_DATA_GEOMETRY);
-    } else {
-        out.push_str(FULL_GEOMETRY);
+    out.push_str("<rect x=\"");
+    push_u64(out, (i * (BAR + GAP)) as u64);
+    if tagged {
+        out.push_str("\" class=\"bar ");
+        out.push_str(s.class());
+    } else if s != Shade::Up {
+        // Most days are up: theirs is the stylesheets' default fill, so on
+        // a status page they carry no class (a tenth of its bytes).
+        out.push_str("\" class=\"");
+        out.push_str(s.class());
     }
-    out.push_str(" data-day=\"");
+    out.push_str("\" data-day=\"");
     push_date(out, &date);
     out.push_str("\" data-uptime=\"");
     if let Some(p) = bar.durations.uptime_percent() {
@@ -234,10 +270,14 @@ fn push_bar(out: &mut String, i: usize, bar: &DayBar) {
     }
     out.push('"');
     if bar.durations.down_ms > 0 {
-        let _ = write!(out, " data-down=\"{}\"", bar.durations.down_ms);
+        out.push_str(" data-down=\"");
+        push_u64(out, bar.durations.down_ms as u64);
+        out.push('"');
     }
     if bar.incidents > 0 {
-        let _ = write!(out, " data-incidents=\"{}\"", bar.incidents);
+        out.push_str(" data-incidents=\"");
+        push_u64(out, u64::from(bar.incidents));
+        out.push('"');
     }
     out.push_str("><title>");
     push_day_text(out, bar, &date);
@@ -318,10 +358,6 @@ mod tests {
         for day in (0..366).map(|i| first + chrono::Days::new(i)).chain(far) {
             assert_eq!(std::str::from_utf8(&date_text(day)).unwrap(), day.format("%Y-%m-%d").to_string());
         }
-        // The geometry strings follow the constants.
-        assert_eq!(FULL_GEOMETRY, format!("width=\"{BAR}\" height=\"{HEIGHT}\""));
-        let short = 12;
-        assert_eq!(NO_DATA_GEOMETRY, format!("y=\"{}\" width=\"{BAR}\" height=\"{short}\"", HEIGHT - short));
     }
 
     #[test]
@@ -342,13 +378,48 @@ mod tests {
         assert!(svg.contains("data-day=\"2026-09-01\" data-uptime=\"\""), "no data: empty uptime");
         assert!(svg.contains("data-day=\"2026-09-02\" data-uptime=\"99.00\" data-down=\"864000\">"));
         assert!(svg.contains("data-down=\"864000\" data-incidents=\"1\">"), "day 5 had an incident");
+        assert!(svg.contains("<rect x=\"0\" class=\"bar nd\" data-day=\"2026-09-01\""), "no data: its class");
         assert!(
-            svg.contains("<rect class=\"bar none\" x=\"0\" y=\"20\" width=\"3\" height=\"12\""),
-            "no data is shorter"
+            svg.contains("<rect x=\"445\" class=\"bar mi\" data-day=\"2026-11-29\""),
+            "the 90th bar's place"
         );
+        let compact = compact_bars(&days, "api <prod>");
+        assert_eq!(
+            compact,
+            svg.replace("class=\"bar ", "class=\""),
+            "the same bars, only the classes differ"
+        );
+        let up = [DayBar { day: first, durations: d(DAY, 0, 0, 0), incidents: 0 }];
+        assert!(daily_bars(&up, "api").contains("<rect x=\"0\" class=\"bar up\" data-day=\"2026-09-01\""));
+        assert!(compact_bars(&up, "api").contains("<rect x=\"0\" data-day=\"2026-09-01\" data-uptime=\"100.00\"><title>2026-09-01: 100.00 % up</title></rect>"), "an up day on a status page: the default fill");
         assert!(svg.contains("data-day=\"2026-11-29\""), "the 90th day");
         assert!(svg.contains("<title>2026-09-06: 99.00 % up, 14 min down, 1 incident</title>"));
         assert!(!svg.contains("style="), "the CSP allows no inline style");
         assert!(svg.ends_with("</svg>"));
+        assert!(
+            compact.len() <= days.len() * BAR_BYTES + 200,
+            "the buffer's estimate holds: {}",
+            compact.len()
+        );
+    }
+
+    /// The stylesheets draw what the constants say (the bars carry no
+    /// geometry but `x`), on both pages that show bars, and colour every
+    /// shade (an up bar has the default fill).
+    #[test]
+    fn the_stylesheets_give_every_bar_its_size_and_shade() {
+        for (name, css) in [
+            ("status.css", include_str!("../assets/status.css")),
+            ("dashboard.css", include_str!("../assets/dashboard.css")),
+        ] {
+            let full = format!("rect {{ width: {BAR}px; height: {HEIGHT}px; fill: var(--up); }}");
+            let short = format!(".nd {{ y: {}px; height: {NO_DATA_HEIGHT}px; }}", HEIGHT - NO_DATA_HEIGHT);
+            assert!(css.contains(&full), "{name}: {full}");
+            assert!(css.contains(&short), "{name}: {short}");
+            for shade in [Shade::Minor, Shade::Partial, Shade::Major, Shade::Maintenance, Shade::NoData] {
+                let rule = format!(" .{} {{ fill:", shade.class());
+                assert!(css.contains(&rule), "{name}: no fill for {rule}");
+            }
+        }
     }
 }

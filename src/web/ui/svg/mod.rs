@@ -21,6 +21,8 @@ pub mod phases;
 pub mod response;
 pub mod sparkline;
 
+use std::fmt::Write as _;
+
 /// `text` safe inside SVG/HTML text and double-quoted attributes.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -51,6 +53,46 @@ pub fn duration_text(ms: i64) -> String {
             0 => format!("{} d", s / 86_400),
             h => format!("{} d {h} h", s / 86_400),
         },
+    }
+}
+
+/// Appends `n` in decimal, without the `fmt` machinery (the bars and
+/// charts of a page of 200 checks write 100,000 numbers).
+pub fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"));
+}
+
+/// Appends `v` with `decimals` (0 or 1) digits after the point, exactly as
+/// `format!("{v:.0}")` / `format!("{v:.1}")` writes it, but without the
+/// exact float formatting `fmt` does, which costs about as much as the rest
+/// of a chart. A value near a tie (or negative, huge or not finite) is
+/// left to `fmt`, so the digits are always the same.
+pub fn push_fixed(out: &mut String, v: f64, decimals: u32) {
+    let scale = if decimals == 0 { 1.0 } else { 10.0 };
+    let scaled = v * scale;
+    let fraction = scaled - scaled.floor();
+    if !(0.0..1e15).contains(&scaled) || (fraction - 0.5).abs() < 1e-6 || decimals > 1 {
+        let _ = write!(out, "{v:.*}", decimals as usize);
+        return;
+    }
+    let n = scaled.round() as u64;
+    if decimals == 0 {
+        push_u64(out, n);
+    } else {
+        push_u64(out, n / 10);
+        out.push('.');
+        out.push(char::from(b'0' + (n % 10) as u8));
     }
 }
 
@@ -87,6 +129,39 @@ mod tests {
         ];
         for (ms, text) in cases {
             assert_eq!(duration_text(ms), text, "{ms}");
+        }
+    }
+
+    #[test]
+    fn the_cheap_number_writers_agree_with_fmt() {
+        let mut values: Vec<f64> = (0..200_000).map(|i| i as f64 * 0.0137).collect();
+        values.extend([
+            0.0,
+            0.05,
+            0.25,
+            0.35,
+            2.5,
+            3.5,
+            12.5,
+            99.95,
+            1e14,
+            1e16,
+            -0.04,
+            -3.0,
+            f64::NAN,
+            f64::INFINITY,
+        ]);
+        for v in values {
+            for decimals in [0, 1] {
+                let mut fast = String::new();
+                push_fixed(&mut fast, v, decimals);
+                assert_eq!(fast, format!("{v:.*}", decimals as usize), "{v} with {decimals}");
+            }
+        }
+        for n in [0, 7, 10, 445, 864_000, u64::MAX] {
+            let mut fast = String::new();
+            push_u64(&mut fast, n);
+            assert_eq!(fast, n.to_string());
         }
     }
 

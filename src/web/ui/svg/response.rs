@@ -11,9 +11,11 @@
 //! (milliseconds, empty without data) and a `<title>` with the figures, so
 //! they are readable without JavaScript.
 
-use chrono::{DateTime, Utc};
+use std::fmt::Write as _;
 
-use super::escape;
+use chrono::{DateTime, Datelike, Timelike, Utc};
+
+use super::{escape, push_fixed};
 
 /// One bucket's percentiles, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,19 +34,64 @@ pub enum Step {
 }
 
 impl Step {
-    fn label(self, at: DateTime<Utc>) -> String {
+    /// The axis label: `HH:MM` or `MM-DD`.
+    fn push_label(self, out: &mut String, at: DateTime<Utc>) {
         match self {
-            Step::Hour => at.format("%H:%M").to_string(),
-            Step::Day => at.format("%m-%d").to_string(),
+            Step::Hour => {
+                push_two(out, at.hour());
+                out.push(':');
+                push_two(out, at.minute());
+            }
+            Step::Day => {
+                push_two(out, at.month());
+                out.push('-');
+                push_two(out, at.day());
+            }
         }
     }
 
-    fn title(self, at: DateTime<Utc>) -> String {
-        match self {
-            Step::Hour => at.format("%Y-%m-%d %H:%M UTC").to_string(),
-            Step::Day => at.format("%Y-%m-%d").to_string(),
+    /// The title's time: `YYYY-MM-DD HH:MM UTC` or `YYYY-MM-DD`.
+    fn push_title(self, out: &mut String, at: DateTime<Utc>) {
+        push_date(out, at);
+        if self == Step::Hour {
+            out.push(' ');
+            push_two(out, at.hour());
+            out.push(':');
+            push_two(out, at.minute());
+            out.push_str(" UTC");
         }
     }
+}
+
+/// Appends `n` (0..=99) as two digits. Times are written by hand, as the
+/// bars' dates are: chrono's `format` parses its pattern on every call,
+/// and a page of 200 charts writes 10,000 times.
+fn push_two(out: &mut String, n: u32) {
+    out.push(char::from(b'0' + (n / 10 % 10) as u8));
+    out.push(char::from(b'0' + (n % 10) as u8));
+}
+
+/// Appends `YYYY-MM-DD` (years 0 to 9999).
+fn push_date(out: &mut String, at: DateTime<Utc>) {
+    let year = at.year().clamp(0, 9999) as u32;
+    push_two(out, year / 100);
+    push_two(out, year % 100);
+    out.push('-');
+    push_two(out, at.month());
+    out.push('-');
+    push_two(out, at.day());
+}
+
+/// Appends `at` as RFC 3339 in UTC to the second (`2026-11-29T14:00:00Z`).
+fn push_rfc3339(out: &mut String, at: DateTime<Utc>) {
+    push_date(out, at);
+    out.push('T');
+    push_two(out, at.hour());
+    out.push(':');
+    push_two(out, at.minute());
+    out.push(':');
+    push_two(out, at.second());
+    out.push('Z');
 }
 
 const WIDTH: f64 = 480.0;
@@ -66,12 +113,19 @@ pub fn nice_max(ms: f64) -> f64 {
 
 /// Milliseconds for an axis or a title: "850 ms", "1.2 s".
 pub fn ms_text(ms: f64) -> String {
+    let mut out = String::new();
+    push_ms_text(&mut out, ms);
+    out
+}
+
+/// Appends [`ms_text`].
+fn push_ms_text(out: &mut String, ms: f64) {
     if ms >= 1000.0 {
-        format!("{:.1} s", ms / 1000.0)
-    } else if ms >= 10.0 {
-        format!("{ms:.0} ms")
+        push_fixed(out, ms / 1000.0, 1);
+        out.push_str(" s");
     } else {
-        format!("{ms:.1} ms")
+        push_fixed(out, ms, if ms >= 10.0 { 0 } else { 1 });
+        out.push_str(" ms");
     }
 }
 
@@ -82,7 +136,11 @@ fn line(xs: &[f64], values: &[Option<f64>], y: impl Fn(f64) -> f64) -> String {
     for (x, v) in xs.iter().zip(values) {
         match v {
             Some(v) => {
-                d.push_str(&format!("{}{x:.1} {:.1} ", if pen_down { 'L' } else { 'M' }, y(*v)));
+                d.push(if pen_down { 'L' } else { 'M' });
+                push_fixed(&mut d, *x, 1);
+                d.push(' ');
+                push_fixed(&mut d, y(*v), 1);
+                d.push(' ');
                 pen_down = true;
             }
             None => pen_down = false,
@@ -100,19 +158,23 @@ pub fn response_chart(points: &[Point], step: Step, label: &str) -> String {
     let slot = plot_w / points.len().max(1) as f64;
     let xs: Vec<f64> = (0..points.len()).map(|i| LEFT + slot * (i as f64 + 0.5)).collect();
     let y = |v: f64| TOP + plot_h * (1.0 - (v / top).clamp(0.0, 1.0));
-    let mut out = format!(
+    // One buffer for the whole chart (about 3 KB for 24 hours).
+    let mut out = String::with_capacity(1200 + points.len() * 200);
+    let _ = write!(
+        out,
         "<svg class=\"response\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"100%\" role=\"img\" aria-label=\"{}\">",
         escape(label)
     );
     // Grid and y labels: 0, half, top.
     for fraction in [0.0, 0.5, 1.0] {
         let gy = y(top * fraction);
-        out.push_str(&format!(
+        let _ = write!(
+            out,
             "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{WIDTH}\" y1=\"{gy:.1}\" y2=\"{gy:.1}\" stroke=\"currentColor\" stroke-opacity=\"0.3\" stroke-width=\"0.5\"/><text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"12\" fill=\"currentColor\">{}</text>",
             LEFT - 4.0,
             gy + 3.0,
             ms_text(top * fraction)
-        ));
+        );
     }
     // x labels: first, middle, last.
     if let (Some(first), Some(last)) = (points.first(), points.last()) {
@@ -120,40 +182,66 @@ pub fn response_chart(points: &[Point], step: Step, label: &str) -> String {
         for (p, anchor, x) in
             [(first, "start", LEFT), (middle, "middle", xs[points.len() / 2]), (last, "end", WIDTH - 4.0)]
         {
-            out.push_str(&format!(
-                "<text class=\"axis\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" font-size=\"12\" fill=\"currentColor\">{}</text>",
+            let _ = write!(
+                out,
+                "<text class=\"axis\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" font-size=\"12\" fill=\"currentColor\">",
                 HEIGHT - 6.0,
-                step.label(p.at)
-            ));
+            );
+            step.push_label(&mut out, p.at);
+            out.push_str("</text>");
         }
     }
     let p95: Vec<Option<f64>> = points.iter().map(|p| p.p95_ms).collect();
     let p50: Vec<Option<f64>> = points.iter().map(|p| p.p50_ms).collect();
-    out.push_str(&format!(
+    let _ = write!(
+        out,
         "<path class=\"p95\" d=\"{}\" fill=\"none\" stroke=\"#e8590c\" stroke-width=\"1.5\" stroke-dasharray=\"4 3\"/>",
         line(&xs, &p95, y)
-    ));
-    out.push_str(&format!(
+    );
+    let _ = write!(
+        out,
         "<path class=\"p50\" d=\"{}\" fill=\"none\" stroke=\"#1971c2\" stroke-width=\"2\"/>",
         line(&xs, &p50, y)
-    ));
+    );
+    // The same for every bucket: written once.
+    let mut size = String::new();
+    let _ = write!(
+        size,
+        "\" y=\"{TOP}\" width=\"{slot:.1}\" height=\"{plot_h:.1}\" fill=\"transparent\" data-at=\""
+    );
     for (p, x) in points.iter().zip(&xs) {
-        let figures = match (p.p50_ms, p.p95_ms) {
-            (Some(a), Some(b)) => format!("p50 {}, p95 {}", ms_text(a), ms_text(b)),
-            (Some(a), None) => format!("p50 {}", ms_text(a)),
-            _ => "no successful runs".to_string(),
-        };
-        let attr = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();
-        out.push_str(&format!(
-            "<rect class=\"hit\" x=\"{:.1}\" y=\"{TOP}\" width=\"{slot:.1}\" height=\"{plot_h:.1}\" fill=\"transparent\" data-at=\"{}\" data-p50=\"{}\" data-p95=\"{}\"><title>{}: {figures}</title></rect>",
-            x - slot / 2.0,
-            p.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            attr(p.p50_ms),
-            attr(p.p95_ms),
-            step.title(p.at),
-        ));
+        out.push_str("<rect class=\"hit\" x=\"");
+        push_fixed(&mut out, x - slot / 2.0, 1);
+        out.push_str(&size);
+        push_rfc3339(&mut out, p.at);
+        out.push_str("\" data-p50=\"");
+        if let Some(v) = p.p50_ms {
+            push_fixed(&mut out, v, 1);
+        }
+        out.push_str("\" data-p95=\"");
+        if let Some(v) = p.p95_ms {
+            push_fixed(&mut out, v, 1);
+        }
+        out.push_str("\"><title>");
+        step.push_title(&mut out, p.at);
+        out.push_str(": ");
+        match (p.p50_ms, p.p95_ms) {
+            (Some(a), Some(b)) => {
+                out.push_str("p50 ");
+                push_ms_text(&mut out, a);
+                out.push_str(", p95 ");
+                push_ms_text(&mut out, b);
+            }
+            (Some(a), None) => {
+                out.push_str("p50 ");
+                push_ms_text(&mut out, a);
+            }
+            _ => out.push_str("no successful runs"),
+        }
+        out.push_str("</title></rect>");
     }
-    out.push_str(&format!(
+    let _ = write!(
+        out,
         "<g class=\"legend\" font-size=\"12\" fill=\"currentColor\"><line x1=\"{a}\" x2=\"{b}\" y1=\"8\" y2=\"8\" stroke=\"#1971c2\" stroke-width=\"2\"/><text x=\"{c}\" y=\"12\">p50</text><line x1=\"{d}\" x2=\"{e}\" y1=\"8\" y2=\"8\" stroke=\"#e8590c\" stroke-width=\"1.5\" stroke-dasharray=\"4 3\"/><text x=\"{f}\" y=\"12\">p95</text></g>",
         a = LEFT + 8.0,
         b = LEFT + 24.0,
@@ -161,7 +249,7 @@ pub fn response_chart(points: &[Point], step: Step, label: &str) -> String {
         d = LEFT + 56.0,
         e = LEFT + 72.0,
         f = LEFT + 76.0,
-    ));
+    );
     out.push_str("</svg>");
     out
 }
@@ -185,6 +273,26 @@ mod tests {
         assert_eq!(nice_max(499.0), 500.0);
         assert_eq!(nice_max(501.0), 1000.0);
         assert_eq!(nice_max(7000.0), 10_000.0);
+    }
+
+    #[test]
+    fn hand_written_times_agree_with_chrono() {
+        let times = [at(0), at(13), at(-5000), DateTime::from_timestamp(1_234_567_891, 0).unwrap()];
+        for t in times {
+            let mut out = String::new();
+            push_rfc3339(&mut out, t);
+            assert_eq!(out, t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            for (step, label, title) in
+                [(Step::Hour, "%H:%M", "%Y-%m-%d %H:%M UTC"), (Step::Day, "%m-%d", "%Y-%m-%d")]
+            {
+                let mut out = String::new();
+                step.push_label(&mut out, t);
+                assert_eq!(out, t.format(label).to_string());
+                let mut out = String::new();
+                step.push_title(&mut out, t);
+                assert_eq!(out, t.format(title).to_string());
+            }
+        }
     }
 
     #[test]
