@@ -8,7 +8,7 @@
 //! every check in its right state.
 //!
 //! It restarts the shared services, so it is its own serial binary:
-//! `flock -x /tmp/sentryk8s-services.lock cargo test --test chaos`.
+//! `flock -o -x /tmp/sentryk8s-services.lock cargo test --test chaos`.
 
 #[path = "../integration/support/mod.rs"]
 mod support;

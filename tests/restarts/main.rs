@@ -2,7 +2,7 @@
 //! 4, acceptance 4), and of RabbitMQ under running schedulers (issue 3,
 //! acceptance 5). These stop the shared services, so this binary is
 //! serial and runs alone:
-//! `flock -x /tmp/sentryk8s-services.lock cargo test --test restarts`.
+//! `flock -o -x /tmp/sentryk8s-services.lock cargo test --test restarts`.
 //! A single #[test] runs the scenarios one after the other; a guard
 //! restarts a service that a failed scenario left stopped.
 
