@@ -330,6 +330,7 @@ async fn main() {
     // BENCH_KEEP_DB=1 keeps the loaded database, to EXPLAIN the reads by hand.
     if env_or("BENCH_KEEP_DB", 0) == 1 {
         println!("kept database {} (drop it by hand)", db.name);
+        db.keep();
     } else {
         db.drop_db().await;
     }

@@ -313,6 +313,15 @@ impl BenchDb {
         drop(db);
     }
 
+    /// Closes the bench's connections and leaves the database in place (to
+    /// EXPLAIN by hand; drop it yourself).
+    pub fn keep(self) {
+        let BenchDb { client, admin, db, .. } = self;
+        drop(client);
+        drop(admin);
+        std::mem::forget(db);
+    }
+
     /// PIDs of PostgreSQL backends serving this database.
     pub async fn backend_pids(&self) -> Vec<u32> {
         self.admin

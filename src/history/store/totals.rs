@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{tally_from_row, ROLLUP_COLUMNS};
+use super::{tally_from_row, ROLLUP_COLUMNS, ROLLUP_FIELDS};
 use crate::history::buckets::{from_ms, to_ms, Granularity};
 use crate::history::histogram::BUCKETS;
 use crate::history::rollup::Tally;
@@ -54,18 +54,22 @@ fn value_before(check: &str, x: &str) -> String {
 }
 
 /// The sums of the rows of `table` aliased `g` (SQL select list): `at`
-/// (the latest bucket) and the columns of [`ROLLUP_COLUMNS`] (sums as
-/// `int8`).
+/// (the latest bucket) and the columns of [`ROLLUP_COLUMNS`], summed and
+/// cast to the rollup rows' own types, so that [`tally_or_zero`] reads
+/// them like a row.
 fn sums(g: &str) -> String {
     let histogram =
         (1..=BUCKETS).map(|i| format!("sum({g}.latency_histogram[{i}])")).collect::<Vec<_>>().join(", ");
     let scalars = ROLLUP_COLUMNS
         .split(", ")
         .filter(|c| *c != "latency_histogram")
-        .map(|c| format!("sum({g}.{c})::int8 AS {c}"))
+        .map(|c| {
+            let ty = if c == "runs" || c == "failures" { "int4" } else { "int8" };
+            format!("sum({g}.{c})::{ty} AS {c}")
+        })
         .collect::<Vec<_>>()
         .join(", ");
-    format!("max({g}.bucket) AS at, {scalars}, ARRAY[{histogram}]::int8[] AS latency_histogram")
+    format!("max({g}.bucket) AS at, {scalars}, ARRAY[{histogram}]::int4[] AS latency_histogram")
 }
 
 /// One end of a window for [`sum_day_totals`], read as [`value_before`]
@@ -121,19 +125,23 @@ fn window_end(e: &str, x: &str, cut: &str, open_days: i64) -> (Option<String>, S
         _ => format!(", {e}o.at"),
     };
     let at = format!("greatest({e}p.bucket, {e}q.bucket, {e}g.at{open_at})");
-    let term = |column: &str| {
-        let open = if open_days == 0 { String::new() } else { format!(" + coalesce({e}o.{column}, 0)") };
-        format!("coalesce({e}p.{column}, {e}q.{column}, 0) + coalesce({e}g.{column}, 0){open}")
-    };
-    let mut columns = Vec::new();
-    for c in ROLLUP_COLUMNS.split(", ") {
-        if c == "latency_histogram" {
-            columns.extend((1..=BUCKETS).map(|i| term(&format!("{c}[{i}]"))));
-        } else {
-            columns.push(term(c));
-        }
+    // Groups of the columns of ROLLUP_COLUMNS, each NULL when absent: the
+    // base (the totals row), the closed days after it, the open days.
+    let group = |f: &dyn Fn(&str) -> String| ROLLUP_COLUMNS.split(", ").map(f).collect::<Vec<_>>().join(", ");
+    let mut groups =
+        vec![group(&|c| format!("coalesce({e}p.{c}, {e}q.{c})")), group(&|c| format!("{e}g.{c}"))];
+    if open_days > 0 {
+        groups.push(group(&|c| format!("{e}o.{c}")));
     }
-    (cte, joins, at, columns)
+    (cte, joins, at, groups)
+}
+
+/// A [`tally_from_row`] of columns that may all be NULL (nothing): zero then.
+fn tally_or_zero(row: &tokio_postgres::Row, at: usize) -> Result<Tally, tokio_postgres::Error> {
+    Ok(match row.try_get::<_, Option<i64>>(at)? {
+        None => Tally::default(),
+        Some(_) => tally_from_row(row, at),
+    })
 }
 
 /// Whole UTC days in `[from, to)` (both day boundaries).
@@ -148,8 +156,11 @@ fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
 /// or not the days are closed. A check with no daily row in the window is
 /// absent.
 ///
-/// The difference is taken in SQL: one value per check comes back, not
-/// two (half the rows' bytes to send and decode, 40 histogram buckets each).
+/// Each end's parts come back as stored (a totals row, the closed days
+/// after it, the open days; mostly NULL but the first) and are added and
+/// subtracted here: 80 element-wise histogram sums per check in SQL were a
+/// large part of the statement (an array subscript each, in the expression
+/// interpreter), more than sending the arrays.
 pub async fn sum_day_totals(
     client: &impl tokio_postgres::GenericClient,
     ids: Option<&[i64]>,
@@ -172,18 +183,11 @@ pub async fn sum_day_totals(
     let (lo_cte, lo_joins, _, lo) = window_end("lo", "$2", "$4", days_between(lo_cut, lo_x));
     let ctes: Vec<String> = [hi_cte, lo_cte].into_iter().flatten().collect();
     let with = if ctes.is_empty() { String::new() } else { format!("WITH {}", ctes.join(", ")) };
-    let diff = |i: usize| format!("({}) - ({})", hi[i], lo[i]);
-    let mut columns = Vec::new();
-    for (i, c) in ROLLUP_COLUMNS.split(", ").enumerate() {
-        if c == "latency_histogram" {
-            let buckets = (i..i + BUCKETS).map(diff).collect::<Vec<_>>().join(", ");
-            columns.push(format!("ARRAY[{buckets}]::int4[]"));
-        } else {
-            let ty = if c == "runs" || c == "failures" { "int4" } else { "int8" };
-            columns.push(format!("({})::{ty}", diff(i)));
-        }
-    }
-    let columns = columns.join(", ");
+    // The parts come back as they are and are added up here: element-wise
+    // sums of 40-bucket histograms in SQL cost more than sending them
+    // (each element is an array subscript in the expression interpreter).
+    let columns = hi.iter().chain(&lo).cloned().collect::<Vec<_>>().join(", ");
+    let (hi_parts, lo_parts) = (hi.len(), lo.len());
     // Buckets are compared, not decoded: an anchor's is -infinity.
     let sql = format!(
         "{with}
@@ -216,7 +220,16 @@ pub async fn sum_day_totals(
     reset?;
     let mut out = HashMap::with_capacity(rows.len());
     for r in &rows {
-        out.insert(r.get::<_, i64>(0), tally_from_row(r, 1));
+        let part = |i: usize| tally_or_zero(r, 1 + i * ROLLUP_FIELDS);
+        let mut hi = part(0)?;
+        for i in 1..hi_parts {
+            hi.merge(&part(i)?);
+        }
+        let mut lo = part(hi_parts)?;
+        for i in hi_parts + 1..hi_parts + lo_parts {
+            lo.merge(&part(i)?);
+        }
+        out.insert(r.try_get::<_, i64>(0)?, hi.minus(&lo));
     }
     Ok(out)
 }
