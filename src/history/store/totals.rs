@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use tokio_postgres::types::Type;
 
 use super::{tally_from_row, ROLLUP_COLUMNS, ROLLUP_FIELDS};
 use crate::history::buckets::{from_ms, to_ms, Granularity};
@@ -187,9 +188,6 @@ pub async fn sum_day_totals(
     let (lo_cte, lo_joins, _, lo) = window_end("lo", "$2", "$4", days_between(lo_cut, lo_x));
     let ctes: Vec<String> = [hi_cte, lo_cte].into_iter().flatten().collect();
     let with = if ctes.is_empty() { String::new() } else { format!("WITH {}", ctes.join(", ")) };
-    // The parts come back as they are and are added up here: element-wise
-    // sums of 40-bucket histograms in SQL cost more than sending them
-    // (each element is an array subscript in the expression interpreter).
     let columns = hi.iter().chain(&lo).cloned().collect::<Vec<_>>().join(", ");
     let (hi_parts, lo_parts) = (hi.len(), lo.len());
     // Buckets are compared, not decoded: an anchor's is -infinity.
@@ -212,7 +210,6 @@ pub async fn sum_day_totals(
     // connection may be a pool's.
     client.batch_execute("SET jit = off").await?;
     // Typed: an end without open days does not mention its `x`.
-    use tokio_postgres::types::Type;
     let types =
         [Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::INT8_ARRAY];
     let rows = match client.prepare_typed(&sql, &types[..params.len()]).await {
