@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use amqprs::channel::{BasicCancelArguments, BasicConsumeArguments, Channel, QueueDeleteArguments};
+use amqprs::channel::{BasicCancelArguments, BasicConsumeArguments, Channel};
 use amqprs::connection::Connection;
 use sentryk8s::model::job::{parse_message_id, JobMessage};
 use sentryk8s::queue::Topology;
@@ -85,24 +85,7 @@ struct ExtraQueues {
 
 impl Drop for ExtraQueues {
     fn drop(&mut self) {
-        let (url, names) = (self.broker_url.clone(), self.names.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            rt.block_on(async {
-                let target = sentryk8s::queue::AmqpTarget::parse(&url).ok()?;
-                let connection =
-                    sentryk8s::queue::connect(&target, "sentryk8s-test-cleanup", Duration::from_secs(30))
-                        .await
-                        .ok()?;
-                let channel = connection.open_channel(None).await.ok()?;
-                for name in &names {
-                    let _ = channel.queue_delete(QueueDeleteArguments::new(name)).await;
-                }
-                let _ = connection.close().await;
-                Some(())
-            })
-        })
-        .join();
+        crate::support::broker::delete_queues_blocking(&self.broker_url, std::mem::take(&mut self.names));
     }
 }
 

@@ -111,3 +111,33 @@ impl Drop for TestBroker {
         .join();
     }
 }
+
+/// Deletes `names` from the broker at `url`, from any context (a `Drop`
+/// included: it runs on its own thread and runtime). Best effort: cleanup
+/// must not fail a test.
+pub fn delete_queues_blocking(url: &str, names: Vec<String>) {
+    if names.is_empty() {
+        return;
+    }
+    let url = url.to_string();
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        rt.block_on(async {
+            let target = sentryk8s::queue::AmqpTarget::parse(&url).ok()?;
+            let connection = sentryk8s::queue::connect(
+                &target,
+                "sentryk8s-test-cleanup",
+                std::time::Duration::from_secs(30),
+            )
+            .await
+            .ok()?;
+            let channel = connection.open_channel(None).await.ok()?;
+            for name in &names {
+                let _ = channel.queue_delete(QueueDeleteArguments::new(name)).await;
+            }
+            let _ = connection.close().await;
+            Some(())
+        })
+    })
+    .join();
+}

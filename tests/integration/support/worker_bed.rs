@@ -240,26 +240,7 @@ impl Drop for WorkerBed {
     fn drop(&mut self) {
         // The broker deletes its first queue; the others are the bed's.
         let extra: Vec<String> = self.topology.job_queues.iter().skip(1).map(|q| q.name.clone()).collect();
-        if !extra.is_empty() {
-            let url = self.broker.url.clone();
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-                rt.block_on(async {
-                    let target = sentryk8s::queue::AmqpTarget::parse(&url).ok()?;
-                    let connection =
-                        sentryk8s::queue::connect(&target, "sentryk8s-test-cleanup", Duration::from_secs(30))
-                            .await
-                            .ok()?;
-                    let channel = connection.open_channel(None).await.ok()?;
-                    for q in &extra {
-                        let _ = channel.queue_delete(amqprs::channel::QueueDeleteArguments::new(q)).await;
-                    }
-                    let _ = connection.close().await;
-                    Some(())
-                })
-            })
-            .join();
-        }
+        super::broker::delete_queues_blocking(&self.broker.url, extra);
         let connection = self.connection.clone();
         // Closing is best effort; the broker drops it with the process anyway.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
